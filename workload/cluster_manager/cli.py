@@ -1,0 +1,220 @@
+"""The ``cluster-manager`` command: servers, migrations, tokens, clusters and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from cluster_manager import clusters, db, logs, tokens, validation
+from cluster_manager.errors import ApiError
+from cluster_manager.settings import Settings, SettingsError, load_settings
+
+STATE_DIR_ENV = "CLUSTER_MANAGER_STATE_DIR"
+DEFAULT_STATE_DIR = ".cluster-manager"
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr."""
+
+
+def state_dir(args: argparse.Namespace) -> Path:
+    """The demo's state folder: --state-dir, CLUSTER_MANAGER_STATE_DIR or ./.cluster-manager."""
+    return Path(args.state_dir or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR).absolute()
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    """Settings from --config; else from a demo's state folder when there is one."""
+    config = args.config
+    if config is None and not os.environ.get("CLUSTER_MANAGER_CONFIG"):
+        candidate = state_dir(args) / "config.toml"
+        if candidate.exists():
+            config = candidate
+    return load_settings(config)
+
+
+async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
+    if not settings.database_dsn:
+        raise CliError("database_dsn is not set (use --config, CLUSTER_MANAGER_DATABASE_DSN, "
+                       "or run `cluster-manager demo` first)")
+    try:
+        pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=2)
+    except (OSError, asyncpg.PostgresError) as error:
+        raise CliError(f"cannot reach the database: {error}") from None
+    try:
+        await db.migrate(settings.database_dsn)
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    cells = [[str(row.get(col, "") if row.get(col) is not None else "") for col in columns]
+             for row in rows]
+    widths = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
+    print("  ".join(col.upper().ljust(w) for col, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _output(data: Any, fmt: str, columns: Sequence[str]) -> None:
+    if fmt == "json":
+        print(json.dumps(data, indent=2))
+    elif isinstance(data, list):
+        _print_table(data, columns)
+    else:
+        for key, value in data.items():
+            shown = json.dumps(value) if isinstance(value, list | dict) else value
+            print(f"{key}: {shown}")
+
+
+CLUSTER_COLUMNS = ("name", "status", "member_count", "instance_count", "last_status_update_at",
+                   "description")
+TOKEN_COLUMNS = ("name", "expires_at", "description")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    """Run the management, connector and ops servers."""
+    from cluster_manager.server import serve  # noqa: PLC0415 - keeps CLI start-up light
+
+    settings = settings_for(args)
+    logs.configure(settings.log_level)
+    asyncio.run(serve(settings))
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    """Apply database migrations."""
+    settings = settings_for(args)
+    if not settings.database_dsn:
+        raise CliError("database_dsn is not set")
+    applied = asyncio.run(db.migrate(settings.database_dsn))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+
+
+def cmd_token_create(args: argparse.Namespace) -> None:
+    """Create a join token and print it."""
+    settings = settings_for(args)
+    expires_in = validation.duration(args.expires_in) if args.expires_in else None
+
+    async def work(pool: asyncpg.Pool) -> str:
+        token, _ = await tokens.create_token(
+            pool, settings, args.name, args.description, expires_in
+        )
+        return token.encode()
+
+    print(asyncio.run(_with_pool(settings, work)))
+
+
+def cmd_token_list(args: argparse.Namespace) -> None:
+    """List pending join tokens."""
+    rows = asyncio.run(_with_pool(settings_for(args), tokens.list_tokens))
+    _output(rows, args.format, TOKEN_COLUMNS)
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> None:
+    """Revoke a pending join token."""
+    asyncio.run(_with_pool(settings_for(args), lambda pool: tokens.revoke_token(pool, args.name)))
+    print(f"revoked the join token for {args.name}")
+
+
+def cmd_cluster_list(args: argparse.Namespace) -> None:
+    """List enrolled clusters."""
+    rows = asyncio.run(_with_pool(settings_for(args), clusters.list_clusters))
+    _output(rows, args.format, CLUSTER_COLUMNS)
+
+
+def cmd_cluster_show(args: argparse.Namespace) -> None:
+    """Show one cluster."""
+    row = asyncio.run(
+        _with_pool(settings_for(args), lambda pool: clusters.get_cluster(pool, args.name))
+    )
+    _output(row, args.format, CLUSTER_COLUMNS)
+
+
+def cmd_cluster_remove(args: argparse.Namespace) -> None:
+    """Remove a cluster."""
+    asyncio.run(
+        _with_pool(settings_for(args), lambda pool: clusters.remove_cluster(pool, args.name))
+    )
+    print(f"removed cluster {args.name}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Run everything locally with an embedded PostgreSQL."""
+    from cluster_manager import demo  # noqa: PLC0415
+
+    demo.run(state_dir(args), simulate=args.simulate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="cluster-manager", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (or CLUSTER_MANAGER_CONFIG)")
+    parser.add_argument(
+        "--state-dir",
+        help=f"demo state folder (or {STATE_DIR_ENV}; default ./{DEFAULT_STATE_DIR})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("serve", help="run the servers").set_defaults(func=cmd_serve)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(
+        func=cmd_migrate
+    )
+    demo = commands.add_parser("demo", help="run a local demo with an embedded PostgreSQL")
+    demo.add_argument("--simulate", type=int, default=0, metavar="N",
+                      help="also run N simulated clusters")
+    demo.set_defaults(func=cmd_demo)
+
+    token = commands.add_parser("token", help="join tokens").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION"
+    )
+    create = token.add_parser("create", help="create a join token; prints only the token")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    create.add_argument("--expires-in", metavar="DURATION", help="e.g. 30m, 12h, 7d")
+    create.set_defaults(func=cmd_token_create)
+    listing = token.add_parser("list", help="list pending tokens")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token.add_parser("revoke", help="revoke a pending token")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_token_revoke)
+
+    cluster = commands.add_parser("cluster", help="enrolled clusters").add_subparsers(
+        dest="cluster_command", required=True, metavar="ACTION"
+    )
+    listing = cluster.add_parser("list", help="list clusters")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(func=cmd_cluster_list)
+    show = cluster.add_parser("show", help="show one cluster")
+    show.add_argument("name")
+    show.add_argument("--format", choices=("table", "json"), default="table")
+    show.set_defaults(func=cmd_cluster_show)
+    remove = cluster.add_parser("remove", help="remove a cluster")
+    remove.add_argument("name")
+    remove.set_defaults(func=cmd_cluster_remove)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ApiError, CliError, SettingsError) as error:
+        print(f"Error: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

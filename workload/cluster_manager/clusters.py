@@ -1,0 +1,172 @@
+"""Enrolled clusters: the join, leaving, listing, showing and removing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from cluster_manager import validation
+from cluster_manager.certificates import InvalidCertificateError, der_of, fingerprint, parse_pem
+from cluster_manager.errors import BadRequest, Conflict, Forbidden, NotFound
+from cluster_manager.join_token import InvalidTokenError, JoinToken
+
+HMAC_SCHEME = "ClusterManager-HMAC-1.0"
+
+SELECT_TOKEN_FOR_UPDATE = """
+SELECT secret, description, expires_at FROM remote_cluster_tokens WHERE name = $1 FOR UPDATE
+"""
+SELECT_CLASH = "SELECT name FROM remote_clusters WHERE name = $1 OR fingerprint = $2"
+INSERT_CLUSTER = """
+INSERT INTO remote_clusters (name, description, certificate, fingerprint, status)
+VALUES ($1, $2, $3, $4, 'ACTIVE')
+RETURNING id, name, status, joined_at
+"""
+DELETE_TOKEN = "DELETE FROM remote_cluster_tokens WHERE name = $1"
+DELETE_CLUSTER_BY_NAME = "DELETE FROM remote_clusters WHERE name = $1 RETURNING id"
+DELETE_CLUSTER_BY_FINGERPRINT = "DELETE FROM remote_clusters WHERE fingerprint = $1 RETURNING name"
+
+CLUSTER_COLUMNS = """
+c.name, c.description, c.status, c.fingerprint, c.joined_at, c.last_status_update_at,
+c.disk_threshold, c.memory_threshold,
+d.cpu_total_count, d.cpu_load_1, d.cpu_load_5, d.cpu_load_15,
+d.memory_total_amount, d.memory_usage, d.instance_count, d.member_count,
+d.instance_statuses, d.member_statuses, d.ceph_statuses, d.storage_pool_usages,
+d.server_metrics, d.ui_url
+"""
+SELECT_CLUSTERS = f"""
+SELECT {CLUSTER_COLUMNS}
+FROM remote_clusters c LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+ORDER BY c.name
+"""  # noqa: S608 - constant column list
+SELECT_CLUSTER = f"""
+SELECT {CLUSTER_COLUMNS}
+FROM remote_clusters c LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+WHERE c.name = $1
+"""  # noqa: S608 - constant column list
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def cluster_dict(row: asyncpg.Record) -> dict[str, Any]:
+    """A cluster with its latest heartbeat, with the upstream API model's field names."""
+    has_details = row["cpu_total_count"] is not None
+    return {
+        "name": row["name"],
+        "description": row["description"],
+        "status": row["status"],
+        "fingerprint": row["fingerprint"],
+        "joined_at": _timestamp(row["joined_at"]),
+        "last_status_update_at": _timestamp(row["last_status_update_at"]),
+        "disk_threshold": row["disk_threshold"],
+        "memory_threshold": row["memory_threshold"],
+        "instance_count": row["instance_count"] or 0,
+        "member_count": row["member_count"] or 0,
+        "cpu_total_count": row["cpu_total_count"] or 0,
+        "cpu_load_1": f"{row['cpu_load_1']:.2f}" if has_details else "",
+        "cpu_load_5": f"{row['cpu_load_5']:.2f}" if has_details else "",
+        "cpu_load_15": f"{row['cpu_load_15']:.2f}" if has_details else "",
+        "memory_total_amount": row["memory_total_amount"] or 0,
+        "memory_usage": row["memory_usage"] or 0,
+        "instance_statuses": row["instance_statuses"] or [],
+        "member_statuses": row["member_statuses"] or [],
+        "ceph_statuses": row["ceph_statuses"] or [],
+        "storage_pool_usages": row["storage_pool_usages"] or [],
+        "server_metrics": row["server_metrics"] or [],
+        "ui_url": row["ui_url"] or "",
+    }
+
+
+def _check_secret(
+    stored_secret: str, name: str, token_text: Any, authorization: str | None, body: bytes
+) -> None:
+    """Accept the token carried in the body, or an HMAC of the body made with the secret."""
+    if authorization is not None:
+        scheme, _, signature = authorization.partition(" ")
+        if scheme != HMAC_SCHEME or len(signature) != 64:
+            raise Forbidden("invalid join signature")
+        expected = hmac.new(stored_secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+            raise Forbidden("invalid join signature")
+        return
+    if token_text is None:
+        raise Forbidden("the join needs a token or a signature")
+    try:
+        token = JoinToken.decode(token_text)
+    except InvalidTokenError as error:
+        raise BadRequest(f"token: {error}") from None
+    same_secret = hmac.compare_digest(token.secret.encode(), stored_secret.encode())
+    if not same_secret or token.server_name != name:
+        raise Forbidden("invalid join token")
+
+
+async def join_cluster(
+    pool: asyncpg.Pool,
+    payload: dict[str, Any],
+    body: bytes,
+    authorization: str | None,
+    peer_der: bytes | None,
+) -> dict[str, Any]:
+    """Enrol a cluster with its join token; the token is consumed in the same transaction.
+
+    ``payload`` is the parsed ``body``; the raw bytes are what an HMAC signature covers.
+    """
+    name = validation.cluster_name(payload.get("cluster_name"))
+    try:
+        certificate = parse_pem(payload.get("cluster_certificate"))  # type: ignore[arg-type]
+    except InvalidCertificateError as error:
+        raise BadRequest(f"cluster_certificate: {error}") from None
+    der = der_of(certificate)
+    if peer_der is not None and peer_der != der:
+        raise Forbidden("cluster_certificate is not the certificate presented over TLS")
+    token_text = payload.get("token")
+    async with pool.acquire() as connection, connection.transaction():
+        token = await connection.fetchrow(SELECT_TOKEN_FOR_UPDATE, name)
+        if token is None:
+            if await connection.fetchval(SELECT_CLASH, name, ""):
+                raise Conflict(f"a cluster named {name!r} is already enrolled")
+            raise Forbidden("invalid join token")
+        _check_secret(token["secret"], name, token_text, authorization, body)
+        if token["expires_at"] <= datetime.now(UTC):
+            raise Forbidden("join token has expired")
+        cert_fingerprint = fingerprint(der)
+        if await connection.fetchval(SELECT_CLASH, name, cert_fingerprint):
+            raise Conflict("a cluster with this name or certificate is already enrolled")
+        pem = payload["cluster_certificate"]
+        row = await connection.fetchrow(
+            INSERT_CLUSTER, name, token["description"], pem, cert_fingerprint
+        )
+        await connection.execute(DELETE_TOKEN, name)
+    return {"name": row["name"], "status": row["status"], "joined_at": _timestamp(row["joined_at"])}
+
+
+async def leave_cluster(pool: asyncpg.Pool, cert_fingerprint: str) -> str:
+    """Remove the cluster that owns the certificate (the cluster leaves); return its name."""
+    name = await pool.fetchval(DELETE_CLUSTER_BY_FINGERPRINT, cert_fingerprint)
+    if name is None:
+        raise Forbidden("unknown cluster certificate")
+    return name
+
+
+async def list_clusters(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """Every enrolled cluster with its latest heartbeat, by name."""
+    return [cluster_dict(row) for row in await pool.fetch(SELECT_CLUSTERS)]
+
+
+async def get_cluster(pool: asyncpg.Pool, name: str) -> dict[str, Any]:
+    """One cluster with its latest heartbeat; 404 if unknown."""
+    row = await pool.fetchrow(SELECT_CLUSTER, name)
+    if row is None:
+        raise NotFound(f"no cluster named {name!r}")
+    return cluster_dict(row)
+
+
+async def remove_cluster(pool: asyncpg.Pool, name: str) -> None:
+    """Remove a cluster; every process refuses its certificate from this moment on."""
+    if await pool.fetchval(DELETE_CLUSTER_BY_NAME, name) is None:
+        raise NotFound(f"no cluster named {name!r}")

@@ -1,0 +1,1 @@
+"""The Cluster Connector: the HTTPS API MicroCloud clusters call."""

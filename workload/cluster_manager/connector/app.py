@@ -1,0 +1,37 @@
+"""create_app for the Cluster Connector."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from cluster_manager.connector.handlers import SETTINGS, routes
+from cluster_manager.connector.limits import LIMITS, ConnectorLimits
+from cluster_manager.db import pool_context
+from cluster_manager.envelope import error_middleware
+from cluster_manager.identity import identity_context
+from cluster_manager.settings import Settings
+
+
+@web.middleware
+async def global_limit(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A ceiling over every connector request, whoever sends it."""
+    request.app[LIMITS].everything.check("all", "requests")
+    return await handler(request)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The connector application (TLS is set up by the server that runs it)."""
+    app = web.Application(
+        middlewares=[error_middleware, global_limit],
+        client_max_size=max(settings.max_heartbeat_bytes, settings.max_join_bytes),
+    )
+    app[SETTINGS] = settings
+    app[LIMITS] = ConnectorLimits.from_settings(settings)
+    app.cleanup_ctx.append(pool_context(settings))
+    app.cleanup_ctx.append(identity_context(settings.database_dsn))
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,94 @@
+"""The PostgreSQL connection pool and the versioned migrations applied at start."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+
+import asyncpg
+from aiohttp import web
+
+from cluster_manager.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+
+# Any constant shared by every unit: pg_advisory_lock serialises migrations across processes.
+MIGRATION_LOCK_ID = 0x4D434D  # "MCM"
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+SELECT_APPLIED = "SELECT version FROM schema_migrations"
+INSERT_APPLIED = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Open a connection pool whose connections speak JSON for json/jsonb columns."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=10,
+        timeout=10,
+        max_inactive_connection_lifetime=300,
+    )
+
+
+def pool_context(settings: Settings, max_size: int = 10):  # noqa: ANN201 - cleanup_ctx
+    """Return a cleanup_ctx generator that opens the pool at start and closes it at shutdown."""
+
+    async def open_pool(app: web.Application) -> AsyncIterator[None]:
+        app[POOL] = await create_pool(settings.database_dsn, max_size=max_size)
+        yield
+        await app[POOL].close()
+
+    return open_pool
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("cluster_manager.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            found.append((int(name.split("_", 1)[0]), name, entry.read_text()))
+    return sorted(found)
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply pending migrations under an advisory lock; return the names applied."""
+    connection = await asyncpg.connect(dsn, timeout=10)
+    applied_now = []
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+        try:
+            await connection.execute(CREATE_MIGRATIONS_TABLE)
+            applied = {row["version"] for row in await connection.fetch(SELECT_APPLIED)}
+            for version, name, sql in _migrations():
+                if version in applied:
+                    continue
+                async with connection.transaction():
+                    await connection.execute(sql)
+                    await connection.execute(INSERT_APPLIED, version, name)
+                logger.info("applied migration %s", name)
+                applied_now.append(name)
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+    finally:
+        await connection.close()
+    return applied_now

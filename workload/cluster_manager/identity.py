@@ -1,0 +1,125 @@
+"""Which cluster a client certificate belongs to: an in-memory cache kept honest by NOTIFY.
+
+Correctness never rests on the cache: the heartbeat's one SQL statement only writes when the
+cluster row still exists (see heartbeats.STORE_HEARTBEAT). The cache saves the read; the
+``remote_cluster_changed`` notification (a trigger on remote_clusters) evicts entries in every
+process the moment a cluster is removed, and a lost listener connection empties the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from cluster_manager.db import POOL
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "remote_cluster_changed"
+SELECT_BY_FINGERPRINT = """
+SELECT id, name FROM remote_clusters WHERE fingerprint = $1 AND status = 'ACTIVE'
+"""
+MAX_ENTRIES = 200_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterIdentity:
+    """The enrolled cluster behind a certificate."""
+
+    id: int
+    name: str
+
+
+class IdentityCache:
+    """fingerprint -> cluster, filled on first use, emptied by notifications."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._entries: dict[str, ClusterIdentity] = {}
+        self.listening = False
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def lookup(self, fingerprint: str) -> ClusterIdentity | None:
+        """Return the cluster for a certificate fingerprint, reading the database on a miss."""
+        identity = self._entries.get(fingerprint)
+        if identity is not None:
+            return identity
+        row = await self._pool.fetchrow(SELECT_BY_FINGERPRINT, fingerprint)
+        if row is None:
+            return None
+        identity = ClusterIdentity(id=row["id"], name=row["name"])
+        # Only cache while notifications flow: otherwise a removal could go unnoticed.
+        if self.listening and len(self._entries) < MAX_ENTRIES:
+            self._entries[fingerprint] = identity
+        return identity
+
+    def evict(self, fingerprint: str) -> None:
+        """Forget one certificate."""
+        self._entries.pop(fingerprint, None)
+
+    def clear(self) -> None:
+        """Forget every certificate."""
+        self._entries.clear()
+
+    def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        self.evict(payload)
+
+    async def listen(self, dsn: str, retry_delay: float = 1.0) -> None:
+        """Hold a LISTEN connection for ever, reconnecting (and emptying the cache) on loss."""
+        while True:
+            lost = asyncio.Event()
+            connection = None
+            try:
+                connection = await asyncpg.connect(dsn, timeout=10)
+                connection.add_termination_listener(lambda _c: lost.set())
+                await connection.add_listener(CHANNEL, self._on_notify)
+                self.clear()
+                self.listening = True
+                logger.info("listening for cluster changes")
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=15)
+                    if not lost.is_set() and not await _alive(connection):
+                        break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                logger.warning("cluster change listener cannot reach the database")
+            finally:
+                self.listening = False
+                self.clear()
+                if connection is not None and not connection.is_closed():
+                    connection.terminate()
+            await asyncio.sleep(retry_delay)
+
+
+async def _alive(connection: asyncpg.Connection) -> bool:
+    try:
+        await connection.fetchval("SELECT 1", timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return False
+    return True
+
+
+IDENTITIES = web.AppKey("identities", IdentityCache)
+
+
+def identity_context(dsn: str):  # noqa: ANN201 - aiohttp cleanup_ctx signature
+    """cleanup_ctx: the cache and its listener task (after the pool)."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        cache = IdentityCache(app[POOL])
+        app[IDENTITIES] = cache
+        task = asyncio.create_task(cache.listen(dsn))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return run

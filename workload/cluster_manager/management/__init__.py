@@ -1,0 +1,1 @@
+"""The Management API: the web UI and the JSON it needs."""
