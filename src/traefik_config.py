@@ -1,0 +1,61 @@
+"""Traefik dynamic configuration: TCP routers with TLS passthrough to every unit.
+
+Traefik never terminates TLS here: the Management API serves the certificate from the
+``certificates`` integration and the Cluster Connector serves the pinned connector
+certificate, so Traefik only reads the SNI of each connection and forwards its bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Traefik's entrypoint for TLS traffic (port 443) in the traefik-k8s charm.
+TLS_ENTRYPOINT = "websecure"
+
+
+def unit_host(unit_name: str, app_name: str, model_name: str) -> str:
+    """The stable in-cluster DNS name Kubernetes gives a unit's pod."""
+    pod = unit_name.replace("/", "-")
+    return f"{pod}.{app_name}-endpoints.{model_name}.svc.cluster.local"
+
+
+def _route(prefix: str, domain: str, hosts: list[str], port: int) -> tuple[dict, dict]:
+    router = {
+        "rule": f"HostSNI(`{domain}`)",
+        "entryPoints": [TLS_ENTRYPOINT],
+        "service": prefix,
+        "tls": {"passthrough": True},
+    }
+    service = {"loadBalancer": {"servers": [{"address": f"{host}:{port}"} for host in hosts]}}
+    return router, service
+
+
+def build_config(
+    *,
+    name: str,
+    management_domain: str,
+    management_port: int,
+    connector_domain: str,
+    connector_port: int,
+    hosts: Iterable[str],
+) -> dict:
+    """Routers and services for both servers; ``name`` keeps them apart from other apps'."""
+    ordered = sorted(set(hosts))
+    management_router, management_service = _route(
+        f"{name}-management", management_domain, ordered, management_port
+    )
+    connector_router, connector_service = _route(
+        f"{name}-connector", connector_domain, ordered, connector_port
+    )
+    return {
+        "tcp": {
+            "routers": {
+                f"{name}-management": management_router,
+                f"{name}-connector": connector_router,
+            },
+            "services": {
+                f"{name}-management": management_service,
+                f"{name}-connector": connector_service,
+            },
+        }
+    }
