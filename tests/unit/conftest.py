@@ -52,6 +52,12 @@ def ctx() -> testing.Context:
     return testing.Context(ClusterManagerCharm)
 
 
+@pytest.fixture
+def other_ctx() -> testing.Context:
+    """The same charm as unit 1, beside the leader (unit 0)."""
+    return testing.Context(ClusterManagerCharm, unit_id=1)
+
+
 @pytest.fixture(scope="session")
 def test_ca() -> tuple[Certificate, PrivateKey]:
     """A CA standing in for the certificates charm."""
@@ -215,6 +221,8 @@ def non_leader_view(leader: testing.State, container: testing.Container) -> test
     for rel in leader.relations:
         if rel.endpoint == "certificates":
             rel = dataclasses.replace(rel, local_app_data={})
+        if isinstance(rel, testing.PeerRelation):
+            rel = dataclasses.replace(rel, peers_data={0: {}})
         relations.add(rel)
     return dataclasses.replace(
         leader,
