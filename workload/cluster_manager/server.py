@@ -35,7 +35,7 @@ class BoundedTLSSite(web.TCPSite):
         handshake_timeout: float,
         max_age: float | None,
     ) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context, shutdown_timeout=5)
+        super().__init__(runner, host, port, ssl_context=ssl_context)
         self._handshake_timeout = handshake_timeout
         self._max_age = max_age
 
@@ -124,6 +124,7 @@ class Servers:
 
     async def _runner(self, app: web.Application, **kwargs: object) -> web.AppRunner:
         kwargs.setdefault("handle_signals", False)
+        kwargs.setdefault("shutdown_timeout", 5)
         if not kwargs.pop("access_log", True):
             kwargs["access_log"] = None
         runner = web.AppRunner(app, **kwargs)  # type: ignore[arg-type]

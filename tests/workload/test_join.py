@@ -1,0 +1,205 @@
+"""Enrolment through the Cluster Connector, as real MicroCloud clients do it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from conftest import table_rows
+
+from cluster_manager import tokens
+from cluster_manager.certificates import certificate_file_fingerprint
+from cluster_manager.fleet import CertificateMismatchError, SimulatedCluster
+from cluster_manager.join_token import JoinToken
+
+
+def error_of(body: bytes) -> str:
+    envelope = json.loads(body)
+    assert envelope["type"] == "error", envelope
+    return envelope["error"]
+
+
+@pytest.fixture
+async def token_for(pool, settings):
+    async def create(name: str, **kwargs) -> str:
+        token, _ = await tokens.create_token(pool, settings, name, **kwargs)
+        return token.encode()
+
+    return create
+
+
+@pytest.mark.parametrize("hmac", [False, True], ids=["token-in-body", "hmac-signature"])
+async def test_cluster_joins_and_its_token_is_consumed(server, pool, token_for, hmac):
+    token = await token_for("edge-1", description="rack 4")
+    cluster = SimulatedCluster("edge-1")
+
+    status, body = await cluster.join(token, hmac=hmac)
+
+    assert status == 200, body
+    assert json.loads(body)["metadata"]["status"] == "ACTIVE"
+    row = await pool.fetchrow("SELECT * FROM remote_clusters WHERE name = 'edge-1'")
+    assert row["status"] == "ACTIVE"
+    assert row["fingerprint"] == cluster.fingerprint
+    assert row["description"] == "rack 4"
+    assert row["certificate"] == cluster.identity.certificate_pem
+    assert await pool.fetchval("SELECT count(*) FROM remote_cluster_tokens") == 0
+
+
+async def test_token_works_only_once(server, pool, token_for):
+    token = await token_for("edge-1")
+    await SimulatedCluster("a").join(token)
+    before = await table_rows(pool)
+
+    status, body = await SimulatedCluster("b").join(token, check=False)
+
+    assert status == 409, body
+    assert "already enrolled" in error_of(body)
+    assert await table_rows(pool) == before
+
+
+async def test_expired_token_is_refused_and_kept(server, pool, token_for):
+    token = await token_for("edge-1")
+    await pool.execute("UPDATE remote_cluster_tokens SET expires_at = now() - interval '1 s'")
+    before = await table_rows(pool)
+
+    status, body = await SimulatedCluster("edge-1").join(token, check=False)
+
+    assert status == 403
+    assert "expired" in error_of(body)
+    assert await table_rows(pool) == before
+
+
+def forged(token: str, **changes: str) -> str:
+    body = json.loads(base64.b64decode(token))
+    body.update(changes)
+    return base64.b64encode(json.dumps(body).encode()).decode()
+
+
+@pytest.mark.parametrize("hmac", [False, True], ids=["token-in-body", "hmac-signature"])
+async def test_wrong_secret_is_refused(server, pool, token_for, hmac):
+    token = forged(await token_for("edge-1"), secret="guessed-secret")
+    before = await table_rows(pool)
+
+    status, body = await SimulatedCluster("edge-1").join(token, hmac=hmac, check=False)
+
+    assert status == 403
+    assert "invalid join" in error_of(body)
+    assert await table_rows(pool) == before
+
+
+async def test_unknown_cluster_name_is_refused(server, pool, token_for):
+    token = forged(await token_for("edge-1"), server_name="edge-9")
+    before = await table_rows(pool)
+
+    status, body = await SimulatedCluster("edge-9").join(token, check=False)
+
+    assert status == 403
+    assert error_of(body) == "invalid join token"
+    assert await table_rows(pool) == before
+
+
+async def test_certificate_in_body_must_be_the_tls_client_certificate(server, pool, token_for):
+    token = await token_for("edge-1")
+    other = SimulatedCluster("other")
+    before = await table_rows(pool)
+
+    status, body = await SimulatedCluster("edge-1").join(
+        token, certificate_pem=other.identity.certificate_pem, check=False
+    )
+
+    assert status == 403
+    assert "presented over TLS" in error_of(body)
+    assert await table_rows(pool) == before
+
+
+async def test_enrolled_name_is_a_conflict(server, pool, token_for):
+    await SimulatedCluster("x").join(await token_for("edge-1"))
+    # A token for an enrolled name cannot be created; one left from before still cannot join.
+    await pool.execute(
+        "INSERT INTO remote_cluster_tokens (name, secret, expires_at) "
+        "VALUES ('edge-1', 's', now() + interval '1 h')"
+    )
+    token = JoinToken.decode(await token_for("spare"))
+    token = forged(token.encode(), server_name="edge-1", secret="s")
+    before = await table_rows(pool)
+
+    status, body = await SimulatedCluster("y").join(token, check=False)
+
+    assert status == 409, body
+    assert "already enrolled" in error_of(body)
+    assert await table_rows(pool) == before
+
+
+async def test_same_certificate_cannot_enrol_twice(server, pool, token_for):
+    cluster = SimulatedCluster("a")
+    await cluster.join(await token_for("edge-1"))
+    twin = SimulatedCluster("b", identity=cluster.identity)
+    token = await token_for("edge-2")
+    before = await table_rows(pool)
+
+    status, body = await twin.join(token, check=False)
+
+    assert status == 409
+    assert await table_rows(pool) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "body is not valid JSON"),
+        (b"[]", "body must be a JSON object"),
+        (b'{"cluster_name": 7}', "cluster_name must be 1-63"),
+        (b'{"cluster_name": "edge-1", "cluster_certificate": "nope"}', "cluster_certificate"),
+        (b'{"cluster_name": "' + b"x" * 100 + b'"}', "cluster_name must be 1-63"),
+    ],
+)
+async def test_malformed_join_is_refused_naming_the_problem(server, pool, token_for, body, message):
+    cluster = SimulatedCluster("edge-1")
+    cluster.use_token(await token_for("edge-1"))
+    before = await table_rows(pool)
+
+    status, response = await cluster.request("POST", "/1.0/remote-cluster", body, check=False)
+
+    assert status == 400, response
+    assert message in error_of(response)
+    assert await table_rows(pool) == before
+
+
+async def test_join_is_rate_limited_per_claimed_name(start_server, pool, settings):
+    servers = await start_server(join_rate_per_minute=1, join_burst=2)
+    address = f"127.0.0.1:{servers.connector_port}"
+    token, _ = await tokens.create_token(
+        pool, servers.settings.replace(connector_addresses=(address,)), "edge-1"
+    )
+    guess = forged(token.encode(), secret="wrong")
+    cluster = SimulatedCluster("edge-1")
+    statuses = [(await cluster.join(guess, check=False))[0] for _ in range(3)]
+
+    assert statuses == [403, 403, 429]
+    # Even the right secret now waits: brute force of one token gets nowhere fast.
+    status, _ = await cluster.join(token.encode(), check=False)
+    assert status == 429
+    # Another name is not affected.
+    other, _ = await tokens.create_token(
+        pool, servers.settings.replace(connector_addresses=(address,)), "edge-2"
+    )
+    assert (await SimulatedCluster("edge-2").join(other.encode(), check=False))[0] == 200
+
+
+async def test_pinned_fingerprint_mismatch_is_a_hard_failure(server, token_for):
+    token = forged(await token_for("edge-1"), fingerprint="00" * 32)
+
+    with pytest.raises(CertificateMismatchError):
+        await SimulatedCluster("edge-1").join(token)
+
+
+async def test_token_lists_addresses_and_the_connector_certificate_fingerprint(
+    settings, pool, token_for
+):
+    token = JoinToken.decode(await token_for("edge-1", expires_in=timedelta(hours=2)))
+
+    assert token.server_name == "edge-1"
+    assert token.addresses == settings.connector_addresses
+    assert token.fingerprint == certificate_file_fingerprint(settings.connector_cert_file)
