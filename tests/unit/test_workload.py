@@ -110,7 +110,7 @@ def test_received_ca_certificates_are_trusted_by_the_workload(
         remote_app_data={"certificates": f'["{str(ca).strip()}"]'.replace("\n", "\\n")},
     )
     state = dataclasses.replace(running_leader, relations=running_leader.relations | {send_ca})
-    out = ctx.run(ctx.on.relation_changed(send_ca), state)
+    ctx.run(ctx.on.relation_changed(send_ca), state)
     settings = tomllib.loads((config_dir / "config.toml").read_text())
     assert settings["trusted_ca_file"] == "/etc/cluster-manager/trusted-ca.pem"
     trusted = (config_dir / "trusted-ca.pem").read_text()
@@ -128,7 +128,7 @@ def test_removed_ca_integration_drops_the_trusted_ca_setting(
     )
     state = dataclasses.replace(running_leader, relations=running_leader.relations | {send_ca})
     with_ca = ctx.run(ctx.on.relation_changed(send_ca), state)
-    out = ctx.run(ctx.on.relation_broken(with_ca.get_relation(send_ca.id)), with_ca)
+    ctx.run(ctx.on.relation_broken(with_ca.get_relation(send_ca.id)), with_ca)
     assert "trusted_ca_file" not in tomllib.loads((config_dir / "config.toml").read_text())
 
 
@@ -140,7 +140,7 @@ def test_new_database_endpoint_is_written_to_the_dsn(config_dir, ctx, running_le
     state = dataclasses.replace(
         running_leader, relations=(running_leader.relations - {database}) | {moved}
     )
-    out = ctx.run(ctx.on.relation_changed(moved), state)
+    ctx.run(ctx.on.relation_changed(moved), state)
     dsn = tomllib.loads((config_dir / "config.toml").read_text())["database_dsn"]
     assert dsn.endswith("@10.1.2.3:5432/cluster_manager")
 

@@ -1,0 +1,75 @@
+"""The pure helpers beside the charm: TOML rendering, connector certificate."""
+
+import ast
+import hashlib
+import tomllib
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import workload_config as wc
+from config import CharmConfig
+from connector_cert import fingerprint, generate, names_of, needs_new_certificate
+
+SETTINGS_PY = Path(__file__).resolve().parents[2] / "workload/cluster_manager/settings.py"
+
+
+def _workload_setting_names() -> set[str]:
+    """Fields of the workload's Settings, read from its source (the charm never imports it)."""
+    tree = ast.parse(SETTINGS_PY.read_text())
+    settings = next(
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Settings"
+    )
+    return {
+        node.target.id
+        for node in settings.body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    }
+
+
+def _settings(**config: object) -> dict[str, object]:
+    database = wc.DatabaseCredentials("db:5432", "user", "pw", "cluster_manager")
+    return wc.settings(CharmConfig(**config), database, ["c.example.com:443"], True)  # type: ignore[arg-type]
+
+
+def test_every_rendered_key_is_a_workload_setting():
+    assert set(_settings()) <= _workload_setting_names()
+
+
+@pytest.mark.parametrize(
+    "awkward",
+    ['quote " and backslash \\', "tab\there", "bell\x07", "del\x7f", "unicode é 😀", ""],
+)
+def test_rendered_toml_reads_back_the_same_values(awkward):
+    values = {"oidc_client_secret": awkward, "connector_addresses": ["a:1", awkward]}
+    assert tomllib.loads(wc.render_toml(values)) == values
+
+
+def test_dsn_percent_encodes_credentials_and_uses_the_primary():
+    credentials = wc.DatabaseCredentials("pg-0:5432,pg-1:5432", "u@x", "p/w:d?", "db")
+    assert credentials.dsn == "postgresql://u%40x:p%2Fw%3Ad%3F@pg-0:5432/db"
+
+
+def test_connector_fingerprint_is_sha256_of_the_der():
+    identity = generate(["connector.example.com"])
+    der = x509.load_pem_x509_certificate(identity.certificate.encode()).public_bytes(
+        serialization.Encoding.DER
+    )
+    assert fingerprint(identity.certificate) == hashlib.sha256(der).hexdigest()
+
+
+def test_connector_certificate_is_kept_while_its_names_match():
+    identity = generate(["connector.example.com", "10.0.0.7"])
+    assert names_of(identity.certificate) == {"connector.example.com", "10.0.0.7"}
+    assert not needs_new_certificate(identity, ["10.0.0.7", "connector.example.com"])
+    assert needs_new_certificate(identity, ["connector.example.com"])
+    assert needs_new_certificate(None, ["connector.example.com"])
+
+
+def test_connector_certificate_lives_for_decades():
+    identity = generate(["connector.example.com"])
+    certificate = x509.load_pem_x509_certificate(identity.certificate.encode())
+    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+    assert lifetime.days >= 365 * 20

@@ -1,0 +1,112 @@
+"""Traefik: TLS-passthrough TCP routes by SNI to every unit."""
+
+import dataclasses
+import tomllib
+
+import yaml
+from conftest import CONNECTOR_DOMAIN, MANAGEMENT_DOMAIN, non_leader_view, relation
+from ops import testing
+
+APP = "microcloud-cluster-manager-k8s"
+
+
+def _host(unit: int) -> str:
+    return f"{APP}-{unit}.{APP}-endpoints.dev.svc.cluster.local"
+
+
+def _submitted(state: testing.State) -> dict:
+    return yaml.safe_load(relation(state, "traefik-route").local_app_data["config"])
+
+
+def test_routes_pass_tls_through_by_sni_to_each_server(running_leader):
+    tcp = _submitted(running_leader)["tcp"]
+    assert tcp["routers"] == {
+        f"dev-{APP}-management": {
+            "rule": f"HostSNI(`{MANAGEMENT_DOMAIN}`)",
+            "entryPoints": ["websecure"],
+            "service": f"dev-{APP}-management",
+            "tls": {"passthrough": True},
+        },
+        f"dev-{APP}-connector": {
+            "rule": f"HostSNI(`{CONNECTOR_DOMAIN}`)",
+            "entryPoints": ["websecure"],
+            "service": f"dev-{APP}-connector",
+            "tls": {"passthrough": True},
+        },
+    }
+    assert tcp["services"] == {
+        f"dev-{APP}-management": {"loadBalancer": {"servers": [{"address": f"{_host(0)}:9000"}]}},
+        f"dev-{APP}-connector": {"loadBalancer": {"servers": [{"address": f"{_host(0)}:9001"}]}},
+    }
+
+
+def test_new_units_join_the_load_balancer(ctx, running_leader):
+    peer = relation(running_leader, "cluster-manager-peers")
+    scaled = dataclasses.replace(peer, peers_data={1: {}, 2: {}})
+    state = dataclasses.replace(
+        running_leader, relations=(running_leader.relations - {peer}) | {scaled}
+    )
+    out = ctx.run(ctx.on.relation_changed(scaled, remote_unit=2), state)
+    services = _submitted(out)["tcp"]["services"]
+    assert services[f"dev-{APP}-connector"]["loadBalancer"]["servers"] == [
+        {"address": f"{_host(n)}:9001"} for n in (0, 1, 2)
+    ]
+    assert services[f"dev-{APP}-management"]["loadBalancer"]["servers"] == [
+        {"address": f"{_host(n)}:9000"} for n in (0, 1, 2)
+    ]
+
+
+def test_departed_units_leave_the_load_balancer(ctx, running_leader):
+    peer = relation(running_leader, "cluster-manager-peers")
+    scaled = dataclasses.replace(peer, peers_data={1: {}})
+    state = dataclasses.replace(
+        running_leader, relations=(running_leader.relations - {peer}) | {scaled}
+    )
+    state = ctx.run(ctx.on.relation_changed(scaled, remote_unit=1), state)
+    shrunk = dataclasses.replace(relation(state, "cluster-manager-peers"), peers_data={})
+    state = dataclasses.replace(
+        state, relations=(state.relations - {relation(state, "cluster-manager-peers")}) | {shrunk}
+    )
+    out = ctx.run(ctx.on.relation_departed(shrunk, remote_unit=1, departing_unit=1), state)
+    servers = _submitted(out)["tcp"]["services"][f"dev-{APP}-connector"]["loadBalancer"]
+    assert servers == {"servers": [{"address": f"{_host(0)}:9001"}]}
+
+
+def test_changed_domain_moves_the_route(ctx, running_leader):
+    state = dataclasses.replace(
+        running_leader,
+        config={**running_leader.config, "management-api-domain": "ui.example.org"},
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    router = _submitted(out)["tcp"]["routers"][f"dev-{APP}-management"]
+    assert router["rule"] == "HostSNI(`ui.example.org`)"
+
+
+def test_traefik_joining_later_gets_the_routes(ctx, running_leader):
+    traefik = relation(running_leader, "traefik-route")
+    fresh = testing.Relation("traefik-route", remote_app_name="traefik-k8s")
+    state = dataclasses.replace(
+        running_leader, relations=(running_leader.relations - {traefik}) | {fresh}
+    )
+    out = ctx.run(ctx.on.relation_joined(fresh, remote_unit=0), state)
+    assert set(_submitted(out)["tcp"]["routers"]) == {
+        f"dev-{APP}-management",
+        f"dev-{APP}-connector",
+    }
+
+
+def test_only_the_leader_writes_routes(other_ctx, running_leader, container):
+    state = non_leader_view(running_leader, container)
+    traefik = relation(state, "traefik-route")
+    emptied = dataclasses.replace(traefik, local_app_data={})
+    state = dataclasses.replace(state, relations=(state.relations - {traefik}) | {emptied})
+    out = other_ctx.run(other_ctx.on.relation_changed(emptied, remote_unit=0), state)
+    assert relation(out, "traefik-route").local_app_data == {}
+
+
+def test_without_traefik_tokens_point_at_the_connector_port(config_dir, ctx, running_leader):
+    traefik = relation(running_leader, "traefik-route")
+    out = ctx.run(ctx.on.relation_broken(traefik), running_leader)
+    settings = tomllib.loads((config_dir / "config.toml").read_text())
+    assert settings["connector_addresses"] == [f"{CONNECTOR_DOMAIN}:9001"]
+    assert out.unit_status == testing.BlockedStatus("missing integrations: traefik-route")
