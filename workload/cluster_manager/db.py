@@ -61,7 +61,7 @@ def pool_context(settings: Settings, max_size: int = 10):  # noqa: ANN201 - clea
     return open_pool
 
 
-def _migrations() -> list[tuple[int, str, str]]:
+def available_migrations() -> list[tuple[int, str, str]]:
     found = []
     for entry in resources.files("cluster_manager.migrations").iterdir():
         name = entry.name
@@ -79,7 +79,7 @@ async def migrate(dsn: str) -> list[str]:
         try:
             await connection.execute(CREATE_MIGRATIONS_TABLE)
             applied = {row["version"] for row in await connection.fetch(SELECT_APPLIED)}
-            for version, name, sql in _migrations():
+            for version, name, sql in available_migrations():
                 if version in applied:
                     continue
                 async with connection.transaction():

@@ -1,0 +1,69 @@
+"""The client-certificate technique: fails loudly if this runtime stops supporting it."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from cluster_manager import mtls
+from cluster_manager.certificates import fingerprint, generate_self_signed
+
+
+@pytest.fixture
+def client_files(tmp_path):
+    cert, key = generate_self_signed("never-seen", curve=ec.SECP384R1(), server_auth_only=True)
+    (tmp_path / "c.crt").write_text(cert)
+    (tmp_path / "c.key").write_text(key)
+    return tmp_path / "c.crt", tmp_path / "c.key", fingerprint(ssl.PEM_cert_to_DER_cert(cert))
+
+
+def client_context(files=None, tls13=True):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if tls13:
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+    else:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if files:
+        context.load_cert_chain(files[0], files[1])
+    return context
+
+
+@pytest.mark.parametrize("tls13", [True, False], ids=["TLS1.3", "TLS1.2"])
+def test_unknown_self_signed_client_certificate_is_accepted_and_seen(tls_dir, client_files, tls13):
+    server = mtls.server_context(
+        str(tls_dir / "connector.crt"), str(tls_dir / "connector.key"), request_client_cert=True
+    )
+
+    seen = mtls.memory_handshake(server, client_context(client_files, tls13))
+
+    assert seen == client_files[2]
+
+
+def test_client_without_certificate_completes_the_handshake(tls_dir):
+    server = mtls.server_context(
+        str(tls_dir / "connector.crt"), str(tls_dir / "connector.key"), request_client_cert=True
+    )
+
+    assert mtls.memory_handshake(server, client_context()) is None
+
+
+def test_plain_ssl_would_refuse_the_same_certificate(tls_dir, client_files):
+    """Why the technique exists: CERT_OPTIONAL alone verifies against CAs and fails."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tls_dir / "connector.crt", tls_dir / "connector.key")
+    server.verify_mode = ssl.CERT_OPTIONAL
+
+    with pytest.raises(ssl.SSLError):
+        mtls.memory_handshake(server, client_context(client_files))
+
+
+def test_management_server_does_not_ask_for_certificates(tls_dir, client_files):
+    server = mtls.server_context(
+        str(tls_dir / "management.crt"), str(tls_dir / "management.key"), request_client_cert=False
+    )
+
+    assert mtls.memory_handshake(server, client_context(client_files)) is None
