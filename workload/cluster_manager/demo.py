@@ -130,15 +130,45 @@ async def _run(settings: Settings, simulate: int) -> None:
         )
         if simulate:
             await _simulate(settings, simulate, stop)
-        await stop.wait()
+        else:
+            await stop.wait()
     finally:
         await servers.stop()
 
 
-async def _simulate(settings: Settings, count: int, stop: asyncio.Event) -> None:
-    from cluster_manager.fleet import simulate_fleet  # noqa: PLC0415
+SIMULATED_PREFIX = "simulated"
+FORGET_SIMULATED = [
+    "DELETE FROM remote_clusters WHERE name LIKE 'simulated-%'",
+    "DELETE FROM remote_cluster_tokens WHERE name LIKE 'simulated-%'",
+]
 
-    await simulate_fleet(settings, count, stop)
+
+async def _simulate(settings: Settings, count: int, stop: asyncio.Event) -> None:
+    """Enrol ``count`` simulated clusters and let them report until the demo stops.
+
+    Their keys live only in memory, so the ones of an earlier run are removed first.
+    """
+    from cluster_manager.db import create_pool  # noqa: PLC0415
+    from cluster_manager.fleet import Fleet  # noqa: PLC0415
+
+    pool = await create_pool(settings.database_dsn, max_size=2)
+    try:
+        for statement in FORGET_SIMULATED:
+            await pool.execute(statement)
+
+        async def make_token(name: str) -> str:
+            token, _ = await tokens.create_token(pool, settings, name, "simulated by the demo")
+            return token.encode()
+
+        fleet = Fleet(count, prefix=SIMULATED_PREFIX, interval=settings.heartbeat_interval)
+        joined = await fleet.enrol(make_token)
+    finally:
+        await pool.close()
+    print(f"{joined} simulated clusters joined; they report every minute.", flush=True)
+    runner = asyncio.create_task(fleet.run())
+    await stop.wait()
+    fleet.stop()
+    await runner
 
 
 def run(state: Path, simulate: int = 0) -> None:
