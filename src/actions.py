@@ -42,10 +42,11 @@ class EnrollClusterParams:
     def arguments(self) -> list[str]:
         """Arguments of ``cluster-manager token create``."""
         arguments = ["token", "create", self.cluster]
+        # "--opt=value" keeps a value starting with "-" from reading as an option.
         if self.description:
-            arguments += ["--description", self.description]
+            arguments.append(f"--description={self.description}")
         if self.expires_in:
-            arguments += ["--expires-in", self.expires_in]
+            arguments.append(f"--expires-in={self.expires_in}")
         return arguments
 
 

@@ -38,10 +38,10 @@ def test_enroll_cluster_returns_token_and_join_command(ctx, configured):
 
 def test_enroll_cluster_passes_description_and_lifetime(ctx, configured):
     state = _with_execs(configured, testing.Exec([*CLI, "token", "create"], stdout=TOKEN))
-    params = {"cluster": "lyon", "description": "rack 4, Lyon", "expires-in": "12h"}
+    params = {"cluster": "lyon", "description": "-rack 4, Lyon", "expires-in": "12h"}
     ctx.run(ctx.on.action("enroll-cluster", params=params), state)
     assert _ran(ctx) == [
-        [*CLI, "token", "create", "lyon", "--description", "rack 4, Lyon", "--expires-in", "12h"]
+        [*CLI, "token", "create", "lyon", "--description=-rack 4, Lyon", "--expires-in=12h"]
     ]
 
 
