@@ -1,0 +1,7 @@
+"""The heartbeat benchmark of issue 2: ``python -m cluster_manager.bench``.
+
+Simulated clusters (:mod:`cluster_manager.fleet`) send real-client-style heartbeats as fast as
+they can, first to ``cluster-manager serve`` on an embedded PostgreSQL, then to a baseline with
+the same TLS stack and a handler that does no work; the table gives heartbeats/s, p50/p99
+latency and CPU, and our throughput as a ratio of the baseline's.
+"""
