@@ -1,6 +1,7 @@
 """The workload container: configuration file, TLS files, Pebble layer, restarts."""
 
 import dataclasses
+import json
 import tomllib
 
 import ops
@@ -10,6 +11,7 @@ from conftest import (
     MANAGEMENT_DOMAIN,
     new_logs,
     relation,
+    sign_requested_certificates,
 )
 from cryptography import x509
 from ops import testing
@@ -175,3 +177,42 @@ def test_pebble_ready_configures_a_restarted_container(config_dir, ctx, running_
     out = ctx.run(ctx.on.pebble_ready(container), fresh)
     assert "serve" in out.get_container("cluster-manager").plan.services["cluster-manager"].command
     assert tomllib.loads((config_dir / "config.toml").read_text())["management_url"]
+
+
+def test_rotated_database_password_is_written_to_the_dsn(config_dir, ctx, running_leader):
+    secret = next(s for s in running_leader.secrets if s.owner is None)
+    rotated = dataclasses.replace(
+        secret, latest_content={"username": "relation_7", "password": "new-password"}
+    )
+    state = dataclasses.replace(
+        running_leader, secrets=(running_leader.secrets - {secret}) | {rotated}
+    )
+    ctx.run(ctx.on.secret_changed(rotated), state)
+    dsn = tomllib.loads((config_dir / "config.toml").read_text())["database_dsn"]
+    assert dsn.startswith("postgresql://relation_7:new-password@")
+
+
+def test_removed_certificates_stop_the_workload(ctx, running_leader):
+    certificates = relation(running_leader, "certificates")
+    out = ctx.run(ctx.on.relation_broken(certificates), running_leader)
+    assert out.get_container("cluster-manager").service_statuses == {
+        "cluster-manager": ops.pebble.ServiceStatus.INACTIVE
+    }
+    assert out.unit_status == testing.BlockedStatus("missing integrations: certificates")
+
+
+def test_renewed_management_certificate_is_served_after_a_restart(
+    config_dir, ctx, running_leader, test_ca
+):
+    certificates = relation(running_leader, "certificates")
+    renewed = sign_requested_certificates(certificates, *test_ca)
+    assert renewed.remote_app_data != certificates.remote_app_data
+    state = dataclasses.replace(
+        running_leader, relations=(running_leader.relations - {certificates}) | {renewed}
+    )
+    since = len(ctx.juju_log)
+    ctx.run(ctx.on.relation_changed(renewed), state)
+    served = (config_dir / "management.crt").read_text()
+    issued = json.loads(renewed.remote_app_data["certificates"])[0]["certificate"]
+    assert served.startswith(issued.strip())
+    assert "workload configuration changed; restarted" in new_logs(ctx, since)
