@@ -21,7 +21,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-
 from cluster_manager import db
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
@@ -52,7 +51,7 @@ def postgres_dsn() -> Iterator[str]:
         yield dsn
         return
     directory = Path(tempfile.mkdtemp(prefix="mcm-test-pg-"))
-    os.chmod(directory, 0o711)
+    os.chmod(directory, 0o711)  # noqa: S103 - PostgreSQL runs as another user
     server = EmbeddedPostgres(
         directory,
         settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
@@ -219,11 +218,13 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.log()}")
-            with contextlib.suppress(OSError):
-                with socket.create_connection(("127.0.0.1", self.settings.ops_port), 1) as s:
-                    s.sendall(b"GET /health/ready HTTP/1.0\r\n\r\n")
-                    if b" 200 " in s.recv(100):
-                        return
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.settings.ops_port), 1) as s,
+            ):
+                s.sendall(b"GET /health/ready HTTP/1.0\r\n\r\n")
+                if b" 200 " in s.recv(100):
+                    return
             time.sleep(0.1)
         raise TimeoutError(f"server not ready:\n{self.log()}")
 

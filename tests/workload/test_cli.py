@@ -8,11 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_config
-
 from cluster_manager.certificates import certificate_file_fingerprint
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.join_token import JoinToken
+from conftest import write_config
 
 
 @pytest.fixture
@@ -21,8 +20,14 @@ def cli(settings, tmp_path):
 
     async def run(*args: str) -> subprocess.CompletedProcess[str]:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cluster_manager.cli", "--config", str(config), *args,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "cluster_manager.cli",
+            "--config",
+            str(config),
+            *args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         out, err = await process.communicate()
         return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
@@ -65,10 +70,25 @@ async def test_cluster_commands_show_the_upstream_field_names(cli, server):
     shown = json.loads((await cli("cluster", "show", "edge-1", "--format", "json")).stdout)
 
     assert [c["name"] for c in listed] == ["edge-1"]
-    expected = {"name", "description", "status", "fingerprint", "joined_at",
-                "last_status_update_at", "instance_count", "member_count", "disk_threshold",
-                "memory_threshold", "instance_statuses", "memory_usage", "memory_total_amount",
-                "member_statuses", "storage_pool_usages", "cpu_load_1", "ui_url"}
+    expected = {
+        "name",
+        "description",
+        "status",
+        "fingerprint",
+        "joined_at",
+        "last_status_update_at",
+        "instance_count",
+        "member_count",
+        "disk_threshold",
+        "memory_threshold",
+        "instance_statuses",
+        "memory_usage",
+        "memory_total_amount",
+        "member_statuses",
+        "storage_pool_usages",
+        "cpu_load_1",
+        "ui_url",
+    }
     assert expected <= set(shown)
     assert shown["fingerprint"] == cluster.fingerprint
     assert (await cli("cluster", "remove", "edge-1")).returncode == 0
@@ -90,7 +110,8 @@ async def test_failures_exit_1_with_one_error_line(cli, args, message):
 
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert result.stderr.startswith("Error: ")
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 

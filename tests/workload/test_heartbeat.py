@@ -7,10 +7,9 @@ import json
 import ssl
 
 import pytest
-from conftest import table_rows
-
 from cluster_manager import clusters, tokens
 from cluster_manager.fleet import SimulatedCluster
+from conftest import table_rows
 
 
 def error_of(body: bytes) -> str:
@@ -43,8 +42,15 @@ async def test_heartbeat_is_stored_with_the_payload_values(cluster, pool):
     assert status == 200, body
     assert json.loads(body)["type"] == "sync"
     shown = await clusters.get_cluster(pool, "edge-1")
-    for key in ("memory_total_amount", "memory_usage", "cpu_total_count", "ui_url",
-                "cpu_load_1", "cpu_load_5", "cpu_load_15"):
+    for key in (
+        "memory_total_amount",
+        "memory_usage",
+        "cpu_total_count",
+        "ui_url",
+        "cpu_load_1",
+        "cpu_load_5",
+        "cpu_load_15",
+    ):
         assert shown[key] == payload[key], key
     for key in ("instance_statuses", "member_statuses", "ceph_statuses"):
         stored = {(s["status"], s["count"]) for s in shown[key]}
@@ -70,15 +76,21 @@ async def test_next_heartbeat_overwrites_the_details(cluster, pool):
 
 async def test_go_nil_slices_are_accepted_as_empty(cluster, pool):
     payload = cluster.status.next()
-    for key in ("ceph_statuses", "instance_statuses", "storage_pool_usages", "server_metrics",
-                "member_statuses"):
+    for key in (
+        "ceph_statuses",
+        "instance_statuses",
+        "storage_pool_usages",
+        "server_metrics",
+        "member_statuses",
+    ):
         payload[key] = None
 
     status, body = await cluster.heartbeat(payload)
 
     assert status == 200, body
     shown = await clusters.get_cluster(pool, "edge-1")
-    assert shown["instance_statuses"] == [] and shown["instance_count"] == 0
+    assert shown["instance_statuses"] == []
+    assert shown["instance_count"] == 0
 
 
 async def test_unknown_certificate_is_refused(cluster, pool):
@@ -97,11 +109,11 @@ async def test_heartbeat_without_client_certificate_is_refused(server, settings)
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", server.connector_port, ssl=context
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.connector_port, ssl=context)
+    writer.write(
+        b"POST /1.0/remote-cluster/status HTTP/1.1\r\nHost: remote\r\n"
+        b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
     )
-    writer.write(b"POST /1.0/remote-cluster/status HTTP/1.1\r\nHost: remote\r\n"
-                 b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
     response = await reader.read()
     writer.close()
 
@@ -117,17 +129,27 @@ async def test_heartbeat_without_client_certificate_is_refused(server, settings)
         ({"cpu_load_1": "fast"}, "cpu_load_1 must be a decimal number"),
         ({"cpu_load_5": "nan"}, "cpu_load_5 must be between"),
         ({"instance_statuses": "Running"}, "instance_statuses must be a list"),
-        ({"instance_statuses": [{"status": "Running", "count": -3}]},
-         "instance_statuses[0].count must be between"),
-        ({"member_statuses": [{"status": "x" * 65, "count": 1}]},
-         "member_statuses[0].status must be at most 64"),
-        ({"storage_pool_usages": [{"name": "p", "member": "m", "total": 1.5, "usage": 0}]},
-         "storage_pool_usages[0].total must be an integer"),
-        ({"server_metrics": [{"member": "m", "metrics": 7, "service": "LXD"}]},
-         "server_metrics[0].metrics must be a string"),
+        (
+            {"instance_statuses": [{"status": "Running", "count": -3}]},
+            "instance_statuses[0].count must be between",
+        ),
+        (
+            {"member_statuses": [{"status": "x" * 65, "count": 1}]},
+            "member_statuses[0].status must be at most 64",
+        ),
+        (
+            {"storage_pool_usages": [{"name": "p", "member": "m", "total": 1.5, "usage": 0}]},
+            "storage_pool_usages[0].total must be an integer",
+        ),
+        (
+            {"server_metrics": [{"member": "m", "metrics": 7, "service": "LXD"}]},
+            "server_metrics[0].metrics must be a string",
+        ),
         ({"ui_url": "javascript:alert(1)"}, "ui_url must be an http or https URL"),
-        ({"ceph_statuses": [{"status": "ONLINE", "count": 1}] * 65},
-         "ceph_statuses must have at most 64 entries"),
+        (
+            {"ceph_statuses": [{"status": "ONLINE", "count": 1}] * 65},
+            "ceph_statuses must have at most 64 entries",
+        ),
         ({"cpu_total_count": True}, "cpu_total_count must be an integer"),
     ],
 )
@@ -187,7 +209,8 @@ async def test_heartbeats_are_rate_limited_per_cluster(start_server, enrol):
     status, body = await noisy.heartbeat(check=False)
 
     assert statuses == [200, 200, 429]
-    assert status == 429 and "too many heartbeats" in error_of(body)
+    assert status == 429
+    assert "too many heartbeats" in error_of(body)
     assert (await quiet.heartbeat(check=False))[0] == 200
 
 
@@ -202,14 +225,17 @@ async def test_rate_limited_response_says_when_to_retry(start_server, enrol):
     context = cluster.identity.pinned_context(der)
     host, port = client.split_address(address)
     reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
-    writer.write(b"POST /1.0/remote-cluster/status HTTP/1.1\r\nHost: remote\r\n"
-                 b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+    writer.write(
+        b"POST /1.0/remote-cluster/status HTTP/1.1\r\nHost: remote\r\n"
+        b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
     response = await reader.read()
     writer.close()
 
     assert response.startswith(b"HTTP/1.1 429")
     retry_after = [line for line in response.split(b"\r\n") if line.startswith(b"Retry-After")]
-    assert retry_after and 1 <= int(retry_after[0].split(b":")[1]) <= 60
+    assert len(retry_after) == 1
+    assert 1 <= int(retry_after[0].split(b":")[1]) <= 60
 
 
 async def test_cluster_that_leaves_is_gone_and_refused(cluster, pool):

@@ -7,12 +7,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import table_rows
-
 from cluster_manager import tokens
 from cluster_manager.certificates import certificate_file_fingerprint
 from cluster_manager.fleet import CertificateMismatchError, SimulatedCluster
 from cluster_manager.join_token import JoinToken
+from conftest import table_rows
 
 
 def error_of(body: bytes) -> str:
@@ -141,7 +140,7 @@ async def test_same_certificate_cannot_enrol_twice(server, pool, token_for):
 
     status, body = await twin.join(token, check=False)
 
-    assert status == 409
+    assert status == 409, body
     assert await table_rows(pool) == before
 
 
@@ -155,7 +154,9 @@ async def test_same_certificate_cannot_enrol_twice(server, pool, token_for):
         (b'{"cluster_name": "' + b"x" * 100 + b'"}', "cluster_name must be 1-63"),
     ],
 )
-async def test_malformed_join_is_refused_naming_the_problem(server, pool, token_for, body, message):
+async def test_malformed_join_is_refused_naming_the_problem(
+    server, pool, token_for, body, message
+):
     cluster = SimulatedCluster("edge-1")
     cluster.use_token(await token_for("edge-1"))
     before = await table_rows(pool)

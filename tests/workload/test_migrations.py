@@ -8,9 +8,8 @@ import sys
 
 import asyncpg
 import pytest
-from conftest import with_database
-
 from cluster_manager import db
+from conftest import with_database
 
 
 @pytest.fixture
@@ -44,11 +43,16 @@ async def test_two_processes_migrating_at_once_apply_each_migration_once(empty_d
     connection = await asyncpg.connect(empty_database)
     try:
         versions = [r["version"] for r in await connection.fetch(db.SELECT_APPLIED)]
-        tables = {r["tablename"] for r in await connection.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        tables = {
+            r["tablename"]
+            for r in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        }
     finally:
         await connection.close()
-    assert sorted(versions) == sorted(set(versions)) and versions
+    assert versions
+    assert sorted(versions) == sorted(set(versions))
     assert {"remote_clusters", "remote_cluster_tokens", "remote_cluster_details"} <= tables
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from cluster_manager import mtls
 from cluster_manager.certificates import fingerprint, generate_self_signed
+from cryptography.hazmat.primitives.asymmetric import ec
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""MicroCloud Cluster Manager: the workload (Management API, Cluster Connector, CLI)."""

@@ -42,8 +42,10 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
     if not settings.database_dsn:
-        raise CliError("database_dsn is not set (use --config, CLUSTER_MANAGER_DATABASE_DSN, "
-                       "or run `cluster-manager demo` first)")
+        raise CliError(
+            "database_dsn is not set (use --config, CLUSTER_MANAGER_DATABASE_DSN, "
+            "or run `cluster-manager demo` first)"
+        )
     try:
         pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=2)
     except (OSError, asyncpg.PostgresError) as error:
@@ -56,8 +58,10 @@ async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitabl
 
 
 def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
-    cells = [[str(row.get(col, "") if row.get(col) is not None else "") for col in columns]
-             for row in rows]
+    cells = [
+        [str(row.get(col, "") if row.get(col) is not None else "") for col in columns]
+        for row in rows
+    ]
     widths = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
     print("  ".join(col.upper().ljust(w) for col, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
@@ -75,14 +79,20 @@ def _output(data: Any, fmt: str, columns: Sequence[str]) -> None:
             print(f"{key}: {shown}")
 
 
-CLUSTER_COLUMNS = ("name", "status", "member_count", "instance_count", "last_status_update_at",
-                   "description")
+CLUSTER_COLUMNS = (
+    "name",
+    "status",
+    "member_count",
+    "instance_count",
+    "last_status_update_at",
+    "description",
+)
 TOKEN_COLUMNS = ("name", "expires_at", "description")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     """Run the management, connector and ops servers."""
-    from cluster_manager.server import serve  # noqa: PLC0415 - keeps CLI start-up light
+    from cluster_manager.server import serve
 
     settings = settings_for(args)
     logs.configure(settings.log_level)
@@ -148,7 +158,7 @@ def cmd_cluster_remove(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """Run everything locally with an embedded PostgreSQL."""
-    from cluster_manager import demo  # noqa: PLC0415
+    from cluster_manager import demo
 
     demo.run(state_dir(args), simulate=args.simulate)
 
@@ -164,12 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("serve", help="run the servers").set_defaults(func=cmd_serve)
-    commands.add_parser("migrate", help="apply database migrations").set_defaults(
-        func=cmd_migrate
-    )
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     demo = commands.add_parser("demo", help="run a local demo with an embedded PostgreSQL")
-    demo.add_argument("--simulate", type=int, default=0, metavar="N",
-                      help="also run N simulated clusters")
+    demo.add_argument(
+        "--simulate", type=int, default=0, metavar="N", help="also run N simulated clusters"
+    )
     demo.set_defaults(func=cmd_demo)
 
     token = commands.add_parser("token", help="join tokens").add_subparsers(

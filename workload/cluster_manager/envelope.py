@@ -34,7 +34,9 @@ def sync_response(metadata: Any = None, status: int = 200) -> web.Response:
     return web.Response(body=_dumps(body), status=status, content_type="application/json")
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     """Answer with an LXD ``error`` envelope."""
     body = {
         "type": "error",

@@ -22,6 +22,6 @@ async def ready(request: web.Request) -> web.Response:
     try:
         async with request.app[POOL].acquire(timeout=2) as connection:
             await connection.fetchval("SELECT 1", timeout=2)
-    except Exception:  # noqa: BLE001 - any failure means not ready
+    except Exception:
         return error_response(503, "database unavailable")
     return sync_response({"ready": True})

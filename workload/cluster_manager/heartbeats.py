@@ -216,4 +216,3 @@ async def store_heartbeat(pool: asyncpg.Pool, cluster_id: int, heartbeat: Heartb
         heartbeat.ui_url,
     )
     return stored is not None
-

@@ -79,7 +79,7 @@ class IdentityCache:
             connection = None
             try:
                 connection = await asyncpg.connect(dsn, timeout=10)
-                connection.add_termination_listener(lambda _c: lost.set())
+                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._on_notify)
                 self.clear()
                 self.listening = True
@@ -110,7 +110,7 @@ async def _alive(connection: asyncpg.Connection) -> bool:
 IDENTITIES = web.AppKey("identities", IdentityCache)
 
 
-def identity_context(dsn: str):  # noqa: ANN201 - aiohttp cleanup_ctx signature
+def identity_context(dsn: str):
     """cleanup_ctx: the cache and its listener task (after the pool)."""
 
     async def run(app: web.Application) -> AsyncIterator[None]:

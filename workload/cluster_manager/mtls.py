@@ -17,11 +17,12 @@ this, :func:`server_context` raises :class:`UnsupportedRuntimeError` instead of 
 
 from __future__ import annotations
 
+import _ssl
+import contextlib
 import ctypes
 import ssl
 from functools import cache
 
-import _ssl
 from aiohttp import web
 
 from cluster_manager.certificates import fingerprint
@@ -36,7 +37,7 @@ class UnsupportedRuntimeError(RuntimeError):
 
 
 @_VERIFY_CALLBACK
-def _accept_any_chain(preverify_ok: int, store_ctx: int) -> int:  # noqa: ARG001
+def _accept_any_chain(preverify_ok: int, store_ctx: int) -> int:
     return 1
 
 
@@ -94,12 +95,12 @@ def server_context(cert_file: str, key_file: str, *, request_client_cert: bool) 
 @cache
 def self_check(cert_file: str, key_file: str) -> None:
     """Handshake in memory with an unknown self-signed client certificate; raise if refused."""
-    import tempfile  # noqa: PLC0415 - only for this one-off check
-    from pathlib import Path  # noqa: PLC0415
+    import tempfile
+    from pathlib import Path
 
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec
 
-    from cluster_manager.certificates import generate_self_signed  # noqa: PLC0415
+    from cluster_manager.certificates import generate_self_signed
 
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert_file, key_file)
@@ -144,10 +145,9 @@ def memory_handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> str | No
             break
     else:
         raise ssl.SSLError("handshake did not complete")
-    try:  # TLS 1.3: the server learns the client certificate from the client's last flight.
+    # TLS 1.3: the server learns the client certificate from the client's last flight.
+    with contextlib.suppress(ssl.SSLWantReadError):
         server_side.read(1)
-    except ssl.SSLWantReadError:
-        pass
     der = server_side.getpeercert(binary_form=True)
     return fingerprint(der) if der else None
 

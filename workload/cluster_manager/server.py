@@ -47,7 +47,7 @@ class BoundedTLSSite(web.TCPSite):
         assert factory is not None
         max_age = self._max_age
 
-        def protocol():  # noqa: ANN202 - asyncio protocol factory
+        def protocol():
             handler = factory()
             if max_age:
                 loop.call_later(max_age, _abort, handler)
@@ -84,8 +84,13 @@ class Servers:
     async def start(self) -> None:
         """Migrate the database, then start listening."""
         settings = self.settings
-        for name in ("management_cert_file", "management_key_file", "connector_cert_file",
-                     "connector_key_file", "database_dsn"):
+        for name in (
+            "management_cert_file",
+            "management_key_file",
+            "connector_cert_file",
+            "connector_key_file",
+            "database_dsn",
+        ):
             if not getattr(settings, name):
                 raise SettingsError(f"{name} is not set")
         await db.migrate(settings.database_dsn)
@@ -97,8 +102,11 @@ class Servers:
         )
         management = await self._runner(create_management_app(settings), access_log=True)
         site = BoundedTLSSite(
-            management, settings.management_host, settings.management_port,
-            ssl_context=management_tls, handshake_timeout=settings.tls_handshake_timeout,
+            management,
+            settings.management_host,
+            settings.management_port,
+            ssl_context=management_tls,
+            handshake_timeout=settings.tls_handshake_timeout,
             max_age=None,
         )
         await site.start()
@@ -107,19 +115,26 @@ class Servers:
             create_connector_app(settings), access_log=False, keepalive_timeout=5
         )
         site = BoundedTLSSite(
-            connector, settings.connector_host, settings.connector_port,
-            ssl_context=connector_tls, handshake_timeout=settings.tls_handshake_timeout,
+            connector,
+            settings.connector_host,
+            settings.connector_port,
+            ssl_context=connector_tls,
+            handshake_timeout=settings.tls_handshake_timeout,
             max_age=settings.connection_max_age,
         )
         await site.start()
         self.connector_port = site.port
         ops_runner = await self._runner(ops.create_app(settings), access_log=False)
-        ops_site = web.TCPSite(ops_runner, settings.ops_host, settings.ops_port, reuse_address=True)
+        ops_site = web.TCPSite(
+            ops_runner, settings.ops_host, settings.ops_port, reuse_address=True
+        )
         await ops_site.start()
         self.ops_port = ops_site.port
         logger.info(
             "serving management on %s, connector on %s, ops on %s",
-            self.management_port, self.connector_port, self.ops_port,
+            self.management_port,
+            self.connector_port,
+            self.ops_port,
         )
 
     async def _runner(self, app: web.Application, **kwargs: object) -> web.AppRunner:
