@@ -28,6 +28,16 @@ RETURNING id, name, status, joined_at
 DELETE_TOKEN = "DELETE FROM remote_cluster_tokens WHERE name = $1"
 DELETE_CLUSTER_BY_NAME = "DELETE FROM remote_clusters WHERE name = $1 RETURNING id"
 DELETE_CLUSTER_BY_FINGERPRINT = "DELETE FROM remote_clusters WHERE fingerprint = $1 RETURNING name"
+# One statement: every given field changes, or (unknown name) none does.
+UPDATE_CLUSTER = """
+UPDATE remote_clusters SET
+    description = coalesce($2, description),
+    disk_threshold = coalesce($3, disk_threshold),
+    memory_threshold = coalesce($4, memory_threshold)
+WHERE name = $1
+RETURNING id
+"""
+EDITABLE_FIELDS = ("description", "disk_threshold", "memory_threshold")
 
 CLUSTER_COLUMNS = """
 c.name, c.description, c.status, c.fingerprint, c.joined_at, c.last_status_update_at,
@@ -142,7 +152,11 @@ async def join_cluster(
             INSERT_CLUSTER, name, token["description"], pem, cert_fingerprint
         )
         await connection.execute(DELETE_TOKEN, name)
-    return {"name": row["name"], "status": row["status"], "joined_at": _timestamp(row["joined_at"])}
+    return {
+        "name": row["name"],
+        "status": row["status"],
+        "joined_at": _timestamp(row["joined_at"]),
+    }
 
 
 async def leave_cluster(pool: asyncpg.Pool, cert_fingerprint: str) -> str:
@@ -169,4 +183,27 @@ async def get_cluster(pool: asyncpg.Pool, name: str) -> dict[str, Any]:
 async def remove_cluster(pool: asyncpg.Pool, name: str) -> None:
     """Remove a cluster; every process refuses its certificate from this moment on."""
     if await pool.fetchval(DELETE_CLUSTER_BY_NAME, name) is None:
+        raise NotFound(f"no cluster named {name!r}")
+
+
+async def update_cluster(pool: asyncpg.Pool, name: str, changes: dict[str, Any]) -> None:
+    """Change a cluster's description and thresholds; 400 naming a bad field, 404 if unknown.
+
+    Every field is checked before anything is written, and one statement writes them all.
+    """
+    for field in changes:
+        if field not in EDITABLE_FIELDS:
+            raise BadRequest(
+                f"{str(field)[:64]} cannot be changed (only {', '.join(EDITABLE_FIELDS)})"
+            )
+    if not changes:
+        raise BadRequest(f"nothing to change: give any of {', '.join(EDITABLE_FIELDS)}")
+    description = changes.get("description")
+    if "description" in changes:
+        description = validation.text(description, "description", validation.MAX_DESCRIPTION)
+    thresholds = [
+        validation.threshold(changes[field], field) if field in changes else None
+        for field in ("disk_threshold", "memory_threshold")
+    ]
+    if await pool.fetchval(UPDATE_CLUSTER, name, description, *thresholds) is None:
         raise NotFound(f"no cluster named {name!r}")

@@ -27,6 +27,11 @@ SELECT name, description, expires_at, created_at
 FROM remote_cluster_tokens ORDER BY created_at, name
 """
 DELETE_TOKEN = "DELETE FROM remote_cluster_tokens WHERE name = $1 RETURNING name"
+SELECT_TOKENS_WITH_STATE = """
+SELECT name, description, expires_at, created_at, expires_at <= now() AS expired
+FROM remote_cluster_tokens ORDER BY created_at, name
+"""
+JOIN_COMMAND = "microcloud cluster-manager join {token}"
 
 
 class ConfigurationError(ApiError):
@@ -79,6 +84,19 @@ async def create_token(
 async def list_tokens(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     """Every pending token, oldest first, without secrets."""
     return [token_row(row) for row in await pool.fetch(SELECT_TOKENS)]
+
+
+async def list_tokens_with_state(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """Every pending token, oldest first, without secrets, each saying whether it has expired."""
+    return [
+        {**token_row(row), "expired": row["expired"]}
+        for row in await pool.fetch(SELECT_TOKENS_WITH_STATE)
+    ]
+
+
+def join_command(token: JoinToken) -> str:
+    """The command a MicroCloud member runs to enrol with the token."""
+    return JOIN_COMMAND.format(token=token.encode())
 
 
 async def revoke_token(pool: asyncpg.Pool, name: str) -> None:

@@ -1,0 +1,127 @@
+"""Fleet aggregates for the overview page: one statement for the totals, one for the warnings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from cluster_manager import cluster_health
+from cluster_manager.cluster_listing import ClusterQuery, list_cluster_page
+from cluster_manager.settings import Settings
+
+MAX_WARNING_CLUSTERS = 100
+
+
+def _distribution(column: str) -> str:
+    """SQL: a status distribution summed over the fleet, largest first, as a JSON list."""
+    return f"""
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('status', status, 'count', total)
+                               ORDER BY total DESC, status), '[]'::jsonb)
+     FROM (SELECT entry ->> 'status' AS status, sum((entry ->> 'count')::bigint) AS total
+           FROM fleet, jsonb_array_elements(fleet.{column}) AS entry
+           GROUP BY 1) AS counted)
+    """  # noqa: S608 - the column names are constants of this module
+
+
+# $1 is the staleness limit in seconds. The CTE is materialised once and read by each part.
+SELECT_OVERVIEW = f"""
+WITH fleet AS MATERIALIZED (
+    SELECT c.status, h.health,
+           d.cpu_total_count, d.cpu_load_1, d.cpu_load_5, d.cpu_load_15,
+           d.memory_total_amount, d.memory_usage, d.instance_count, d.member_count,
+           d.instance_statuses, d.member_statuses, d.ceph_statuses,
+           d.storage_total, d.storage_usage
+    FROM {cluster_health.FLEET_FROM_SQL}
+)
+SELECT
+    totals.*,
+    (SELECT coalesce(jsonb_object_agg(status, total), '{{}}'::jsonb)
+     FROM (SELECT status, count(*) AS total FROM fleet GROUP BY status) AS counted
+    ) AS cluster_statuses,
+    {_distribution("instance_statuses")} AS instance_statuses,
+    {_distribution("member_statuses")} AS member_statuses,
+    {_distribution("ceph_statuses")} AS ceph_statuses
+FROM (
+    SELECT
+        count(*) AS clusters,
+        count(*) FILTER (WHERE health = 'healthy') AS healthy,
+        count(*) FILTER (WHERE health = 'warning') AS warning,
+        count(*) FILTER (WHERE health = 'stale') AS stale,
+        count(*) FILTER (WHERE health = 'pending') AS pending,
+        count(cpu_total_count) AS reporting,
+        coalesce(sum(instance_count), 0) AS instances,
+        coalesce(sum(member_count), 0) AS members,
+        coalesce(sum(cpu_total_count), 0) AS cpu_total_count,
+        coalesce(sum(cpu_load_1), 0) AS cpu_load_1,
+        coalesce(sum(cpu_load_5), 0) AS cpu_load_5,
+        coalesce(sum(cpu_load_15), 0) AS cpu_load_15,
+        coalesce(sum(memory_total_amount), 0) AS memory_total,
+        coalesce(sum(memory_usage), 0) AS memory_usage,
+        coalesce(sum(storage_total), 0) AS storage_total,
+        coalesce(sum(storage_usage), 0) AS storage_usage
+    FROM fleet
+) AS totals
+"""  # noqa: S608 - constant fragments
+
+
+def _ratio(usage: int, total: int) -> float | None:
+    return usage / total if total else None
+
+
+def _slim(cluster: dict[str, Any]) -> dict[str, Any]:
+    keys = ("name", "health", "warnings", "last_status_update_at", "heartbeat_age_seconds")
+    return {key: cluster[key] for key in keys}
+
+
+async def fleet_overview(pool: asyncpg.Pool, settings: Settings) -> dict[str, Any]:
+    """Everything the overview page shows, for the whole fleet."""
+    row = await pool.fetchrow(SELECT_OVERVIEW, settings.stale_after_seconds)
+    attention = await list_cluster_page(
+        pool,
+        settings,
+        ClusterQuery(
+            health=(cluster_health.STALE, cluster_health.WARNING),
+            sort="health",
+            limit=MAX_WARNING_CLUSTERS,
+        ),
+    )
+    cpu_total = int(row["cpu_total_count"])
+    memory_total, memory_usage = int(row["memory_total"]), int(row["memory_usage"])
+    storage_total, storage_usage = int(row["storage_total"]), int(row["storage_usage"])
+    return {
+        "clusters": {
+            "total": row["clusters"],
+            "reporting": row["reporting"],
+            "by_health": {state: row[state] for state in cluster_health.HEALTH_STATES},
+            "by_status": row["cluster_statuses"],
+        },
+        "instances": {"total": int(row["instances"]), "statuses": row["instance_statuses"]},
+        "members": {"total": int(row["members"]), "statuses": row["member_statuses"]},
+        "ceph": {"statuses": row["ceph_statuses"]},
+        "cpu": {
+            "total_count": cpu_total,
+            "load_1": round(row["cpu_load_1"], 2),
+            "load_5": round(row["cpu_load_5"], 2),
+            "load_15": round(row["cpu_load_15"], 2),
+            "load_1_ratio": _ratio(row["cpu_load_1"], cpu_total),
+        },
+        "memory": {
+            "total": memory_total,
+            "usage": memory_usage,
+            "usage_ratio": _ratio(memory_usage, memory_total),
+        },
+        "storage": {
+            "total": storage_total,
+            "usage": storage_usage,
+            "usage_ratio": _ratio(storage_usage, storage_total),
+        },
+        "warnings": {
+            "total": attention["total"],
+            "clusters": [_slim(cluster) for cluster in attention["clusters"]],
+            "truncated": attention["total"] > len(attention["clusters"]),
+        },
+        "stale_after_seconds": settings.stale_after_seconds,
+        "generated_at": datetime.now(UTC).isoformat(),
+    }
