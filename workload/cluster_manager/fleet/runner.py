@@ -61,12 +61,16 @@ class Fleet:
         hmac_join: bool = False,
         seed: int = 0,
         concurrency: int = 50,
+        start_spread: float | None = None,
     ) -> None:
         """Create ``count`` clusters named ``<prefix>-0001`` ... (each with its own certificate).
 
-        A cluster takes the name of the token it joins with, as the real client does.
+        A cluster takes the name of the token it joins with, as the real client does. First
+        heartbeats are spread over ``start_spread`` seconds (default: one interval); later ones
+        come every ``interval`` seconds, give or take ``jitter`` of it.
         """
         self.interval = interval
+        self.start_spread = interval if start_spread is None else start_spread
         self.jitter = jitter
         self.hmac_join = hmac_join
         self.stats = FleetStats()
@@ -84,10 +88,15 @@ class Fleet:
             for i in range(count)
         ]
 
-    async def _call(self, kind: str, cluster: SimulatedCluster, action: Awaitable) -> bool:
+    async def _call(
+        self,
+        kind: str,
+        cluster: SimulatedCluster,
+        action: Callable[[], Awaitable[tuple[int, bytes]]],
+    ) -> bool:
         async with self._limit:
             try:
-                status, _ = await action
+                status, _ = await action()
             except RequestRefusedError as error:
                 logger.warning("%s of %s refused: %s", kind, cluster.name, error)
                 self.stats.record(kind, str(error.status))
@@ -115,7 +124,7 @@ class Fleet:
             else:
                 token = tokens[index]
             cluster.use_token(token)
-            if await self._call("join", cluster, cluster.join(hmac=self.hmac_join)):
+            if await self._call("join", cluster, lambda: cluster.join(hmac=self.hmac_join)):
                 self.joined.append(cluster)
 
         await asyncio.gather(*(join(i, c) for i, c in enumerate(self.clusters)))
@@ -133,9 +142,9 @@ class Fleet:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _beat(self, cluster: SimulatedCluster) -> None:
-        await asyncio.sleep(self._rng.uniform(0, self.interval))  # spread the fleet out
+        await asyncio.sleep(self._rng.uniform(0, self.start_spread))  # spread the fleet out
         while True:
-            await self._call("heartbeat", cluster, cluster.heartbeat())
+            await self._call("heartbeat", cluster, cluster.heartbeat)
             spread = self.interval * self.jitter
             await asyncio.sleep(max(0.0, self.interval + self._rng.uniform(-spread, spread)))
 
@@ -145,7 +154,7 @@ class Fleet:
 
     async def leave(self) -> int:
         """Make every joined cluster leave; return how many left."""
-        results = await asyncio.gather(*(self._call("leave", c, c.leave()) for c in self.joined))
+        results = await asyncio.gather(*(self._call("leave", c, c.leave) for c in self.joined))
         self.joined = [c for c, left in zip(self.joined, results, strict=True) if not left]
         return sum(results)
 
@@ -159,6 +168,7 @@ async def run_fleet(
     hmac_join: bool = False,
     seed: int = 0,
     leave_on_exit: bool = False,
+    start_spread: float | None = None,
     started: Callable[[Fleet], None] | None = None,
 ) -> FleetStats:
     """Enrol a fleet and send heartbeats until cancelled; return its counters.
@@ -166,7 +176,7 @@ async def run_fleet(
     ``tokens`` is a list of join tokens (one cluster each) or a callable that returns (or
     awaits) a token for a cluster name, then ``count`` says how many clusters. ``started`` is
     called with the :class:`Fleet` once it is enrolled (to read ``fleet.stats`` or call
-    ``fleet.stop()``).
+    ``fleet.stop()``). ``start_spread=0`` makes every cluster report at once after joining.
     """
     if callable(tokens):
         if count is None:
@@ -174,7 +184,12 @@ async def run_fleet(
     else:
         count = len(tokens)
     fleet = Fleet(
-        count, interval=interval, metrics_bytes=metrics_bytes, hmac_join=hmac_join, seed=seed
+        count,
+        interval=interval,
+        metrics_bytes=metrics_bytes,
+        hmac_join=hmac_join,
+        seed=seed,
+        start_spread=start_spread,
     )
     joined = await fleet.enrol(tokens)
     logger.info("fleet: %d of %d clusters joined", joined, count)
