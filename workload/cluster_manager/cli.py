@@ -165,7 +165,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="cluster-manager", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="cluster-manager",
+        description="MicroCloud Cluster Manager: servers, migrations, join tokens, clusters, demo.",
+    )
     parser.add_argument("--config", help="TOML settings file (or CLUSTER_MANAGER_CONFIG)")
     parser.add_argument(
         "--state-dir",
