@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from conftest import CONNECTOR_DOMAIN, non_leader_view, relation
+from charm_scenario import CONNECTOR_DOMAIN, non_leader_view, relation
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from ops import testing

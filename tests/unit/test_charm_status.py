@@ -3,7 +3,7 @@
 import dataclasses
 
 import pytest
-from conftest import CONFIG, with_checks
+from charm_scenario import CONFIG, with_checks
 from ops import pebble, testing
 
 

@@ -4,7 +4,7 @@ import dataclasses
 import tomllib
 
 import yaml
-from conftest import CONNECTOR_DOMAIN, MANAGEMENT_DOMAIN, non_leader_view, relation
+from charm_scenario import CONNECTOR_DOMAIN, MANAGEMENT_DOMAIN, non_leader_view, relation
 from ops import testing
 
 APP = "microcloud-cluster-manager-k8s"

@@ -5,7 +5,7 @@ import json
 import tomllib
 
 import ops
-from conftest import (
+from charm_scenario import (
     CONNECTOR_DOMAIN,
     DB_ENDPOINTS,
     MANAGEMENT_DOMAIN,
