@@ -29,7 +29,7 @@ logger = logging.getLogger("cluster_manager.bench")
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m cluster_manager.bench", description=__doc__.splitlines()[0]
+        prog="python -m cluster_manager.bench", description=(__doc__ or "").splitlines()[0]
     )
     parser.add_argument("--clusters", type=int, default=1000, help="simulated clusters")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per server")

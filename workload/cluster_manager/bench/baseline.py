@@ -67,7 +67,7 @@ async def serve(cert_file: str, key_file: str, host: str, port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line and serve."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--host", default="127.0.0.1")
