@@ -1,0 +1,238 @@
+"""A development OpenID provider for ``cluster-manager demo`` (and the test suite).
+
+The provider is the npm package ``oidc-provider`` configured by ``tests/idp/server.mjs`` in the
+repository checkout; it needs Node.js 20.19 or later and npm. For the demo it is installed
+(``npm ci``) into the demo's state folder on first use and listens on plain HTTP on 127.0.0.1
+with two users whose passwords are printed by the demo: a development login, never for
+production.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+logger = logging.getLogger(__name__)
+
+IDP_FILES = ("package.json", "package-lock.json", "server.mjs")
+DEMO_USERS = {
+    "admin": {
+        "password": "admin",
+        "name": "Demo Admin",
+        "email": "admin@example.invalid",
+        "groups": ["admins"],
+    },
+    "viewer": {
+        "password": "viewer",
+        "name": "Demo Viewer",
+        "email": "viewer@example.invalid",
+        "groups": ["viewers"],
+    },
+}
+DEMO_CLIENT_ID = "cluster-manager-demo"
+DEMO_PORT = 9003
+
+
+class IdpError(RuntimeError):
+    """The development identity provider cannot be installed or started."""
+
+
+def source_dir() -> Path:
+    """``tests/idp`` of the repository checkout this package runs from."""
+    directory = Path(__file__).resolve().parents[2] / "tests" / "idp"
+    if not (directory / "server.mjs").exists():
+        raise IdpError(
+            "the development identity provider (tests/idp) is part of the repository checkout;"
+            " run the demo from a clone of the repository"
+        )
+    return directory
+
+
+def ensure_installed(directory: Path) -> Path:
+    """Run ``npm ci`` in ``directory`` unless node_modules already matches package-lock.json."""
+    if _installed(directory):
+        return directory
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise IdpError("Node.js 20.19+ and npm are needed for the development identity provider")
+    logger.info("installing the development identity provider with npm ci in %s", directory)
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise IdpError(f"npm ci failed in {directory}:\n{result.stderr[-2000:]}")
+    return directory
+
+
+def _installed(directory: Path) -> bool:
+    """Whether node_modules holds the oidc-provider version package-lock.json names."""
+    try:
+        lock = json.loads((directory / "package-lock.json").read_text())
+        wanted = lock["packages"]["node_modules/oidc-provider"]["version"]
+        package = directory / "node_modules" / "oidc-provider" / "package.json"
+        return json.loads(package.read_text())["version"] == wanted
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+class IdpProcess:
+    """``node server.mjs CONFIG`` running; the issuer URL is known after start()."""
+
+    def __init__(self, directory: Path, config: dict[str, Any], config_file: Path) -> None:
+        self.directory = directory
+        self.config = config
+        self.config_file = config_file
+        self.issuer = ""
+        self.process: subprocess.Popen[str] | None = None
+        self._stderr: list[str] = []
+
+    def start(self, timeout: float = 30) -> str:
+        """Start the provider and wait for the line announcing its issuer."""
+        node = shutil.which("node")
+        if node is None:
+            raise IdpError("Node.js is needed for the development identity provider")
+        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self.config, handle)
+        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [node, str(self.directory / "server.mjs"), str(self.config_file)],
+            cwd=self.directory,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(
+            target=self._drain, args=(self.process.stdout, lines), daemon=True
+        ).start()
+        threading.Thread(target=self._drain, args=(self.process.stderr, None), daemon=True).start()
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            line = ""
+        try:
+            self.issuer = json.loads(line)["issuer"]
+        except (ValueError, KeyError, TypeError):
+            self.stop()
+            raise IdpError(f"identity provider did not start:\n{self.log()}") from None
+        return self.issuer
+
+    def _drain(self, stream: IO[str] | None, lines: queue.Queue[str] | None) -> None:
+        """Read a pipe to its end: stdout lines into ``lines``, stderr into the log."""
+        if stream is None:
+            return
+        for line in stream:
+            if lines is not None:
+                lines.put(line)
+            else:
+                self._stderr.append(line)
+                del self._stderr[:-200]
+        if lines is not None:
+            lines.put("")  # the process ended: stop waiting for the issuer line
+
+    def log(self) -> str:
+        """The last lines the provider wrote to stderr."""
+        return "".join(self._stderr)
+
+    def stop(self) -> None:
+        """Terminate and wait."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _port(preferred: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DemoIdentityProvider:
+    """The demo's provider: installed in ``state/idp``, one client, the DEMO_USERS."""
+
+    def __init__(self, state: Path) -> None:
+        self.directory = state / "idp"
+        self.port = _port(DEMO_PORT)
+        self.client_secret = secrets.token_urlsafe(32)
+        self.process: IdpProcess | None = None
+
+    @property
+    def issuer(self) -> str:
+        """The issuer URL (known before start: the port is chosen up front)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def settings(self) -> dict[str, Any]:
+        """The sign-in settings the demo's config.toml gets."""
+        return {
+            "oidc_issuer": self.issuer,
+            "oidc_client_id": DEMO_CLIENT_ID,
+            "oidc_client_secret": self.client_secret,
+        }
+
+    def start(self, management_url: str) -> None:
+        """Install (first run) and start the provider for a UI at ``management_url``."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        source = source_dir()
+        for name in IDP_FILES:
+            shutil.copyfile(source / name, self.directory / name)
+        ensure_installed(self.directory)
+        base = management_url.rstrip("/")
+        config = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "users": DEMO_USERS,
+            "clients": [
+                {
+                    "client_id": DEMO_CLIENT_ID,
+                    "client_secret": self.client_secret,
+                    "client_name": "MicroCloud Cluster Manager (demo)",
+                    "redirect_uris": [base + "/oidc/callback"],
+                    "post_logout_redirect_uris": [base + "/"],
+                    "grant_types": ["authorization_code", "refresh_token"],
+                    "response_types": ["code"],
+                }
+            ],
+            "ttl": {"AccessToken": 900, "IdToken": 900},
+        }
+        self.process = IdpProcess(self.directory, config, self.directory / "config.json")
+        issuer = self.process.start()
+        if issuer != self.issuer:
+            raise IdpError(f"identity provider announced {issuer}, expected {self.issuer}")
+
+    def banner(self) -> str:
+        """What the demo prints about signing in."""
+        users = ", ".join(
+            f"{name}/{user['password']} ({', '.join(user['groups'])})"
+            for name, user in DEMO_USERS.items()
+        )
+        return (
+            f"  Identity provider (dev):   {self.issuer}\n"
+            f"  Sign in with:              {users}\n"
+            "  (development logins of the demo's own identity provider; 'admins' may manage)\n"
+        )
+
+    def stop(self) -> None:
+        """Stop the provider."""
+        if self.process is not None:
+            self.process.stop()

@@ -1,0 +1,442 @@
+"""Sign-in for the Management API: the OIDC routes, sessions and the middleware that guards /1.0.
+
+Rules the middleware applies:
+
+- every ``/1.0`` path needs a signed-in member of the admin group, except ``GET
+  /1.0/configuration``, which anybody may read (the UI asks it who is signed in);
+- not signed in: 401 JSON, never a redirect; signed in outside the admin group: 403 naming
+  the groups claim and the group;
+- POST, PUT, PATCH and DELETE must carry the header ``X-CSRF-Token`` with the session's token
+  (given by ``GET /1.0/configuration`` and in the cookie ``__Host-mcm_csrf``), else 403;
+- everything else (/health, /oidc, /openapi, the UI's static files) passes untouched.
+
+An expired access token is refreshed with the refresh token while the request waits, and the
+re-sealed cookie goes out with the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from cluster_manager.envelope import Handler, error_response
+from cluster_manager.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from cluster_manager.management import sessions
+from cluster_manager.management.oidc import (
+    OidcClient,
+    ProviderError,
+    client_ssl_context,
+    pkce_pair,
+    same,
+)
+from cluster_manager.management.sessions import Sealer, Session
+from cluster_manager.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CSRF_HEADER = "X-CSRF-Token"
+LOGIN_LIFETIME = 600  # seconds between /oidc/login and /oidc/callback
+REFRESH_MARGIN = 5  # an access token this close to expiry is refreshed
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_API = frozenset({("GET", "/1.0/configuration"), ("HEAD", "/1.0/configuration")})
+MAX_PARAM_CHARS = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    """The signed-in person."""
+
+    subject: str
+    name: str
+    email: str
+    groups: tuple[str, ...]
+    is_admin: bool
+
+
+@dataclasses.dataclass
+class _Auth:
+    settings: Settings
+    oidc: OidcClient
+    session_sealer: Sealer
+    login_sealer: Sealer
+    refreshing: dict[str, asyncio.Future[Session]]
+
+
+AUTH = web.AppKey("management_auth", _Auth)
+USER = web.RequestKey("management_user", User)
+CSRF = web.RequestKey("management_csrf", str)
+
+
+def current_user(request: web.Request) -> User | None:
+    """The signed-in user of this request, or None."""
+    return request.get(USER)
+
+
+def csrf_token(request: web.Request) -> str | None:
+    """The token state-changing calls of this session must send in ``X-CSRF-Token``."""
+    return request.get(CSRF)
+
+
+def setup_auth(app: web.Application, settings: Settings) -> None:
+    """Add the /oidc routes, the guard middleware and the identity provider client."""
+    app.router.add_get("/oidc/login", login)
+    app.router.add_get("/oidc/callback", callback)
+    app.router.add_get("/oidc/logout", logout)
+    app.middlewares.append(auth_middleware)
+    app.cleanup_ctx.append(_auth_context(settings))
+
+
+def _auth_context(
+    settings: Settings,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        key = sessions.load_key(settings.session_key_file)
+        connector = aiohttp.TCPConnector(
+            ssl=client_ssl_context(settings.trusted_ca_file), limit=20, ttl_dns_cache=300
+        )
+        async with aiohttp.ClientSession(connector=connector) as http:
+            oidc = OidcClient(settings, http)
+            app[AUTH] = _Auth(
+                settings=settings,
+                oidc=oidc,
+                session_sealer=Sealer(key, sessions.SESSION_COOKIE),
+                login_sealer=Sealer(key, sessions.LOGIN_COOKIE),
+                refreshing={},
+            )
+            warm_up = asyncio.create_task(oidc.warm_up()) if oidc.configured else None
+            try:
+                yield
+            finally:
+                if warm_up is not None:
+                    warm_up.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await warm_up
+
+    return context
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _base_url(request: web.Request, settings: Settings) -> str:
+    if settings.management_url:
+        return settings.management_url.rstrip("/")
+    return f"{request.scheme}://{request.host}"
+
+
+def _redirect_uri(request: web.Request, settings: Settings) -> str:
+    return _base_url(request, settings) + "/oidc/callback"
+
+
+def _set_cookie(
+    response: web.StreamResponse, name: str, value: str, max_age: int, http_only: bool = True
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max(0, max_age),
+        path="/",
+        secure=True,
+        httponly=http_only,
+        samesite="Lax",
+    )
+
+
+def _clear_cookies(response: web.StreamResponse, *names: str) -> None:
+    for name in names:
+        response.del_cookie(name, path="/", secure=True, httponly=True, samesite="Lax")
+
+
+def _user_of(session: Session, settings: Settings) -> User:
+    return User(
+        subject=session.subject,
+        name=session.name,
+        email=session.email,
+        groups=session.groups,
+        is_admin=settings.oidc_admin_group in session.groups,
+    )
+
+
+def _text_claim(claims: dict[str, Any], *names: str) -> str:
+    for name in names:
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value[:256]
+    return ""
+
+
+async def _groups(auth: _Auth, claims: dict[str, Any], access_token: str) -> tuple[str, ...]:
+    """Groups from the ID token's groups claim, else from userinfo."""
+    settings = auth.settings
+    claim = settings.oidc_groups_claim
+    if claim not in claims:
+        claims = await auth.oidc.userinfo(access_token)
+    return sessions.bounded_groups(claims.get(claim), settings.oidc_admin_group)
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Send the browser to the identity provider (authorization code with PKCE)."""
+    auth = request.app[AUTH]
+    if not auth.oidc.configured:
+        raise ServiceUnavailable("Sign-in is not configured: set oidc_issuer and oidc_client_id")
+    verifier, challenge = pkce_pair()
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    url = await auth.oidc.authorization_url(
+        _redirect_uri(request, auth.settings), state, nonce, challenge
+    )
+    response = web.HTTPFound(url)
+    response.headers["Cache-Control"] = "no-store"
+    expires = int(time.time()) + LOGIN_LIFETIME
+    sealed = auth.login_sealer.seal(
+        {"state": state, "nonce": nonce, "pkce": verifier, "exp": expires}
+    )
+    _set_cookie(response, sessions.LOGIN_COOKIE, sealed, LOGIN_LIFETIME)
+    return response
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    """Finish the code flow: check state, exchange the code, check the ID token, sign in."""
+    auth = request.app[AUTH]
+    settings = auth.settings
+    query = request.query
+    pending = auth.login_sealer.open(request.cookies.get(sessions.LOGIN_COOKIE))
+    if pending is None:
+        raise BadRequest("Sign-in expired or was started elsewhere: open /oidc/login again")
+    if "error" in query:
+        error = query.get("error", "")[:64]
+        logger.info("identity provider refused sign-in: %s", error)
+        raise Unauthorized(f"The identity provider refused sign-in: {error}")
+    state, code = query.get("state", ""), query.get("code", "")
+    if not code or len(code) > MAX_PARAM_CHARS or len(state) > MAX_PARAM_CHARS:
+        raise BadRequest("Sign-in answer without a valid code")
+    if not same(state, str(pending.get("state", ""))):
+        raise BadRequest("Sign-in state does not match: open /oidc/login again")
+    metadata = await auth.oidc.metadata()
+    if "iss" in query and query["iss"] != metadata.issuer:  # RFC 9207 mix-up defence
+        raise BadRequest("Sign-in answer comes from another issuer")
+    try:
+        tokens = await auth.oidc.exchange_code(
+            code, str(pending["pkce"]), _redirect_uri(request, settings)
+        )
+    except ProviderError as error:
+        logger.info("code exchange refused: %s", error.error)
+        raise Unauthorized(
+            f"The identity provider refused the sign-in code: {error.error}"
+        ) from None
+    if not tokens.id_token:
+        raise Unauthorized("The identity provider sent no ID token (is the openid scope set?)")
+    claims = await auth.oidc.validate_id_token(tokens.id_token, str(pending["nonce"]))
+    now = int(time.time())
+    session = Session(
+        subject=str(claims["sub"])[:256],
+        name=_text_claim(claims, "name", "preferred_username", "email")
+        or str(claims["sub"])[:256],
+        email=_text_claim(claims, "email"),
+        groups=await _groups(auth, claims, tokens.access_token),
+        csrf=secrets.token_urlsafe(32),
+        expires_at=now + settings.session_lifetime,
+        access_expires_at=now + tokens.expires_in,
+        refresh_token=tokens.refresh_token,
+        id_token=tokens.id_token,
+    )
+    logger.info(
+        "signed in %s (admin: %s)",
+        session.subject[:64],
+        settings.oidc_admin_group in session.groups,
+    )
+    response = web.HTTPSeeOther("/")
+    response.headers["Cache-Control"] = "no-store"
+    _clear_cookies(response, sessions.LOGIN_COOKIE)
+    _start_session(response, auth, session)
+    return response
+
+
+def _start_session(response: web.StreamResponse, auth: _Auth, session: Session) -> Session:
+    sealed_session, value = sessions.seal_session(
+        auth.session_sealer, session, auth.settings.oidc_admin_group
+    )
+    max_age = sealed_session.expires_at - int(time.time())
+    _set_cookie(response, sessions.SESSION_COOKIE, value, max_age)
+    _set_cookie(response, sessions.CSRF_COOKIE, sealed_session.csrf, max_age, http_only=False)
+    return sealed_session
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session here and, where the provider offers it, at the provider."""
+    auth = request.app[AUTH]
+    payload = auth.session_sealer.open(request.cookies.get(sessions.SESSION_COOKIE))
+    session = Session.from_payload(payload) if payload else None
+    target = "/"
+    if session is not None and auth.oidc.configured:
+        base = _base_url(request, auth.settings)
+        target = await auth.oidc.end_session_url(session.id_token, base + "/") or "/"
+    response = web.HTTPFound(target)
+    response.headers["Cache-Control"] = "no-store"
+    _clear_cookies(response, sessions.SESSION_COOKIE, sessions.CSRF_COOKIE, sessions.LOGIN_COOKIE)
+    return response
+
+
+# --- the guard ----------------------------------------------------------------------------
+
+
+class _SessionEnded(Exception):
+    """The cookie is unreadable or the session can no longer be refreshed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def _refresh(auth: _Auth, session: Session) -> Session:
+    """Refresh the access token; concurrent requests of one session share one refresh."""
+    key = hashlib.sha256(session.refresh_token.encode()).hexdigest()
+    pending = auth.refreshing.get(key)
+    if pending is None:
+        pending = asyncio.get_running_loop().create_future()
+        auth.refreshing[key] = pending
+        try:
+            refreshed = await _refresh_once(auth, session)
+        except BaseException as error:
+            pending.set_exception(error)
+            pending.exception()  # retrieved: later waiters re-raise it
+            raise
+        finally:
+            # Keep the answer a little while for requests already in flight with the old cookie.
+            asyncio.get_running_loop().call_later(30, auth.refreshing.pop, key, None)
+        pending.set_result(refreshed)
+        return refreshed
+    return await asyncio.shield(pending)
+
+
+async def _refresh_once(auth: _Auth, session: Session) -> Session:
+    try:
+        tokens = await auth.oidc.refresh(session.refresh_token)
+    except ProviderError as error:
+        logger.info("refresh refused for %s: %s", session.subject[:64], error.error)
+        raise _SessionEnded("Session expired: sign in again") from None
+    now = int(time.time())
+    groups = session.groups
+    id_token = session.id_token
+    if tokens.id_token:
+        try:
+            claims = await auth.oidc.validate_id_token(tokens.id_token, None)
+        except Unauthorized as error:
+            raise _SessionEnded(error.message) from None
+        if not same(str(claims["sub"]), session.subject):
+            raise _SessionEnded("Session expired: the identity provider changed the subject")
+        groups = await _groups(auth, claims, tokens.access_token)
+        id_token = tokens.id_token
+    else:
+        info = await auth.oidc.userinfo(tokens.access_token)
+        if auth.settings.oidc_groups_claim in info:
+            groups = sessions.bounded_groups(
+                info[auth.settings.oidc_groups_claim], auth.settings.oidc_admin_group
+            )
+    return session.replace(
+        groups=groups,
+        access_expires_at=now + tokens.expires_in,
+        refresh_token=tokens.refresh_token or session.refresh_token,
+        id_token=id_token,
+    )
+
+
+async def _load_session(request: web.Request, auth: _Auth) -> tuple[Session | None, bool]:
+    """The request's session (refreshed when due) and whether its cookie must be re-sent."""
+    value = request.cookies.get(sessions.SESSION_COOKIE)
+    if value is None:
+        return None, False
+    payload = auth.session_sealer.open(value)
+    session = Session.from_payload(payload) if payload else None
+    if session is None:
+        raise _SessionEnded("Session cookie is invalid or expired: sign in again")
+    if session.access_expires_at - REFRESH_MARGIN > time.time():
+        return session, False
+    if not session.refresh_token:
+        raise _SessionEnded("Session expired: sign in again")
+    return await _refresh(auth, session), True
+
+
+def _is_api(path: str) -> bool:
+    return path == "/1.0" or path.startswith("/1.0/")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Guard /1.0: sessions, the admin group and the CSRF header."""
+    if not _is_api(request.path):
+        return await handler(request)
+    auth = request.app[AUTH]
+    public = (request.method, request.path) in PUBLIC_API
+    try:
+        session, renewed = await _load_session(request, auth)
+    except _SessionEnded as ended:
+        if not public:
+            response = error_response(401, ended.message)
+            _clear_cookies(response, sessions.SESSION_COOKIE, sessions.CSRF_COOKIE)
+            return response
+        response = await _answer(request, handler)
+        _clear_cookies(response, sessions.SESSION_COOKIE, sessions.CSRF_COOKIE)
+        return response
+    user = _user_of(session, auth.settings) if session is not None else None
+    if session is not None and user is not None:
+        request[USER] = user
+        request[CSRF] = session.csrf
+    refusal = None if public else _refusal(request, auth, session, user)
+    if not renewed:
+        if refusal is not None:
+            raise refusal
+        return await handler(request)
+    if refusal is not None:
+        response = error_response(refusal.status, refusal.message)
+    else:
+        response = await _answer(request, handler)
+    assert session is not None
+    _start_session(response, auth, session)
+    return response
+
+
+def _refusal(
+    request: web.Request, auth: _Auth, session: Session | None, user: User | None
+) -> ApiError | None:
+    """Why this /1.0 request may not go on, or None."""
+    if session is None or user is None:
+        return Unauthorized("Not signed in: sign in at /oidc/login")
+    if not user.is_admin:
+        settings = auth.settings
+        return Forbidden(
+            f"{user.name} is not in the group {settings.oidc_admin_group!r} (read from the"
+            f" {settings.oidc_groups_claim!r} claim), which administers this cluster manager"
+        )
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not same(sent, session.csrf):
+            return Forbidden(f"Missing or wrong {CSRF_HEADER} header")
+    return None
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run the handler, turning a domain error into its response so cookies can be added."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error.status, error.message, error.headers)
