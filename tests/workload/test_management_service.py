@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import table_rows
-
 from cluster_manager import cluster_listing, clusters, overview, tokens
 from cluster_manager.cluster_listing import ClusterQuery
 from cluster_manager.errors import BadRequest, Conflict, NotFound
 from cluster_manager.seed import GIB, heartbeat, insert_cluster, insert_fleet
+from conftest import table_rows
 
 
 async def page(pool, settings, **query):
@@ -157,17 +156,17 @@ async def test_pages_cover_the_fleet_once_with_the_total(pool, settings):
     ],
 )
 def test_bad_query_is_refused_naming_the_parameter(query, field):
-    with pytest.raises(BadRequest, match=f"^{field} "):
+    with pytest.raises(BadRequest, match=rf"^{field} "):
         ClusterQuery(**query)
 
 
 async def test_update_changes_every_field_or_none(pool, settings, mixed_fleet):
     before = await table_rows(pool)
-    with pytest.raises(BadRequest, match="^memory_threshold "):
+    with pytest.raises(BadRequest, match=r"^memory_threshold "):
         await clusters.update_cluster(
             pool, "alpha", {"description": "new", "memory_threshold": 101}
         )
-    with pytest.raises(BadRequest, match="^status cannot be changed"):
+    with pytest.raises(BadRequest, match=r"^status cannot be changed"):
         await clusters.update_cluster(pool, "alpha", {"description": "new", "status": "x"})
     with pytest.raises(NotFound):
         await clusters.update_cluster(pool, "zulu", {"description": "new"})

@@ -18,7 +18,8 @@ GIB = 1024**3
 INSERT_CLUSTER = """
 INSERT INTO remote_clusters (name, description, certificate, fingerprint, status,
                              disk_threshold, memory_threshold, joined_at)
-VALUES ($1, $2, 'seeded', encode(sha256(convert_to($1, 'UTF8')), 'hex'), 'ACTIVE', $3, $4, now() - $5::interval)
+VALUES ($1, $2, 'seeded', encode(sha256(convert_to($1, 'UTF8')), 'hex'), 'ACTIVE', $3, $4,
+        now() - $5::interval)
 RETURNING id
 """
 SET_LAST_HEARTBEAT = """
@@ -49,7 +50,8 @@ SELECT c.id, 48, (c.id % 40) / 4.0, (c.id % 30) / 4.0, (c.id % 20) / 4.0,
            jsonb_build_object('status', 'Running', 'count', 15 + c.id % 20),
            jsonb_build_object('status', 'Stopped', 'count', 5 + c.id % 10)),
        jsonb_build_array(
-           jsonb_build_object('status', 'ONLINE', 'count', CASE WHEN c.id % 17 = 0 THEN 2 ELSE 3 END))
+           jsonb_build_object('status', 'ONLINE',
+                              'count', CASE WHEN c.id % 17 = 0 THEN 2 ELSE 3 END))
        || CASE WHEN c.id % 17 = 0
                THEN jsonb_build_array(jsonb_build_object('status', 'OFFLINE', 'count', 1))
                ELSE '[]'::jsonb END,

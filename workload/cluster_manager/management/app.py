@@ -7,12 +7,35 @@ from aiohttp import web
 from cluster_manager import health
 from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware
+from cluster_manager.management import (
+    openapi,
+    routes_clusters,
+    routes_configuration,
+    routes_overview,
+    routes_tokens,
+)
+from cluster_manager.management.auth import setup_auth
+from cluster_manager.management.keys import SETTINGS
+from cluster_manager.management.requests import MAX_BODY_BYTES
 from cluster_manager.settings import Settings
+
+
+def api_app(settings: Settings) -> web.Application:
+    """The routes, the pool and the error middleware, without sign-in (see create_app)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(pool_context(settings, max_size=5))
+    app.add_routes(health.routes)
+    app.add_routes(openapi.routes)
+    app.add_routes(routes_configuration.routes)
+    app.add_routes(routes_overview.routes)
+    app.add_routes(routes_clusters.routes)
+    app.add_routes(routes_tokens.routes)
+    return app
 
 
 def create_app(settings: Settings) -> web.Application:
     """The management application (TLS is set up by the server that runs it)."""
-    app = web.Application(middlewares=[error_middleware])
-    app.cleanup_ctx.append(pool_context(settings, max_size=5))
-    app.add_routes(health.routes)
+    app = api_app(settings)
+    setup_auth(app, settings)
     return app

@@ -1,0 +1,279 @@
+"""The Management API's handlers over real HTTPS against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+from aiohttp import web
+from cluster_manager import mtls
+from cluster_manager.join_token import JoinToken
+from cluster_manager.management.app import api_app
+from cluster_manager.seed import GIB, heartbeat, insert_cluster
+from conftest import table_rows
+
+
+class Api:
+    """An HTTPS client of one management server: answers are (status, envelope)."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def request(self, method: str, path: str, **kwargs) -> tuple[int, dict]:
+        async with self.session.request(method, self.base + path, **kwargs) as response:
+            body = await response.read()
+            assert response.content_type == "application/json", body
+            return response.status, json.loads(body)
+
+    async def ok(self, method: str, path: str, **kwargs):
+        status, envelope = await self.request(method, path, **kwargs)
+        assert status == 200, envelope
+        assert envelope["type"] == "sync", envelope
+        return envelope["metadata"]
+
+    async def error(self, status: int, method: str, path: str, **kwargs) -> str:
+        got, envelope = await self.request(method, path, **kwargs)
+        assert got == status, envelope
+        assert envelope["type"] == "error", envelope
+        assert envelope["error_code"] == status, envelope
+        return envelope["error"]
+
+
+@pytest.fixture
+async def api(settings, tls_dir):
+    """The management routes served over TLS without sign-in, and a client trusting them."""
+    app = api_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    context = mtls.server_context(
+        settings.management_cert_file, settings.management_key_file, request_client_cert=False
+    )
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    client_context = ssl.create_default_context(cafile=str(tls_dir / "management.crt"))
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=client_context)
+    ) as session:
+        yield Api(session, f"https://localhost:{runner.addresses[0][1]}")
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def fleet(pool):
+    await insert_cluster(pool, "alpha", heartbeat(memory=(1 * GIB, 16 * GIB)))
+    await insert_cluster(pool, "bravo", heartbeat(memory=(15 * GIB, 16 * GIB)))
+    await insert_cluster(pool, "charlie", heartbeat(), heartbeat_ago=timedelta(minutes=10))
+
+
+async def test_list_answers_a_page_with_health_and_total(api, fleet):
+    page = await api.ok("GET", "/1.0/remote-cluster", params={"sort": "name", "limit": "2"})
+
+    assert [c["name"] for c in page["clusters"]] == ["alpha", "bravo"]
+    assert page["total"] == 3
+    assert page["limit"] == 2
+    bravo = page["clusters"][1]
+    assert bravo["health"] == "warning"
+    assert bravo["warnings"][0]["kind"] == "memory"
+    assert bravo["memory_total_amount"] == 16 * GIB
+    assert bravo["instance_statuses"] == [
+        {"status": "Running", "count": 3},
+        {"status": "Stopped", "count": 1},
+    ]
+
+
+async def test_list_filters_by_health_and_search(api, fleet):
+    stale = await api.ok("GET", "/1.0/remote-cluster", params={"health": "stale,warning"})
+    found = await api.ok("GET", "/1.0/remote-cluster", params={"search": "HAR"})
+
+    assert [c["name"] for c in stale["clusters"]] == ["bravo", "charlie"]
+    assert [c["name"] for c in found["clusters"]] == ["charlie"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "501"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"offset": "-3"}, "offset"),
+        ({"sort": "secret"}, "sort"),
+        ({"order": "sideways"}, "order"),
+        ({"health": "sick"}, "health"),
+        ({"status": "GONE"}, "status"),
+        ({"search": "a" * 64}, "search"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+async def test_bad_list_parameters_get_400_naming_them(api, params, field):
+    message = await api.error(400, "GET", "/1.0/remote-cluster", params=params)
+
+    assert message.startswith(field), message
+
+
+async def test_repeated_parameter_is_refused(api):
+    message = await api.error(400, "GET", "/1.0/remote-cluster?limit=1&limit=2")
+
+    assert message == "limit must be given once"
+
+
+async def test_show_patch_and_delete_a_cluster(api, pool, fleet):
+    shown = await api.ok("GET", "/1.0/remote-cluster/alpha")
+    assert shown["health"] == "healthy"
+
+    changed = await api.ok(
+        "PATCH",
+        "/1.0/remote-cluster/alpha",
+        json={"description": "rack 7", "memory_threshold": 5},
+    )
+    assert changed["description"] == "rack 7"
+    assert changed["memory_threshold"] == 5
+    assert changed["health"] == "warning"
+
+    assert await api.ok("DELETE", "/1.0/remote-cluster/alpha") is None
+    await api.error(404, "GET", "/1.0/remote-cluster/alpha")
+    assert await pool.fetchval("SELECT count(*) FROM remote_clusters WHERE name='alpha'") == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "body"),
+        (b"[1, 2]", "body"),
+        (json.dumps({"memory_threshold": 101}).encode(), "memory_threshold"),
+        (json.dumps({"disk_threshold": -1}).encode(), "disk_threshold"),
+        (json.dumps({"disk_threshold": "50"}).encode(), "disk_threshold"),
+        (json.dumps({"disk_threshold": 50.0}).encode(), "disk_threshold"),
+        (json.dumps({"description": 7}).encode(), "description"),
+        (json.dumps({"description": "x" * 1025}).encode(), "description"),
+        (json.dumps({"description": "ok", "name": "renamed"}).encode(), "name"),
+        (json.dumps({}).encode(), "nothing to change"),
+    ],
+)
+async def test_bad_patch_gets_400_naming_the_field_and_changes_nothing(
+    api, pool, fleet, body, field
+):
+    before = await table_rows(pool)
+
+    message = await api.error(400, "PATCH", "/1.0/remote-cluster/alpha", data=body)
+
+    assert message.startswith(field), message
+    assert await table_rows(pool) == before
+
+
+async def test_unknown_cluster_is_404_for_every_method(api, fleet):
+    for method, kwargs in (("GET", {}), ("PATCH", {"json": {"description": "x"}}), ("DELETE", {})):
+        message = await api.error(404, method, "/1.0/remote-cluster/zulu", **kwargs)
+        assert message == "no cluster named 'zulu'"
+
+
+async def test_oversized_body_is_refused(api, fleet):
+    body = json.dumps({"description": "x" * 70_000}).encode()
+
+    await api.error(413, "PATCH", "/1.0/remote-cluster/alpha", data=body)
+
+
+async def test_token_is_created_listed_and_revoked(api, pool, settings):
+    created = await api.ok(
+        "POST",
+        "/1.0/remote-cluster-join-token",
+        json={"cluster_name": "edge-9", "description": "lab", "expiry": "2h"},
+    )
+
+    token = JoinToken.decode(created["token"])
+    assert token.server_name == "edge-9"
+    assert token.addresses == settings.connector_addresses
+    assert created["command"] == f"microcloud cluster-manager join {created['token']}"
+    assert created["name"] == "edge-9"
+    assert created["description"] == "lab"
+    remaining = token.expires_at - datetime.now(UTC)
+    assert timedelta(minutes=119) < remaining <= timedelta(hours=2)
+    listed = await api.ok("GET", "/1.0/remote-cluster-join-token")
+    assert [(t["name"], t["expired"]) for t in listed] == [("edge-9", False)]
+    assert created["token"] not in json.dumps(listed)
+    secret = json.loads(base64.b64decode(created["token"]))["secret"]
+    assert secret not in json.dumps(listed)
+
+    assert await api.ok("DELETE", "/1.0/remote-cluster-join-token/edge-9") is None
+    assert await api.ok("GET", "/1.0/remote-cluster-join-token") == []
+    await api.error(404, "DELETE", "/1.0/remote-cluster-join-token/edge-9")
+
+
+async def test_token_expiry_accepts_seconds(api, pool):
+    await api.ok(
+        "POST", "/1.0/remote-cluster-join-token", json={"cluster_name": "a", "expiry": 600}
+    )
+
+    seconds = await pool.fetchval(
+        "SELECT extract(epoch FROM expires_at - created_at) FROM remote_cluster_tokens"
+    )
+    assert 599 <= seconds <= 601
+
+
+async def test_token_name_taken_by_a_cluster_or_a_token_is_409(api, fleet):
+    body = {"cluster_name": "fresh"}
+    await api.ok("POST", "/1.0/remote-cluster-join-token", json=body)
+
+    pending = await api.error(409, "POST", "/1.0/remote-cluster-join-token", json=body)
+    enrolled = await api.error(
+        409, "POST", "/1.0/remote-cluster-join-token", json={"cluster_name": "alpha"}
+    )
+
+    assert "join token" in pending
+    assert "already enrolled" in enrolled
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "cluster_name"),
+        ({"cluster_name": "bad name"}, "cluster_name"),
+        ({"cluster_name": "x" * 64}, "cluster_name"),
+        ({"cluster_name": 5}, "cluster_name"),
+        ({"cluster_name": "ok", "description": ["x"]}, "description"),
+        ({"cluster_name": "ok", "expiry": "soon"}, "expiry"),
+        ({"cluster_name": "ok", "expiry": 5}, "expiry"),
+        ({"cluster_name": "ok", "expiry": True}, "expiry"),
+        ({"cluster_name": "ok", "secret": "mine"}, "secret"),
+    ],
+)
+async def test_bad_token_request_gets_400_naming_the_field(api, pool, body, field):
+    message = await api.error(400, "POST", "/1.0/remote-cluster-join-token", json=body)
+
+    assert message.startswith(field), message
+    assert await pool.fetchval("SELECT count(*) FROM remote_cluster_tokens") == 0
+
+
+async def test_overview_in_one_call(api, fleet):
+    overview = await api.ok("GET", "/1.0/overview")
+
+    assert overview["clusters"]["by_health"] == {
+        "stale": 1,
+        "warning": 1,
+        "pending": 0,
+        "healthy": 1,
+    }
+    assert overview["instances"]["total"] == 12
+    assert overview["warnings"]["total"] == 2
+    assert [c["name"] for c in overview["warnings"]["clusters"]] == ["charlie", "bravo"]
+
+
+async def test_configuration_names_connector_and_grafana(make_settings, tls_dir, api):
+    configuration = await api.ok("GET", "/1.0/configuration")
+
+    assert configuration["connector_addresses"]
+    assert configuration["grafana_url"] is None
+    assert configuration["user"] is None
+    assert configuration["stale_after_seconds"] == 180
+
+
+async def test_openapi_document_is_served(api):
+    async with api.session.get(api.base + "/openapi.json") as response:
+        document = await response.json()
+
+    assert response.status == 200
+    assert document["openapi"].startswith("3.")
+    assert "/1.0/overview" in document["paths"]
