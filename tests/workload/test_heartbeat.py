@@ -151,6 +151,8 @@ async def test_heartbeat_without_client_certificate_is_refused(server, settings)
             "ceph_statuses must have at most 64 entries",
         ),
         ({"cpu_total_count": True}, "cpu_total_count must be an integer"),
+        ({"cpu_load_15": 0.42}, "cpu_load_15 must be a decimal number in a string"),
+        ({"ui_url": None}, "ui_url must be a string"),
     ],
 )
 async def test_malformed_payload_is_refused_naming_the_field(cluster, pool, change, field):
@@ -165,7 +167,22 @@ async def test_malformed_payload_is_refused_naming_the_field(cluster, pool, chan
     assert await table_rows(pool) == before
 
 
-@pytest.mark.parametrize("body", [b"", b"{", b"[1, 2]", b"\xff\xfe", b'"text"'])
+@pytest.mark.parametrize("key", ["memory_usage", "instance_statuses", "cpu_load_1", "ui_url"])
+async def test_heartbeat_missing_a_key_of_the_contract_is_refused(cluster, pool, key):
+    payload = cluster.status.next()
+    del payload[key]
+    before = await table_rows(pool)
+
+    status, body = await cluster.heartbeat(payload, check=False)
+
+    assert status == 400, body
+    assert error_of(body) == f"{key} is missing"
+    assert await table_rows(pool) == before
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"{", b"[1, 2]", b"\xff\xfe", b'"text"', b'{"cpu_load_1": 3}']
+)
 async def test_malformed_json_is_refused(cluster, pool, body):
     before = await table_rows(pool)
 

@@ -157,23 +157,42 @@ def _metrics(payload: dict[str, Any]) -> list[MemberMetrics]:
 
 
 def _ui_url(payload: dict[str, Any]) -> str:
-    url = v.text(payload.get("ui_url"), "ui_url", MAX_URL, default="")
+    url = v.text(payload["ui_url"], "ui_url", MAX_URL)
     if url and urlsplit(url).scheme not in ("http", "https"):
         raise BadRequest("ui_url must be an http or https URL")
     return url
 
 
+# The client sends every one of these on every heartbeat (PROTOCOL.md); lists may be null.
+REQUIRED_KEYS = (
+    "ceph_statuses",
+    "cpu_total_count",
+    "cpu_load_1",
+    "cpu_load_5",
+    "cpu_load_15",
+    "memory_total_amount",
+    "memory_usage",
+    "storage_pool_usages",
+    "member_statuses",
+    "instance_statuses",
+    "server_metrics",
+    "ui_url",
+)
+
+
 def parse_heartbeat(body: bytes) -> Heartbeat:
-    """Check a status payload; unknown keys are ignored, missing ones read as empty."""
+    """Check a status payload against the client's contract; unknown keys are ignored."""
     payload = v.parse_json_object(body)
-    memory_total = v.integer(payload.get("memory_total_amount", 0), "memory_total_amount")
+    for key in REQUIRED_KEYS:
+        if key not in payload:
+            raise BadRequest(f"{key} is missing")
     return Heartbeat(
-        cpu_total_count=v.integer(payload.get("cpu_total_count", 0), "cpu_total_count", 0, 10**7),
-        cpu_load_1=v.decimal_string(payload.get("cpu_load_1", "0"), "cpu_load_1"),
-        cpu_load_5=v.decimal_string(payload.get("cpu_load_5", "0"), "cpu_load_5"),
-        cpu_load_15=v.decimal_string(payload.get("cpu_load_15", "0"), "cpu_load_15"),
-        memory_total_amount=memory_total,
-        memory_usage=v.integer(payload.get("memory_usage", 0), "memory_usage"),
+        cpu_total_count=v.integer(payload["cpu_total_count"], "cpu_total_count", 0, 10**7),
+        cpu_load_1=v.decimal_string(payload["cpu_load_1"], "cpu_load_1"),
+        cpu_load_5=v.decimal_string(payload["cpu_load_5"], "cpu_load_5"),
+        cpu_load_15=v.decimal_string(payload["cpu_load_15"], "cpu_load_15"),
+        memory_total_amount=v.integer(payload["memory_total_amount"], "memory_total_amount"),
+        memory_usage=v.integer(payload["memory_usage"], "memory_usage"),
         instance_statuses=_statuses(payload, "instance_statuses"),
         member_statuses=_statuses(payload, "member_statuses"),
         ceph_statuses=_statuses(payload, "ceph_statuses"),

@@ -62,15 +62,13 @@ def integer(value: Any, field: str, minimum: int = 0, maximum: int = INT64_MAX) 
 
 def decimal_string(value: Any, field: str, maximum: float = 1e9) -> float:
     """A non-negative number sent as a string, such as a load average ("0.42")."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and len(value) <= 32:
+    if isinstance(value, str) and len(value) <= 32:
         try:
             number = float(value)
         except ValueError:
             raise BadRequest(f"{field} must be a decimal number") from None
     else:
-        raise BadRequest(f"{field} must be a decimal number")
+        raise BadRequest(f"{field} must be a decimal number in a string")
     if not math.isfinite(number) or not 0 <= number <= maximum:
         raise BadRequest(f"{field} must be between 0 and {maximum:g}")
     return number
