@@ -15,9 +15,10 @@
 //   registration_token    enables dynamic client registration (RFC 7591) for holders of it
 //   ttl: {AccessToken, IdToken, RefreshToken, Session, Grant, Interaction}  seconds
 //   groups_claim          name of the groups claim; default "mcm-idp-groups"
+//   clock_offset          seconds added to this provider's clock (tests: a provider whose clock
+//                         is hours behind issues ID tokens that have already expired)
 //
-// Clients may carry "id_token_ttl" and "access_token_ttl" (seconds) to override the ttl above;
-// a negative id_token_ttl issues tokens that are already expired (for tests).
+// Clients may carry "id_token_ttl" and "access_token_ttl" (seconds) to override the ttl above.
 //
 // When listening, one line of JSON goes to stdout: {"issuer": "..."}.
 
@@ -29,6 +30,10 @@ import https from 'node:https';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+if (config.clock_offset) {
+  const realNow = Date.now;
+  Date.now = () => realNow() + config.clock_offset * 1000;
+}
 const users = config.users ?? {};
 const groupsClaim = config.groups_claim ?? 'mcm-idp-groups';
 const ttl = {

@@ -145,6 +145,10 @@ def _redirect_uri(request: web.Request, settings: Settings) -> str:
     return _base_url(request, settings) + "/oidc/callback"
 
 
+def _redirect(location: str, status: int = 302) -> web.Response:
+    return web.Response(status=status, headers={"Location": location, "Cache-Control": "no-store"})
+
+
 def _set_cookie(
     response: web.StreamResponse, name: str, value: str, max_age: int, http_only: bool = True
 ) -> None:
@@ -204,8 +208,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     url = await auth.oidc.authorization_url(
         _redirect_uri(request, auth.settings), state, nonce, challenge
     )
-    response = web.HTTPFound(url)
-    response.headers["Cache-Control"] = "no-store"
+    response = _redirect(url)
     expires = int(time.time()) + LOGIN_LIFETIME
     sealed = auth.login_sealer.seal(
         {"state": state, "nonce": nonce, "pkce": verifier, "exp": expires}
@@ -264,8 +267,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         session.subject[:64],
         settings.oidc_admin_group in session.groups,
     )
-    response = web.HTTPSeeOther("/")
-    response.headers["Cache-Control"] = "no-store"
+    response = _redirect("/", status=303)
     _clear_cookies(response, sessions.LOGIN_COOKIE)
     _start_session(response, auth, session)
     return response
@@ -290,8 +292,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if session is not None and auth.oidc.configured:
         base = _base_url(request, auth.settings)
         target = await auth.oidc.end_session_url(session.id_token, base + "/") or "/"
-    response = web.HTTPFound(target)
-    response.headers["Cache-Control"] = "no-store"
+    response = _redirect(target)
     _clear_cookies(response, sessions.SESSION_COOKIE, sessions.CSRF_COOKIE, sessions.LOGIN_COOKIE)
     return response
 
