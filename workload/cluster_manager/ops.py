@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cluster_manager import health
+from cluster_manager import health, metrics
 from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware
 from cluster_manager.settings import Settings
@@ -15,4 +15,6 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app.cleanup_ctx.append(pool_context(settings, max_size=2))
     app.add_routes(health.routes)
+    app.cleanup_ctx.append(metrics.pool_tracking("ops"))
+    app.router.add_get("/metrics", metrics.scrape_handler(settings))
     return app

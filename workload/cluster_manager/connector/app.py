@@ -10,7 +10,9 @@ from cluster_manager.connector.handlers import SETTINGS, routes
 from cluster_manager.connector.limits import LIMITS, ConnectorLimits
 from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware
+from cluster_manager.forwarding import forwarding_context
 from cluster_manager.identity import identity_context
+from cluster_manager.metrics import pool_tracking, request_metrics
 from cluster_manager.settings import Settings
 
 
@@ -26,12 +28,14 @@ async def global_limit(
 def create_app(settings: Settings) -> web.Application:
     """The connector application (TLS is set up by the server that runs it)."""
     app = web.Application(
-        middlewares=[error_middleware, global_limit],
+        middlewares=[request_metrics("connector"), error_middleware, global_limit],
         client_max_size=max(settings.max_heartbeat_bytes, settings.max_join_bytes),
     )
     app[SETTINGS] = settings
     app[LIMITS] = ConnectorLimits.from_settings(settings)
     app.cleanup_ctx.append(pool_context(settings))
     app.cleanup_ctx.append(identity_context(settings.database_dsn))
+    app.cleanup_ctx.append(pool_tracking("connector"))
+    app.cleanup_ctx.append(forwarding_context(settings))
     app.add_routes(routes)
     return app

@@ -12,6 +12,7 @@ from cluster_manager.connector.limits import LIMITS
 from cluster_manager.db import POOL
 from cluster_manager.envelope import sync_response
 from cluster_manager.errors import Forbidden, PayloadTooLarge
+from cluster_manager.forwarding import FORWARDER
 from cluster_manager.identity import IDENTITIES, ClusterIdentity
 from cluster_manager.mtls import peer_certificate
 from cluster_manager.settings import Settings
@@ -87,6 +88,7 @@ async def status(request: web.Request) -> web.Response:
         identity = await _identify(request, cert_fingerprint)
         if not await heartbeats.store_heartbeat(pool, identity.id, heartbeat):
             raise Forbidden("unknown cluster certificate")
+    request.app[FORWARDER].submit(identity.name, heartbeat)  # queues only; never fails or waits
     return sync_response({})
 
 
