@@ -17,14 +17,19 @@ from cluster_manager.management import (
 from cluster_manager.management.auth import setup_auth
 from cluster_manager.management.keys import SETTINGS
 from cluster_manager.management.requests import MAX_BODY_BYTES
+from cluster_manager.metrics import pool_tracking, request_metrics
 from cluster_manager.settings import Settings
 
 
 def api_app(settings: Settings) -> web.Application:
     """The routes, the pool and the error middleware, without sign-in (see create_app)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[request_metrics("management"), error_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(pool_context(settings, max_size=5))
+    app.cleanup_ctx.append(pool_tracking("management"))
     app.add_routes(health.routes)
     app.add_routes(openapi.routes)
     app.add_routes(routes_configuration.routes)
