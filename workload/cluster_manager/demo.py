@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cluster_manager import logs, tokens
 from cluster_manager.certificates import ensure_self_signed_files
+from cluster_manager.dev_idp import DemoIdentityProvider
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.errors import Conflict
 from cluster_manager.server import Servers
@@ -53,7 +54,7 @@ def _hosts() -> list[str]:
     return list(dict.fromkeys(hosts))
 
 
-def prepare(state: Path, dsn: str) -> Settings:
+def prepare(state: Path, dsn: str, extra: dict[str, object] | None = None) -> Settings:
     """Write the demo's certificates and config.toml (keeping earlier ports); return settings."""
     state.mkdir(parents=True, exist_ok=True)
     previous = load_settings(state / "config.toml") if (state / "config.toml").exists() else None
@@ -83,6 +84,7 @@ def prepare(state: Path, dsn: str) -> Settings:
         "connector_key_file": str(tls / "connector.key"),
         "connector_addresses": [f"{h}:{ports['connector_port']}" for h in address_hosts],
         "session_key_file": str(session_key),
+        **(extra or {}),
     }
     config = state / "config.toml"
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -107,7 +109,7 @@ async def _first_free_token(settings: Settings, servers: Servers) -> str:
     raise RuntimeError("no free demo cluster name")
 
 
-async def _run(settings: Settings, simulate: int) -> None:
+async def _run(settings: Settings, simulate: int, sign_in: str = "") -> None:
     servers = Servers(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -119,6 +121,7 @@ async def _run(settings: Settings, simulate: int) -> None:
         print(
             "\nMicroCloud Cluster Manager demo is running.\n"
             f"  Web UI and Management API: https://127.0.0.1:{servers.management_port}/\n"
+            f"{sign_in}"
             f"  Cluster Connector:         {', '.join(settings.connector_addresses)}\n"
             f"  Health and metrics:        http://127.0.0.1:{servers.ops_port}/health/ready\n"
             "\nA join token was created. On a MicroCloud member run:\n\n"
@@ -177,7 +180,12 @@ def run(state: Path, simulate: int = 0) -> None:
     postgres = EmbeddedPostgres(state / "postgres")
     dsn = postgres.start()
     try:
-        settings = prepare(state, dsn)
-        asyncio.run(_run(settings, simulate))
+        idp = DemoIdentityProvider(state)  # sign-in through a real, local OpenID provider
+        settings = prepare(state, dsn, idp.settings())
+        idp.start(settings.management_url)
+        try:
+            asyncio.run(_run(settings, simulate, idp.banner(settings.management_url)))
+        finally:
+            idp.stop()
     finally:
         postgres.stop()

@@ -220,13 +220,14 @@ class DemoIdentityProvider:
         if issuer != self.issuer:
             raise IdpError(f"identity provider announced {issuer}, expected {self.issuer}")
 
-    def banner(self) -> str:
+    def banner(self, management_url: str) -> str:
         """What the demo prints about signing in."""
         users = ", ".join(
             f"{name}/{user['password']} ({', '.join(user['groups'])})"
             for name, user in DEMO_USERS.items()
         )
         return (
+            f"  Sign in:                   {management_url.rstrip('/')}/oidc/login\n"
             f"  Identity provider (dev):   {self.issuer}\n"
             f"  Sign in with:              {users}\n"
             "  (development logins of the demo's own identity provider; 'admins' may manage)\n"
