@@ -17,6 +17,7 @@ from charmlibs.interfaces.tls_certificates import (
     Mode,
     TLSCertificatesRequiresV4,
 )
+from charms.microcloud_cluster_manager_k8s.v0 import cos_interfaces as cos
 from charms.microcloud_cluster_manager_k8s.v0.traefik_route import TraefikRouteRequirer
 from dpcharmlibs.interfaces import (
     RequirerCommonModel,
@@ -24,6 +25,9 @@ from dpcharmlibs.interfaces import (
     ResourceRequirerEventHandler,
 )
 
+import dashboards
+import log_forwarding
+import metrics_endpoint
 import pebble_layer
 import traefik_config
 import workload_config as wc
@@ -39,6 +43,11 @@ DATABASE = "database"
 CERTIFICATES = "certificates"
 SEND_CA_CERT = "send-ca-cert"
 TRAEFIK_ROUTE = "traefik-route"
+SEND_REMOTE_WRITE = "send-remote-write"
+METRICS_ENDPOINT = "metrics-endpoint"
+GRAFANA_DASHBOARD = "grafana-dashboard"
+GRAFANA_METADATA = "grafana-metadata"
+LOGGING = "logging"
 REQUIRED_INTEGRATIONS = (DATABASE, CERTIFICATES, TRAEFIK_ROUTE)
 DATABASE_NAME = "cluster_manager"
 WORKLOAD_USER = "_daemon_"
@@ -96,6 +105,19 @@ class ClusterManagerCharm(ops.CharmBase):
             self.on[TRAEFIK_ROUTE].relation_joined,
             self.traefik_route.on.ready,
             self.on[TRAEFIK_ROUTE].relation_broken,
+            self.on[SEND_REMOTE_WRITE].relation_changed,
+            self.on[SEND_REMOTE_WRITE].relation_departed,
+            self.on[SEND_REMOTE_WRITE].relation_broken,
+            self.on[METRICS_ENDPOINT].relation_joined,
+            self.on[METRICS_ENDPOINT].relation_changed,
+            self.on[GRAFANA_DASHBOARD].relation_joined,
+            self.on[GRAFANA_DASHBOARD].relation_changed,
+            self.on[GRAFANA_DASHBOARD].relation_broken,
+            self.on[GRAFANA_METADATA].relation_changed,
+            self.on[GRAFANA_METADATA].relation_broken,
+            self.on[LOGGING].relation_changed,
+            self.on[LOGGING].relation_departed,
+            self.on[LOGGING].relation_broken,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on.secret_remove, self._on_secret_remove)
@@ -162,11 +184,34 @@ class ClusterManagerCharm(ops.CharmBase):
             traefik_config.unit_host(unit.name, self.app.name, self.model.name) for unit in units
         ]
 
+    def _observability(self) -> wc.Observability:
+        """Remote-write URLs and the Grafana link, from the COS integrations present."""
+        urls = {
+            url
+            for relation in self.model.relations[SEND_REMOTE_WRITE]
+            for url in cos.remote_write_urls(relation)
+        }
+        grafana_url = ""
+        for relation in self.model.relations[GRAFANA_METADATA]:
+            metadata = cos.grafana_metadata(relation)
+            if metadata is not None:
+                grafana_url = metadata.url
+        # The link needs the dashboard, which Grafana has only from grafana-dashboard.
+        dashboard_uid = (
+            dashboards.FLEET_DASHBOARD_UID
+            if grafana_url and self.model.relations[GRAFANA_DASHBOARD]
+            else ""
+        )
+        return wc.Observability(tuple(sorted(urls)), grafana_url, dashboard_uid)
+
     # Reconcile.
 
     def _reconcile(self, _: ops.EventBase) -> None:
         if self.unit.is_leader():
             self._reconcile_leader()
+        self._publish_telemetry()
+        if self.container.can_connect():
+            self._forward_logs()
         inputs = self._workload_inputs()
         if isinstance(inputs, ops.StatusBase):
             self._stop_workload()
@@ -197,6 +242,45 @@ class ClusterManagerCharm(ops.CharmBase):
                     hosts=self._unit_hosts(),
                 )
             )
+
+    def _publish_telemetry(self) -> None:
+        """Scrape targets (every unit) and, from the leader, scrape jobs and dashboards."""
+        address = traefik_config.unit_host(self.unit.name, self.app.name, self.model.name)
+        for relation in self.model.relations[METRICS_ENDPOINT]:
+            cos.publish_scrape_unit(relation, self.unit, address)
+        if not self.unit.is_leader():
+            return
+        topology = cos.topology(self)
+        for relation in self.model.relations[METRICS_ENDPOINT]:
+            cos.publish_scrape_jobs(
+                relation,
+                self.app,
+                metrics_endpoint.scrape_jobs(pebble_layer.OPS_PORT),
+                topology,
+                metrics_endpoint.alert_rules(topology),
+            )
+        if self.model.relations[GRAFANA_DASHBOARD]:
+            shipped = dashboards.load_dashboards()
+            for relation in self.model.relations[GRAFANA_DASHBOARD]:
+                cos.publish_dashboards(relation, self.app, self.meta.name, shipped)
+
+    def _forward_logs(self) -> None:
+        """Point Pebble's log forwarding at every Loki push URL (none: forwarding off)."""
+        urls = sorted(
+            {
+                url
+                for relation in self.model.relations[LOGGING]
+                for url in cos.loki_push_urls(relation)
+            }
+        )
+        planned = self.container.get_plan().log_targets
+        topology = cos.topology(self)
+        labels = {f"juju_{key}": value for key, value in topology.items() if key != "charm_name"}
+        labels["juju_charm"] = topology["charm_name"]
+        layer = log_forwarding.build_layer(urls, planned, labels, pebble_layer.SERVICE)
+        if log_forwarding.needs_update(layer, planned):
+            self.container.add_layer(log_forwarding.LAYER, layer, combine=True)
+            logger.info("log forwarding now goes to %d Loki endpoints", len(urls))
 
     def _workload_inputs(
         self,
@@ -234,7 +318,9 @@ class ClusterManagerCharm(ops.CharmBase):
             routed_by_traefik=self.traefik_route.relation is not None,
             port=pebble_layer.CONNECTOR_PORT,
         )
-        settings = wc.settings(self.charm_config, database, addresses, bool(trusted_cas))
+        settings = wc.settings(
+            self.charm_config, database, addresses, bool(trusted_cas), self._observability()
+        )
         files = {
             wc.CONFIG_FILE: (wc.render_toml(settings), 0o600),
             wc.MANAGEMENT_CERT_FILE: (tls.chain, 0o644),

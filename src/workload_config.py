@@ -45,6 +45,15 @@ class DatabaseCredentials:
         return f"postgresql://{user}:{password}@{host_port}/{database}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Observability:
+    """What the COS integrations hand the workload."""
+
+    remote_write_urls: tuple[str, ...] = ()
+    grafana_url: str = ""
+    grafana_dashboard_uid: str = ""
+
+
 def connector_addresses(connector_domain: str, routed_by_traefik: bool, port: int) -> list[str]:
     """The "host:port" list join tokens hand out to clusters."""
     return [f"{connector_domain}:{TRAEFIK_TLS_PORT if routed_by_traefik else port}"]
@@ -55,6 +64,7 @@ def settings(
     database: DatabaseCredentials,
     addresses: Sequence[str],
     with_trusted_ca: bool,
+    observability: Observability,
 ) -> dict[str, object]:
     """The flat settings mapping the workload reads from its TOML file."""
     values: dict[str, object] = {
@@ -74,6 +84,9 @@ def settings(
         "oidc_admin_group": config.oidc_admin_group,
         "session_key_file": str(SESSION_KEY_FILE),
         "stale_after_intervals": float(config.stale_after_intervals),
+        "remote_write_urls": list(observability.remote_write_urls),
+        "grafana_url": observability.grafana_url,
+        "grafana_dashboard_uid": observability.grafana_dashboard_uid,
     }
     if with_trusted_ca:
         values["trusted_ca_file"] = str(TRUSTED_CA_FILE)

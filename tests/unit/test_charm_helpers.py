@@ -31,7 +31,14 @@ def _workload_setting_names() -> set[str]:
 
 def _settings(**config: object) -> dict[str, object]:
     database = wc.DatabaseCredentials("db:5432", "user", "pw", "cluster_manager")
-    return wc.settings(CharmConfig(**config), database, ["c.example.com:443"], True)  # type: ignore[arg-type]
+    observability = wc.Observability(("http://prom:9090/api/v1/write",), "http://g", "uid")
+    return wc.settings(
+        CharmConfig(**config),  # type: ignore[arg-type]
+        database,
+        ["c.example.com:443"],
+        True,
+        observability,
+    )
 
 
 def test_every_rendered_key_is_a_workload_setting():

@@ -78,12 +78,17 @@ def test_parameterless_actions_declare_no_parameters(metadata):
 
 
 def test_every_endpoint_the_charm_names_is_declared_and_back(metadata):
-    declared = set(metadata["requires"]) | set(metadata["peers"])
+    declared = set(metadata["requires"]) | set(metadata["provides"]) | set(metadata["peers"])
     used = {
         charm.DATABASE,
         charm.CERTIFICATES,
         charm.SEND_CA_CERT,
         charm.TRAEFIK_ROUTE,
+        charm.SEND_REMOTE_WRITE,
+        charm.METRICS_ENDPOINT,
+        charm.GRAFANA_DASHBOARD,
+        charm.GRAFANA_METADATA,
+        charm.LOGGING,
         charm.PEER,
     }
     assert declared == used
@@ -94,7 +99,7 @@ def test_every_endpoint_the_charm_names_is_declared_and_back(metadata):
 
 def test_every_declared_endpoint_has_its_events_observed(metadata, observed):
     kinds = {kind for _, kind in observed}
-    for endpoint in {*metadata["requires"], *metadata["peers"]}:
+    for endpoint in {*metadata["requires"], *metadata["provides"], *metadata["peers"]}:
         prefix = endpoint.replace("-", "_") + "_relation_"
         assert {k for k in kinds if k.startswith(prefix)}, f"nothing observes {endpoint}"
         assert prefix + "changed" in kinds, f"{endpoint} changes are not observed"
@@ -107,7 +112,21 @@ def test_interfaces_are_the_expected_ones(metadata):
         "certificates": "tls-certificates",
         "send-ca-cert": "certificate_transfer",
         "traefik-route": "traefik_route",
+        "send-remote-write": "prometheus_remote_write",
+        "grafana-metadata": "grafana_metadata",
+        "logging": "loki_push_api",
     }
+    provided = {name: spec["interface"] for name, spec in metadata["provides"].items()}
+    assert provided == {
+        "metrics-endpoint": "prometheus_scrape",
+        "grafana-dashboard": "grafana_dashboard",
+    }
+
+
+def test_cos_integrations_are_optional(metadata):
+    cos = {"send-remote-write", "grafana-metadata", "logging"}
+    assert all(metadata["requires"][name]["optional"] is True for name in cos)
+    assert all(spec["optional"] is True for spec in metadata["provides"].values())
 
 
 def test_the_workload_container_and_its_image_are_declared(metadata, observed):

@@ -40,6 +40,9 @@ def test_config_file_carries_every_setting_the_workload_needs(config_dir, ctx, r
         "oidc_admin_group": "admins",
         "session_key_file": "/etc/cluster-manager/session.key",
         "stale_after_intervals": 3.0,
+        "remote_write_urls": [],
+        "grafana_url": "",
+        "grafana_dashboard_uid": "",
     }
 
 
