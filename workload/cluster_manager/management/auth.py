@@ -319,7 +319,9 @@ async def _refresh(auth: _Auth, session: Session) -> Session:
             refreshed = await _refresh_once(auth, session)
         except BaseException as error:
             pending.set_exception(error)
-            pending.exception()  # retrieved: later waiters re-raise it
+            pending.exception()  # retrieved: waiters already in line re-raise it
+            if not isinstance(error, _SessionEnded):  # the provider may answer next time
+                auth.refreshing.pop(key, None)
             raise
         finally:
             # Keep the answer a little while for requests already in flight with the old cookie.
