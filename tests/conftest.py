@@ -27,7 +27,7 @@ from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.server import Servers
 from cluster_manager.settings import Settings, render_config
 
-pytest_plugins = ["oidc_fixtures"]
+pytest_plugins = ["oidc_fixtures", "e2e_fixtures"]
 
 TEMPLATE_DATABASE = "mcm_template"
 _database_numbers = itertools.count(1)

@@ -122,27 +122,40 @@ def split_address(address: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
+def connect_host(host: str, hosts: Mapping[str, str] | None) -> str:
+    """Where to connect for ``host``: its entry in ``hosts`` (like /etc/hosts), else itself.
+
+    Tests give names such as ``connector.mcm.test`` an address this way; the name is still
+    what the client sends as SNI and checks in the certificate.
+    """
+    return hosts.get(host, host) if hosts else host
+
+
 async def fetch_certificate(
-    addresses: tuple[str, ...] | list[str], time_limit: float = DEFAULT_TIMEOUT
+    addresses: tuple[str, ...] | list[str],
+    time_limit: float = DEFAULT_TIMEOUT,
+    *,
+    hosts: Mapping[str, str] | None = None,
 ) -> tuple[str, bytes]:
     """Probe the addresses in order; return the first that answers and its certificate (DER).
 
-    Each address gets ``time_limit`` seconds to connect and answer.
+    Each address gets ``time_limit`` seconds to connect and answer. ``hosts`` maps host names
+    to the IP addresses to connect to (see :func:`connect_host`).
     """
     failures = []
     for address in addresses:
         try:
             async with asyncio.timeout(time_limit):
-                return address, await _probe(address)
+                return address, await _probe(address, hosts)
         except (OSError, ssl.SSLError, TimeoutError, ConnectorError, EOFError) as error:
             failures.append(f"{address}: {error or type(error).__name__}")
     raise ConnectorUnreachableError("no connector address answered: " + "; ".join(failures))
 
 
-async def _probe(address: str) -> bytes:
+async def _probe(address: str, hosts: Mapping[str, str] | None) -> bytes:
     host, port = split_address(address)
     reader, writer = await asyncio.open_connection(
-        host, port, ssl=probe_context(), server_hostname=host
+        connect_host(host, hosts), port, ssl=probe_context(), server_hostname=host
     )
     try:
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
@@ -181,10 +194,12 @@ async def send(
     *,
     time_limit: float = DEFAULT_TIMEOUT,
     check: bool = True,
+    hosts: Mapping[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """Make one request on a new pinned connection; return (status, body).
 
-    The whole exchange must end within ``time_limit`` seconds.
+    The whole exchange must end within ``time_limit`` seconds. ``hosts`` maps host names to
+    the IP addresses to connect to (see :func:`connect_host`).
     With ``check`` (the real client's behaviour) a status other than 200 raises
     :class:`RequestRefusedError`.
     """
@@ -199,7 +214,7 @@ async def send(
     request = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
     async with asyncio.timeout(time_limit):
         reader, writer = await asyncio.open_connection(
-            host, port, ssl=context, server_hostname=host
+            connect_host(host, hosts), port, ssl=context, server_hostname=host
         )
         try:
             writer.write(request)

@@ -36,8 +36,11 @@ class SimulatedCluster:
         metrics_bytes: int = DEFAULT_METRICS_BYTES,
         interval: float = 60.0,
         timeout: float = client.DEFAULT_TIMEOUT,
+        hosts: Mapping[str, str] | None = None,
     ) -> None:
+        """``hosts`` maps the token's host names to IP addresses (tests; default: DNS)."""
         self.name = name
+        self.hosts = dict(hosts or {})
         self.identity = identity or ClusterIdentity.generate(name)
         self.status = StatusGenerator(
             name if seed is None else seed, metrics_bytes=metrics_bytes, interval=interval
@@ -122,7 +125,9 @@ class SimulatedCluster:
     ) -> tuple[int, bytes]:
         """Make any request the way the real client does: probe, pin, then send."""
         token = self._token()
-        address, der = await client.fetch_certificate(token.addresses, self.timeout)
+        address, der = await client.fetch_certificate(
+            token.addresses, self.timeout, hosts=self.hosts
+        )
         client.check_pin(address, der, token.fingerprint)
         return await client.send(
             address,
@@ -133,6 +138,7 @@ class SimulatedCluster:
             headers,
             time_limit=self.timeout,
             check=check,
+            hosts=self.hosts,
         )
 
     def _token(self) -> JoinToken:

@@ -8,7 +8,7 @@ import inspect
 import logging
 import random
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from cluster_manager.fleet.client import ConnectorError, RequestRefusedError
 from cluster_manager.fleet.cluster import SimulatedCluster
@@ -62,12 +62,14 @@ class Fleet:
         seed: int = 0,
         concurrency: int = 50,
         start_spread: float | None = None,
+        hosts: Mapping[str, str] | None = None,
     ) -> None:
         """Create ``count`` clusters named ``<prefix>-0001`` ... (each with its own certificate).
 
         A cluster takes the name of the token it joins with, as the real client does. First
         heartbeats are spread over ``start_spread`` seconds (default: one interval); later ones
-        come every ``interval`` seconds, give or take ``jitter`` of it.
+        come every ``interval`` seconds, give or take ``jitter`` of it. ``hosts`` maps the
+        tokens' host names to IP addresses (tests; default: DNS).
         """
         self.interval = interval
         self.start_spread = interval if start_spread is None else start_spread
@@ -84,6 +86,7 @@ class Fleet:
                 seed=f"{seed}-{i}",
                 metrics_bytes=metrics_bytes,
                 interval=interval,
+                hosts=hosts,
             )
             for i in range(count)
         ]
