@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import socket
 import ssl
 import tempfile
 import urllib.request
@@ -44,7 +45,6 @@ import pytest
 from cluster_manager.certificates import generate_self_signed
 from cluster_manager.dev_idp import IdpProcess, ensure_installed
 from cluster_manager.settings import Settings
-from conftest import free_port
 
 IDP_DIR = Path(__file__).parent / "idp"
 USERS = {
@@ -61,6 +61,13 @@ USERS = {
         "groups": ["viewers"],
     },
 }
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass

@@ -28,11 +28,11 @@ from cluster_manager.management.sessions import (
     load_key,
 )
 from cluster_manager.settings import Settings
-from conftest import free_port
 from oidc_fixtures import (
     USERS,
     TestIdp,
     csrf_cookie,
+    free_port,
     html_forms,
     new_browser,
     sign_in_flow,
