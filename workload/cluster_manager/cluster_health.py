@@ -32,8 +32,8 @@ OVER_THRESHOLD_SQL = """
 """
 HEALTH_SQL = f"""
 CASE
-    WHEN coalesce(c.last_status_update_at, c.joined_at) <= now() - make_interval(secs => $1)
-        THEN 'stale'
+    WHEN coalesce(c.last_status_update_at, c.joined_at)
+         <= (SELECT now() - make_interval(secs => $1)) THEN 'stale'
     WHEN c.last_status_update_at IS NULL THEN 'pending'
     WHEN {OVER_THRESHOLD_SQL} THEN 'warning'
     ELSE 'healthy'
@@ -47,13 +47,11 @@ CASE h.health WHEN 'stale' THEN 0 WHEN 'warning' THEN 1 WHEN 'pending' THEN 2 EL
 HEARTBEAT_AGE_SQL = """
 extract(epoch FROM now() - coalesce(c.last_status_update_at, c.joined_at))::double precision
 """
-# FROM clause giving ``c``, ``d`` and ``h.health`` (with ``h.heartbeat_age``).
+# FROM clause giving ``c``, ``d`` and ``h.health``.
 FLEET_FROM_SQL = f"""
 remote_clusters c
 LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
-CROSS JOIN LATERAL (
-    SELECT {HEALTH_SQL} AS health, {HEARTBEAT_AGE_SQL} AS heartbeat_age
-) h
+CROSS JOIN LATERAL (SELECT {HEALTH_SQL} AS health) h
 """
 
 
@@ -148,7 +146,7 @@ def _pool_warnings(row: Any) -> list[dict[str, Any]]:
 def warnings(row: Any, stale_after: float) -> list[dict[str, Any]]:
     """What is wrong with a cluster, each entry with a kind, a message and the numbers.
 
-    ``row`` has the cluster and details columns plus ``heartbeat_age`` (see FLEET_FROM_SQL).
+    ``row`` has the cluster and details columns plus ``heartbeat_age`` (HEARTBEAT_AGE_SQL).
     Usage warnings come from the latest heartbeat, also when it is old.
     """
     found = []

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from multidict import MultiMapping
 
-from cluster_manager import cluster_health, validation
+from cluster_manager import cluster_health, reporting, validation
 from cluster_manager.clusters import CLUSTER_COLUMNS, cluster_dict
 from cluster_manager.errors import BadRequest, NotFound
 from cluster_manager.settings import Settings
@@ -42,7 +42,7 @@ QUERY_PARAMETERS = ("search", "status", "health", "sort", "order", "limit", "off
 ROW_COLUMNS = f"""
 {CLUSTER_COLUMNS},
 d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
-h.health, h.heartbeat_age
+h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age
 """
 # $1 stale seconds, $2 ILIKE pattern or NULL, $3 status or NULL, $4 health states or NULL.
 FILTER_SQL = """
@@ -50,16 +50,27 @@ FILTER_SQL = """
 AND ($3::text IS NULL OR c.status = $3)
 AND ($4::text[] IS NULL OR h.health = ANY($4::text[]))
 """
+# Two steps: the filter and the sort read narrow rows of the whole fleet (a top-N sort for the
+# page, one count for the total); only the page's rows are then read in full (heartbeat JSON).
+# The total row comes back even when the page is empty, with NULL cluster columns.
 SELECT_PAGE = f"""
-SELECT {ROW_COLUMNS}, count(*) OVER () AS total
-FROM {cluster_health.FLEET_FROM_SQL}
-WHERE {FILTER_SQL}
-ORDER BY {{sort}} {{order}} NULLS LAST, c.name
-LIMIT $5 OFFSET $6
+WITH matching AS MATERIALIZED (
+    SELECT c.id, c.name, {{sort}} AS sort_key, h.health
+    FROM {cluster_health.FLEET_FROM_SQL}
+    WHERE {FILTER_SQL}
+),
+page AS (
+    SELECT * FROM matching ORDER BY sort_key {{order}} NULLS LAST, name LIMIT $5 OFFSET $6
+)
+SELECT {CLUSTER_COLUMNS},
+       d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
+       page.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, total.count AS total
+FROM (SELECT count(*) FROM matching) AS total
+LEFT JOIN page ON true
+LEFT JOIN remote_clusters c ON c.id = page.id
+LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+ORDER BY page.sort_key {{order}} NULLS LAST, page.name
 """  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
-COUNT_FILTERED = f"""
-SELECT count(*) FROM {cluster_health.FLEET_FROM_SQL} WHERE {FILTER_SQL}
-"""  # noqa: S608 - constant fragments
 SELECT_ONE = f"""
 SELECT {ROW_COLUMNS} FROM {cluster_health.FLEET_FROM_SQL} WHERE c.name = $2
 """  # noqa: S608 - constant fragments
@@ -166,17 +177,11 @@ async def list_cluster_page(
     """One page of clusters and how many match the filters in all."""
     statement = SELECT_PAGE.format(sort=SORT_KEYS[query.sort], order=ORDERS[query.order])
     args = _filter_args(settings, query)
-    rows = await pool.fetch(statement, *args, query.limit, query.offset)
-    if rows:
-        total = rows[0]["total"]
-    elif query.offset:
-        total = await pool.fetchval(COUNT_FILTERED, *args)
-    else:
-        total = 0
+    rows = await reporting.fetch(pool, statement, *args, query.limit, query.offset)
     stale_after = settings.stale_after_seconds
     return {
-        "clusters": [cluster_view(row, stale_after) for row in rows],
-        "total": total,
+        "clusters": [cluster_view(row, stale_after) for row in rows if row["name"] is not None],
+        "total": rows[0]["total"],
         "limit": query.limit,
         "offset": query.offset,
     }
