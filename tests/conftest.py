@@ -17,7 +17,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -25,25 +24,18 @@ from cluster_manager import db
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.server import Servers
-from cluster_manager.settings import Settings, render_config
+from cluster_manager.settings import Settings
+from support import (  # noqa: F401 - re-exported for tests that import them from here
+    free_port,
+    table_rows,
+    with_database,
+    write_config,
+)
 
 pytest_plugins = ["oidc_fixtures", "e2e_fixtures"]
 
 TEMPLATE_DATABASE = "mcm_template"
 _database_numbers = itertools.count(1)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def with_database(dsn: str, name: str) -> str:
-    """The same server, another database."""
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 @pytest.fixture(scope="session")
@@ -177,26 +169,6 @@ async def start_server(
     yield start
     for servers in started:
         await servers.stop()
-
-
-async def table_rows(pool: asyncpg.Pool) -> dict[str, list[dict[str, object]]]:
-    """Every row of the manager's tables, to show that a refusal changed nothing."""
-    tables = ("remote_cluster_tokens", "remote_clusters", "remote_cluster_details")
-    return {
-        table: [dict(r) for r in await pool.fetch(f"SELECT * FROM {table} ORDER BY 1")]  # noqa: S608
-        for table in tables
-    }
-
-
-def write_config(path: Path, settings: Settings) -> Path:
-    """Write settings as the TOML file `cluster-manager --config` reads."""
-    values = {
-        field: getattr(settings, field)
-        for field in settings.__dataclass_fields__
-        if getattr(settings, field) != getattr(Settings, field, None)
-    }
-    path.write_text(render_config(values))
-    return path
 
 
 class ServerProcess:

@@ -11,7 +11,7 @@ import pytest
 from cluster_manager.certificates import certificate_file_fingerprint
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.join_token import JoinToken
-from conftest import write_config
+from support import write_config
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import ssl
 import pytest
 from cluster_manager import clusters, tokens
 from cluster_manager.fleet import SimulatedCluster
-from conftest import table_rows
+from support import table_rows
 
 
 def error_of(body: bytes) -> str:

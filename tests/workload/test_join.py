@@ -11,7 +11,7 @@ from cluster_manager import tokens
 from cluster_manager.certificates import certificate_file_fingerprint
 from cluster_manager.fleet import CertificateMismatchError, SimulatedCluster
 from cluster_manager.join_token import JoinToken
-from conftest import table_rows
+from support import table_rows
 
 
 def error_of(body: bytes) -> str:

@@ -9,7 +9,7 @@ import sys
 import asyncpg
 import pytest
 from cluster_manager import db
-from conftest import with_database
+from support import with_database
 
 
 @pytest.fixture

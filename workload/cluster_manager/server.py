@@ -9,7 +9,7 @@ import ssl
 
 from aiohttp import web
 
-from cluster_manager import db, mtls, ops
+from cluster_manager import db, logs, mtls, ops
 from cluster_manager.connector.app import create_app as create_connector_app
 from cluster_manager.management.app import create_app as create_management_app
 from cluster_manager.settings import Settings, SettingsError
@@ -140,7 +140,9 @@ class Servers:
     async def _runner(self, app: web.Application, **kwargs: object) -> web.AppRunner:
         kwargs.setdefault("handle_signals", False)
         kwargs.setdefault("shutdown_timeout", 5)
-        if not kwargs.pop("access_log", True):
+        if kwargs.pop("access_log", True):
+            kwargs["access_log_class"] = logs.AccessLogger
+        else:
             kwargs["access_log"] = None
         runner = web.AppRunner(app, **kwargs)  # type: ignore[arg-type]
         await runner.setup()
