@@ -107,7 +107,7 @@ def tls_dir() -> Path:
             f"test-{name}",
             ["127.0.0.1", "localhost"],
         )
-    (directory / "session.key").write_bytes(os.urandom(32))
+    (directory / "session.key").write_text(os.urandom(32).hex())  # as the charm writes it
     return directory
 
 

@@ -71,8 +71,8 @@ def prepare(state: Path, dsn: str, extra: dict[str, object] | None = None) -> Se
     session_key = state / "session.key"
     if not session_key.exists():
         fd = os.open(session_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(os.urandom(32))
+        with os.fdopen(fd, "w") as handle:
+            handle.write(os.urandom(32).hex())  # as the charm writes it
     address_hosts = [h for h in hosts if h not in ("localhost", "::1")][:2]
     values = {
         "database_dsn": dsn,
