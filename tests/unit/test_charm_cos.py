@@ -103,7 +103,7 @@ def test_grafana_url_and_dashboard_uid_reach_the_workload(config_dir, ctx, runni
     metadata = _grafana_metadata(
         grafana_uid="grafana-uid",
         ingress_url=GRAFANA_URL + "/",
-        internal_url="http://grafana-0.grafana-endpoints.cos.svc.cluster.local:3000",
+        direct_url="http://grafana-0.grafana-endpoints.cos.svc.cluster.local:3000/",
     )
     state = _with(running_leader, metadata, _dashboard_relation())
     ctx.run(ctx.on.relation_changed(metadata), state)
@@ -112,11 +112,20 @@ def test_grafana_url_and_dashboard_uid_reach_the_workload(config_dir, ctx, runni
     assert settings["grafana_dashboard_uid"] == DASHBOARD_UID
 
 
-def test_internal_grafana_url_is_used_without_an_ingress(config_dir, ctx, running_leader):
-    internal = "http://grafana-0.grafana-endpoints.cos.svc.cluster.local:3000"
-    metadata = _grafana_metadata(grafana_uid="grafana-uid", internal_url=internal)
+@pytest.mark.parametrize("key", ["direct_url", "internal_url"])
+def test_in_cluster_grafana_url_is_used_without_an_ingress(config_dir, ctx, running_leader, key):
+    direct = "http://grafana-0.grafana-endpoints.cos.svc.cluster.local:3000"
+    metadata = _grafana_metadata(grafana_uid="grafana-uid", **{key: direct})
     ctx.run(ctx.on.relation_changed(metadata), _with(running_leader, metadata))
-    assert _settings(config_dir)["grafana_url"] == internal
+    assert _settings(config_dir)["grafana_url"] == direct
+
+
+def test_json_encoded_grafana_metadata_is_read_too(config_dir, ctx, running_leader):
+    metadata = _grafana_metadata(
+        grafana_uid=json.dumps("g"), ingress_url=json.dumps(GRAFANA_URL + "/")
+    )
+    ctx.run(ctx.on.relation_changed(metadata), _with(running_leader, metadata))
+    assert _settings(config_dir)["grafana_url"] == GRAFANA_URL
 
 
 def test_no_dashboard_uid_while_grafana_has_no_dashboard(config_dir, ctx, running_leader):

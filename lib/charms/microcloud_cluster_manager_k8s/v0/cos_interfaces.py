@@ -16,7 +16,8 @@ Each function works on one ``ops.Relation``; the charm decides when to call it.
   where ``content`` is the dashboard JSON compressed with LZMA and encoded in base64
   (:func:`publish_dashboards`).
 - ``grafana_metadata`` (requirer): the provider's application databag holds ``grafana_uid``,
-  ``ingress_url`` and ``internal_url`` (:func:`grafana_metadata`).
+  ``direct_url`` (in-cluster; ``internal_url`` in older providers) and optionally
+  ``ingress_url`` (:func:`grafana_metadata`).
 - ``loki_push_api`` (requirer): every provider unit publishes ``endpoint`` = JSON
   ``{"url": ...}`` in its unit databag (:func:`loki_push_urls`).
 
@@ -114,12 +115,23 @@ class GrafanaMetadata:
 
     grafana_uid: str
     ingress_url: str
-    internal_url: str
+    direct_url: str
 
     @property
     def url(self) -> str:
-        """The URL people reach Grafana on: the ingress URL, else the internal one."""
-        return self.ingress_url or self.internal_url
+        """The URL people reach Grafana on: the ingress URL, else the in-cluster one."""
+        return self.ingress_url or self.direct_url
+
+
+def _plain(value: str | None) -> str | None:
+    """A databag string, unwrapped if a provider wrote it JSON-encoded (``"..."``)."""
+    if value and value.startswith('"'):
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+        return decoded if isinstance(decoded, str) else None
+    return value
 
 
 def grafana_metadata(relation: ops.Relation) -> GrafanaMetadata | None:
@@ -127,14 +139,18 @@ def grafana_metadata(relation: ops.Relation) -> GrafanaMetadata | None:
     if relation.app is None:
         return None
     data = relation.data[relation.app]
-    ingress_url = _http_url(data.get("ingress_url")) or ""
-    internal_url = _http_url(data.get("internal_url")) or ""
-    if not ingress_url and not internal_url:
+    ingress_url = _http_url(_plain(data.get("ingress_url"))) or ""
+    direct_url = (
+        _http_url(_plain(data.get("direct_url")))
+        or _http_url(_plain(data.get("internal_url")))
+        or ""
+    )
+    if not ingress_url and not direct_url:
         return None
     return GrafanaMetadata(
-        grafana_uid=data.get("grafana_uid", ""),
+        grafana_uid=_plain(data.get("grafana_uid")) or "",
         ingress_url=ingress_url.rstrip("/"),
-        internal_url=internal_url.rstrip("/"),
+        direct_url=direct_url.rstrip("/"),
     )
 
 
