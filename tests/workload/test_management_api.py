@@ -1,20 +1,18 @@
-"""The Management API's handlers over real HTTPS against a real PostgreSQL."""
+"""The Management API over real HTTPS, signed in through a real OpenID provider, on PostgreSQL."""
 
 from __future__ import annotations
 
 import base64
 import json
-import ssl
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from aiohttp import web
-from cluster_manager import mtls
 from cluster_manager.join_token import JoinToken
-from cluster_manager.management.app import api_app
 from cluster_manager.seed import GIB, heartbeat, insert_cluster
+from cluster_manager.server import Servers
 from conftest import table_rows
+from oidc_fixtures import new_browser
 
 
 class Api:
@@ -45,22 +43,15 @@ class Api:
 
 
 @pytest.fixture
-async def api(settings, tls_dir):
-    """The management routes served over TLS without sign-in, and a client trusting them."""
-    app = api_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    context = mtls.server_context(
-        settings.management_cert_file, settings.management_key_file, request_client_cert=False
-    )
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    client_context = ssl.create_default_context(cafile=str(tls_dir / "management.crt"))
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=client_context)
-    ) as session:
-        yield Api(session, f"https://localhost:{runner.addresses[0][1]}")
-    await runner.cleanup()
+def settings(make_settings, oidc_settings):
+    """The server signs people in at the test identity provider."""
+    return make_settings(**oidc_settings)
+
+
+@pytest.fixture
+def api(admin_client):
+    """The running server, through a client signed in as an administrator."""
+    return Api(admin_client, "")
 
 
 @pytest.fixture
@@ -261,17 +252,86 @@ async def test_overview_in_one_call(api, fleet):
     assert [c["name"] for c in overview["warnings"]["clusters"]] == ["charlie", "bravo"]
 
 
-async def test_configuration_names_connector_and_grafana(make_settings, tls_dir, api):
+async def test_configuration_names_connector_user_and_csrf_token(api, settings):
     configuration = await api.ok("GET", "/1.0/configuration")
 
-    assert configuration["connector_addresses"]
+    assert configuration["connector_addresses"] == list(settings.connector_addresses)
     assert configuration["grafana_url"] is None
-    assert configuration["user"] is None
     assert configuration["stale_after_seconds"] == 180
+    assert configuration["user"]["subject"] == "admin"
+    assert configuration["user"]["is_admin"] is True
+    assert "admins" in configuration["user"]["groups"]
+    assert configuration["csrf_token"] == api.session.headers["X-CSRF-Token"]
 
 
-async def test_openapi_document_is_served(api):
-    async with api.session.get(api.base + "/openapi.json") as response:
+async def test_configuration_without_sign_in_has_no_user(server, settings, idp):
+    browser = new_browser(settings, idp)
+    async with browser, browser.get("/1.0/configuration") as response:
+        configuration = (await response.json())["metadata"]
+
+    assert response.status == 200
+    assert configuration["user"] is None
+    assert configuration["csrf_token"] is None
+    assert configuration["connector_addresses"] == list(settings.connector_addresses)
+
+
+async def test_configuration_shows_grafana_when_set(make_settings, oidc_settings, signed_in):
+    settings = make_settings(**oidc_settings, grafana_url="https://grafana.example")
+    servers = Servers(settings)
+    await servers.start()
+    try:
+        client = await signed_in(settings)
+        async with client.get("/1.0/configuration") as response:
+            configuration = (await response.json())["metadata"]
+    finally:
+        await servers.stop()
+
+    assert configuration["grafana_url"] == "https://grafana.example"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/1.0/remote-cluster"),
+        ("GET", "/1.0/remote-cluster/alpha"),
+        ("PATCH", "/1.0/remote-cluster/alpha"),
+        ("DELETE", "/1.0/remote-cluster/alpha"),
+        ("GET", "/1.0/overview"),
+        ("GET", "/1.0/remote-cluster-join-token"),
+        ("POST", "/1.0/remote-cluster-join-token"),
+        ("DELETE", "/1.0/remote-cluster-join-token/alpha"),
+    ],
+)
+async def test_api_needs_a_signed_in_administrator(
+    server, settings, idp, signed_in, pool, fleet, method, path
+):
+    before = await table_rows(pool)
+    viewer = await signed_in(settings, "alice")
+    anonymous = new_browser(settings, idp)
+    async with anonymous, anonymous.request(method, path, json={"description": "x"}) as response:
+        assert response.status == 401, await response.text()
+    async with viewer.request(method, path, json={"description": "x"}) as response:
+        assert response.status == 403, await response.text()
+        assert (await response.json())["type"] == "error"
+
+    assert await table_rows(pool) == before
+
+
+async def test_change_without_csrf_header_is_refused_and_changes_nothing(api, pool, fleet):
+    before = await table_rows(pool)
+    headers = {"X-CSRF-Token": "wrong"}
+
+    await api.error(
+        403, "PATCH", "/1.0/remote-cluster/alpha", json={"description": "x"}, headers=headers
+    )
+    await api.error(403, "DELETE", "/1.0/remote-cluster/alpha", headers=headers)
+
+    assert await table_rows(pool) == before
+
+
+async def test_openapi_document_is_served_without_sign_in(server, settings, idp):
+    anonymous = new_browser(settings, idp)
+    async with anonymous, anonymous.get("/openapi.json") as response:
         document = await response.json()
 
     assert response.status == 200

@@ -8,14 +8,20 @@ from cluster_manager.management import openapi, routes_tokens
 from cluster_manager.management.app import create_app
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
+UI_ROUTE_PREFIX = "ui-"  # the web UI's pages and files are named so; they are not JSON API
 
 
 def routed(app: web.Application) -> set[tuple[str, str]]:
-    """(path, method) of every route; HEAD that aiohttp adds beside GET is not an operation."""
+    """(path, method) of every API route.
+
+    Left out: HEAD that aiohttp adds beside GET, and the web UI's pages and files.
+    """
     found = set()
     for route in app.router.routes():
         resource = route.resource
         if resource is None or isinstance(resource, web.StaticResource):
+            continue
+        if (resource.name or "").startswith(UI_ROUTE_PREFIX):
             continue
         if route.method == "HEAD":
             continue
