@@ -17,6 +17,7 @@ from cluster_manager.management import (
 from cluster_manager.management.auth import setup_auth
 from cluster_manager.management.keys import SETTINGS
 from cluster_manager.management.requests import MAX_BODY_BYTES
+from cluster_manager.management.static_routes import setup_ui
 from cluster_manager.metrics import pool_tracking, request_metrics
 from cluster_manager.settings import Settings
 
@@ -43,4 +44,5 @@ def create_app(settings: Settings) -> web.Application:
     """The management application (TLS is set up by the server that runs it)."""
     app = api_app(settings)
     setup_auth(app, settings)
+    setup_ui(app)
     return app

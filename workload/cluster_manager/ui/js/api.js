@@ -1,0 +1,77 @@
+// The Management API: LXD-style envelopes, the session cookie and the CSRF header.
+
+const CSRF_HEADER = 'X-CSRF-Token';
+const TIMEOUT_MS = 20000;
+let csrfToken = '';
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+  }
+
+  /** The field a 400 names at the start of its message ("memory_threshold must be …"). */
+  field(fields) {
+    if (this.status !== 400) return null;
+    return fields.find((name) => this.message.startsWith(`${name} `) || this.message.startsWith(`${name}:`)) || null;
+  }
+}
+
+export function setCsrfToken(token) {
+  csrfToken = token || '';
+}
+
+async function request(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET') headers[CSRF_HEADER] = csrfToken;
+  const controller = new AbortController();
+  const timer = window.setTimeout(() => controller.abort(), TIMEOUT_MS);
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+      redirect: 'error',
+      signal: controller.signal,
+    });
+  } catch (error) {
+    const timedOut = error && error.name === 'AbortError';
+    throw new ApiError(0, timedOut
+      ? 'The Cluster Manager took too long to answer. Try again in a moment.'
+      : 'Cannot reach the Cluster Manager. Check your network connection and try again.');
+  } finally {
+    window.clearTimeout(timer);
+  }
+  let envelope = null;
+  try {
+    envelope = await response.json();
+  } catch {
+    envelope = null;
+  }
+  if (!response.ok || !envelope || envelope.type === 'error') {
+    const message = (envelope && envelope.error) || `The Cluster Manager answered ${response.status} ${response.statusText}`.trim();
+    const error = new ApiError(response.status, message);
+    if (response.status === 401 && path !== '/1.0/configuration') {
+      window.dispatchEvent(new CustomEvent('mcm:signed-out', { detail: message }));
+    }
+    throw error;
+  }
+  return envelope.metadata;
+}
+
+export const api = {
+  configuration: () => request('GET', '/1.0/configuration'),
+  overview: () => request('GET', '/1.0/overview'),
+  clusters: (query) => request('GET', `/1.0/remote-cluster?${new URLSearchParams(query)}`),
+  cluster: (name) => request('GET', `/1.0/remote-cluster/${encodeURIComponent(name)}`),
+  updateCluster: (name, changes) => request('PATCH', `/1.0/remote-cluster/${encodeURIComponent(name)}`, changes),
+  removeCluster: (name) => request('DELETE', `/1.0/remote-cluster/${encodeURIComponent(name)}`),
+  tokens: () => request('GET', '/1.0/remote-cluster-join-token'),
+  createToken: (token) => request('POST', '/1.0/remote-cluster-join-token', token),
+  revokeToken: (name) => request('DELETE', `/1.0/remote-cluster-join-token/${encodeURIComponent(name)}`),
+};

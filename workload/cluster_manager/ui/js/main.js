@@ -1,0 +1,205 @@
+// The application: who is signed in, which page shows, and keeping its data fresh.
+
+import { api, setCsrfToken } from './api.js';
+import { announce, h, replace } from './dom.js';
+import { button, errorNotice } from './components.js';
+import * as overviewPage from './pages/overview.js';
+import * as clustersPage from './pages/clusters.js';
+import * as clusterPage from './pages/cluster.js';
+import * as enrolPage from './pages/enrol.js';
+import * as accessPages from './pages/access.js';
+
+const PRODUCT = 'MicroCloud Cluster Manager';
+const REFRESH_MS = 30000;
+const RETURN_KEY = 'mcm:return-to';
+const ROUTES = [
+  { pattern: /^\/$/, section: 'overview', page: overviewPage },
+  { pattern: /^\/clusters$/, section: 'clusters', page: clustersPage },
+  { pattern: /^\/clusters\/([^/]+)$/, section: 'clusters', page: clusterPage },
+  { pattern: /^\/enrol$/, section: 'enrol', page: enrolPage },
+];
+
+const main = document.getElementById('main');
+const sidenav = document.getElementById('sidenav');
+const userArea = document.getElementById('user-area');
+
+let configuration = null;
+let current = null; // { page instance, refresh bookkeeping }
+let lastRefresh = 0;
+let refreshing = false;
+let updatedLabel = null;
+
+function setTitle(title) {
+  document.title = title ? `${title} · ${PRODUCT}` : PRODUCT;
+}
+
+function markUpdated() {
+  lastRefresh = Date.now();
+  if (updatedLabel) {
+    const time = new Date(lastRefresh).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    updatedLabel.textContent = `Updated ${time}`;
+  }
+}
+
+async function refreshNow({ announceIt = false } = {}) {
+  if (!current || refreshing || !current.instance.refresh) return;
+  refreshing = true;
+  try {
+    await current.instance.refresh();
+    markUpdated();
+    if (announceIt) announce('Data refreshed');
+  } catch {
+    // The page shows what went wrong, with a way to try again.
+  } finally {
+    refreshing = false;
+  }
+}
+
+/** "Updated 12:04:31 [Refresh]" for a page header. */
+function refreshControl() {
+  updatedLabel = h('span', { class: 'refresh-time' }, 'Loading…');
+  return h('div', { class: 'refresh' },
+    updatedLabel,
+    button('Refresh', { kind: 'base', onClick: () => refreshNow({ announceIt: true }), attrs: { class: 'button button-base button-small' } }));
+}
+
+function go(path, { replace: replaceEntry = false } = {}) {
+  if (replaceEntry) window.history.replaceState({}, '', path);
+  else window.history.pushState({}, '', path);
+  route({ moveFocus: true });
+}
+
+function setQuery(query) {
+  const search = new URLSearchParams(query).toString();
+  const path = window.location.pathname + (search ? `?${search}` : '');
+  window.history.replaceState({}, '', path);
+}
+
+function highlightSection(section) {
+  for (const link of sidenav.querySelectorAll('a[data-section]')) {
+    if (link.dataset.section === section) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+}
+
+function route({ moveFocus }) {
+  if (current && current.instance.destroy) current.instance.destroy();
+  current = null;
+  updatedLabel = null;
+  const path = window.location.pathname;
+  const found = ROUTES.map((r) => ({ ...r, match: r.pattern.exec(path) })).find((r) => r.match);
+  main.replaceChildren();
+  const ctx = {
+    configuration,
+    params: found ? found.match.slice(1).map(decodeURIComponent) : [],
+    query: new URLSearchParams(window.location.search),
+    go,
+    setQuery,
+    setTitle,
+    refreshControl,
+    markUpdated,
+  };
+  highlightSection(found ? found.section : null);
+  const page = found ? found.page : accessPages.notFound;
+  const instance = page.mount(main, ctx) || {};
+  current = { instance };
+  if (moveFocus) {
+    const heading = main.querySelector('#page-title');
+    if (heading) heading.focus();
+    else main.focus();
+    window.scrollTo(0, 0);
+  }
+  if (instance.refresh) {
+    refreshing = true;
+    instance.refresh().then(markUpdated).catch(() => {}).finally(() => { refreshing = false; });
+  }
+}
+
+function showUser(user) {
+  if (!user) {
+    userArea.replaceChildren();
+    return;
+  }
+  userArea.replaceChildren(
+    h('span', { class: 'user-name', title: user.email || user.subject }, user.name || user.email || user.subject),
+    h('a', { class: 'signout', href: '/oidc/logout', on: { click: () => sessionStorage.removeItem(RETURN_KEY) } }, 'Sign out'));
+}
+
+function showOutside(page, options) {
+  if (current && current.instance.destroy) current.instance.destroy();
+  current = null;
+  sidenav.hidden = true;
+  document.body.classList.add('outside');
+  main.replaceChildren();
+  page(main, { setTitle, rememberReturn, ...options });
+}
+
+function rememberReturn() {
+  const path = window.location.pathname + window.location.search;
+  if (path !== '/') sessionStorage.setItem(RETURN_KEY, path);
+}
+
+function startApp() {
+  sidenav.hidden = false;
+  document.body.classList.remove('outside');
+  const back = sessionStorage.getItem(RETURN_KEY);
+  sessionStorage.removeItem(RETURN_KEY);
+  if (back && back.startsWith('/') && !back.startsWith('//') && window.location.pathname === '/') {
+    window.history.replaceState({}, '', back);
+  }
+  route({ moveFocus: false });
+}
+
+async function boot() {
+  try {
+    configuration = await api.configuration();
+  } catch (error) {
+    showOutside((root) => {
+      setTitle('Unavailable');
+      replace(root, h('div', { class: 'outside-card' },
+        h('h1', { class: 'page-title', id: 'page-title', tabindex: '-1' }, 'The Cluster Manager is not available'),
+        errorNotice(error, () => window.location.reload())));
+    });
+    return;
+  }
+  setCsrfToken(configuration.csrf_token);
+  showUser(configuration.user);
+  if (!configuration.user) {
+    showOutside(accessPages.signIn);
+  } else if (!configuration.user.is_admin) {
+    showOutside(accessPages.notAuthorised, { user: configuration.user });
+  } else {
+    startApp();
+  }
+}
+
+document.addEventListener('click', (event) => {
+  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const link = event.target instanceof Element ? event.target.closest('a[data-nav]') : null;
+  if (!link || link.target || link.origin !== window.location.origin) return;
+  if (!configuration || !configuration.user || !configuration.user.is_admin) return;
+  event.preventDefault();
+  if (link.pathname + link.search !== window.location.pathname + window.location.search) go(link.pathname + link.search);
+});
+
+window.addEventListener('popstate', () => {
+  if (configuration && configuration.user && configuration.user.is_admin) route({ moveFocus: true });
+});
+
+window.addEventListener('mcm:signed-out', (event) => {
+  if (!configuration) return;
+  configuration = { ...configuration, user: null };
+  showUser(null);
+  showOutside(accessPages.signIn, { reason: event.detail });
+});
+
+window.setInterval(() => {
+  if (document.hidden || !current) return;
+  refreshNow();
+}, REFRESH_MS);
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && current && Date.now() - lastRefresh >= REFRESH_MS) refreshNow();
+});
+
+boot();
