@@ -152,6 +152,7 @@ class Deployment:
     connector_fingerprint: str
     management_fingerprint: str
     settings_overrides: dict[str, Any]
+    dynamic_config: dict[str, Any]  # what the charm renders, as Traefik was given it
 
     @property
     def management_url(self) -> str:
@@ -244,7 +245,9 @@ def deploy(
             )
 
         traefik.start(dynamic, routed)
-        return Deployment(port, traefik, processes, tls_dir, connector_fp, management_fp, shared)
+        return Deployment(
+            port, traefik, processes, tls_dir, connector_fp, management_fp, shared, dynamic
+        )
 
     yield start
     for traefik in started:

@@ -59,6 +59,9 @@ _DATABASE_DOWN = (
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.AdminShutdownError,
+    # What asyncpg's pool raises when it resets a connection the server dropped in the middle
+    # of a query (PostgreSQL stopping); the pool discards that connection, so it is transient.
+    asyncpg.exceptions.InternalClientError,
     asyncio.TimeoutError,
 )
 
