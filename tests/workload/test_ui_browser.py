@@ -142,17 +142,17 @@ async def test_enrol_from_the_ui_then_the_cluster_joins_and_reports(ui, settings
 
 
 async def test_filter_search_sort_and_page_through_the_fleet(ui, settings, pool):
-    await insert_fleet(pool, 120, prefix="fleet-")
+    await insert_fleet(pool, 2500, prefix="fleet-")
     await enrol(pool, settings, "zulu-edge")
     await admin(ui, settings)
     await ui.goto(base_url(settings) + "/clusters")
 
     await expect(ui.locator("#clusters-summary")).to_have_text(
-        "Showing 1\N{EN DASH}25 of 121 clusters"
+        "Showing 1\N{EN DASH}25 of 2,501 clusters"
     )
     await ui.get_by_role("button", name="Next").click()
     await expect(ui.locator("#clusters-summary")).to_have_text(
-        "Showing 26\N{EN DASH}50 of 121 clusters"
+        "Showing 26\N{EN DASH}50 of 2,501 clusters"
     )
     assert "page=2" in ui.url
 
@@ -247,6 +247,21 @@ async def test_sign_out_ends_the_session(ui, settings):
     await expect(ui.get_by_role("link", name="Sign in")).to_be_visible()
     cookies = {c["name"] for c in await ui.context.cookies(base_url(settings))}
     assert SESSION_COOKIE not in cookies, cookies
+
+
+async def test_clusters_page_refreshes_on_its_own(ui, settings, pool):
+    await ui.clock.install()
+    await enrol(pool, settings, "edge-1")
+    await admin(ui, settings)
+    await ui.get_by_role("link", name="Clusters", exact=True).click()
+    await expect(ui.locator("tbody tr")).to_have_count(1)
+
+    await enrol(pool, settings, "edge-2")
+    await ui.clock.fast_forward(10_000)
+    await expect(ui.locator("tbody tr")).to_have_count(1)
+    await ui.clock.fast_forward(21_000)
+
+    await expect(ui.get_by_role("row", name=re.compile("edge-2"))).to_be_visible()
 
 
 async def test_api_failure_shows_a_clear_message_and_recovers(ui, settings, pool):

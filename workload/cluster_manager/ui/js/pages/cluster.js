@@ -139,7 +139,7 @@ function renderData(cluster) {
         tone: cluster.health === 'stale' ? 'negative' : null,
       })),
       h('div', { role: 'listitem' }, stat({ label: 'Instances', value: count(cluster.instance_count), detail: `on ${count(cluster.member_count)} member${cluster.member_count === 1 ? '' : 's'}` })),
-      h('div', { role: 'listitem' }, stat({ label: 'CPU load (1 min)', value: reported ? load(cluster.cpu_load_1) : '–', detail: reported ? `${load(cluster.cpu_load_5)} · ${load(cluster.cpu_load_15)} over 5 · 15 min` : 'not reported' })),
+      h('div', { role: 'listitem' }, stat({ label: 'CPU load (1 min)', value: reported ? load(cluster.cpu_load_1) : '–', detail: reported ? `5 min ${load(cluster.cpu_load_5)} · 15 min ${load(cluster.cpu_load_15)}` : 'not reported' })),
       h('div', { role: 'listitem' }, stat({ label: 'Memory', value: percent(cluster.memory_usage_ratio), detail: reported ? `${bytes(cluster.memory_usage)} of ${bytes(cluster.memory_total_amount)}` : 'not reported' }))),
     h('div', { class: 'grid grid-3' },
       card({ title: 'Instances by status', id: 'chart-instances', children: donut({ title: 'Instances by status', parts: instances, centreLabel: 'instances', emptyText: reported ? 'No instances' : 'Nothing reported yet' }) }),
