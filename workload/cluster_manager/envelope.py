@@ -78,6 +78,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         headers = {k: v for k, v in error.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(error.status, error.reason, headers)
+    except web.RequestPayloadError:
+        # The body could not be read as sent, e.g. Content-Encoding: gzip over bytes that are
+        # not gzip: the client's fault, said without the decoder's details.
+        return error_response(400, "Request body cannot be decoded")
     except _DATABASE_DOWN:
         logger.warning("database unavailable for %s %s", request.method, request.path)
         return error_response(503, "Service temporarily unavailable", {"Retry-After": "5"})
