@@ -100,7 +100,7 @@ def start_server(directory: Path, settings: dict[str, object]) -> subprocess.Pop
         if process.poll() is not None:
             raise RuntimeError((directory / "server.log").read_text()[-3000:])
         try:
-            with socket.create_connection((HOST, int(settings["ops_port"])), 1) as sock:  # type: ignore[call-overload]
+            with socket.create_connection((HOST, int(str(settings["ops_port"]))), 1) as sock:
                 sock.sendall(b"GET /health/ready HTTP/1.0\r\n\r\n")
                 if b" 200 " in sock.recv(100):
                     return process
@@ -240,7 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure(base, directory / "management.crt", args.requests, args.warm_up)
         )
         print(f"{args.requests} sequential requests per row, one keep-alive TLS connection,")
-        print(f"server in its own process, {args.clusters} clusters, {os.cpu_count()} CPUs\n")
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"server in its own process, {args.clusters} clusters, {os.cpu_count()} CPUs,")
+        print(f"machine load average after the run: {load} (others' work counts too)\n")
         print(report)
     finally:
         if server is not None:
