@@ -6,9 +6,9 @@ from aiohttp import web
 from cluster_manager import clusters
 from cluster_manager.management import openapi, routes_tokens
 from cluster_manager.management.app import create_app
+from cluster_manager.management.static_routes import ROUTE_PREFIX as UI_ROUTE_PREFIX
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
-UI_ROUTE_PREFIX = "ui-"  # the web UI's pages and files are named so; they are not JSON API
 
 
 def routed(app: web.Application) -> set[tuple[str, str]]:
