@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from multidict import MultiMapping
 
-from cluster_manager import cluster_health, reporting, validation
+from cluster_manager import cluster_health, validation
 from cluster_manager.clusters import CLUSTER_COLUMNS, cluster_dict
 from cluster_manager.errors import BadRequest, NotFound
 from cluster_manager.settings import Settings
@@ -177,7 +177,7 @@ async def list_cluster_page(
     """One page of clusters and how many match the filters in all."""
     statement = SELECT_PAGE.format(sort=SORT_KEYS[query.sort], order=ORDERS[query.order])
     args = _filter_args(settings, query)
-    rows = await reporting.fetch(pool, statement, *args, query.limit, query.offset)
+    rows = await pool.fetch(statement, *args, query.limit, query.offset)
     stale_after = settings.stale_after_seconds
     return {
         "clusters": [cluster_view(row, stale_after) for row in rows if row["name"] is not None],

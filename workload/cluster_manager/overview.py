@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from cluster_manager import cluster_health, reporting
+from cluster_manager import cluster_health
 from cluster_manager.cluster_listing import ClusterQuery, list_cluster_page
 from cluster_manager.settings import Settings
 
@@ -96,7 +96,7 @@ async def fleet_overview(pool: asyncpg.Pool, settings: Settings) -> dict[str, An
     )
     # Two statements on two connections at once: the aggregates and the warning list.
     (row,), attention = await asyncio.gather(
-        reporting.fetch(pool, SELECT_OVERVIEW, settings.stale_after_seconds),
+        pool.fetch(SELECT_OVERVIEW, settings.stale_after_seconds),
         list_cluster_page(pool, settings, attention_query),
     )
     cpu_total = int(row["cpu_total_count"])
