@@ -189,7 +189,7 @@ def deployment_tls(directory: Path) -> tuple[str, str]:
         "mcm-e2e-connector",
         [CONNECTOR_DOMAIN],
     )
-    (directory / "session.key").write_bytes(os.urandom(32))
+    (directory / "session.key").write_text(os.urandom(32).hex())  # as the charm writes it
     return management, connector
 
 

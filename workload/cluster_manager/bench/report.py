@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import os
 import platform
+import re
 import ssl
 from collections.abc import Sequence
 
@@ -24,6 +25,7 @@ class Row:
     database_cpu: float | None  # CPU-seconds of PostgreSQL in the window, when there is one
     load_cpu: float  # CPU-seconds of the load generator in the window
     machine_cpu: float  # CPU-seconds of the whole machine in the window
+    rss: int = 0  # resident memory of the server process at the window's end, bytes
 
     @classmethod
     def from_results(
@@ -34,6 +36,7 @@ class Row:
         server_cpu: float,
         database_cpu: float | None = None,
         machine_cpu: float = 0.0,
+        rss: int = 0,
     ) -> Row:
         """Merge the workers' results."""
         outcomes: collections.Counter[str] = collections.Counter()
@@ -50,6 +53,7 @@ class Row:
             database_cpu,
             sum(r.cpu_seconds for r in results),
             machine_cpu,
+            rss,
         )
 
     @property
@@ -88,6 +92,7 @@ class Row:
             f"{self.percentile(0.99) * 1000:.0f}",
             f"{self.server_cpu / self.duration:.2f}",
             f"{per_heartbeat:.2f}",
+            f"{self.rss / 2**20:.0f}",
             database,
             f"{self.load_cpu / self.duration:.2f}",
             f"{self.other_cpu / self.duration:.2f}",
@@ -102,6 +107,7 @@ HEADERS = [
     "p99 ms",
     "server CPU-s/s",
     "server CPU-ms/heartbeat",
+    "server RSS MiB",
     "PostgreSQL CPU-s/s",
     "load generator CPU-s/s",
     "everything else CPU-s/s",
@@ -115,8 +121,48 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def render(ours: Row, baseline: Row, parameters: dict[str, object]) -> str:
-    """The whole report: parameters, table, ratio, failures."""
+def statement_kind(query: str) -> str:
+    """``write``, ``read`` or ``other`` (transaction control, session resets) for a statement."""
+    words = query.lstrip("( \n\t").split(None, 1)
+    first = words[0].upper() if words else ""
+    if first in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY"):
+        return "write"
+    if first == "WITH":
+        return "write" if re.search(r"\b(INSERT|UPDATE|DELETE)\b", query, re.I) else "read"
+    if first in ("SELECT", "VALUES", "TABLE", "SHOW"):
+        return "read"
+    return "other"
+
+
+def sql_report(statements: Sequence[tuple[str, int]], heartbeats: int) -> list[str]:
+    """SQL statements per accepted heartbeat by kind, and the statements that ran most."""
+    totals: collections.Counter[str] = collections.Counter()
+    for query, calls in statements:
+        totals[statement_kind(query)] += calls
+    per = {kind: totals[kind] / heartbeats if heartbeats else float("nan") for kind in
+           ("write", "read", "other")}  # fmt: skip
+    lines = [
+        f"**SQL per accepted heartbeat (pg_stat_statements): {per['write']:.2f} writes, "
+        f"{per['read']:.2f} reads, {per['other']:.2f} other** "
+        "(target: one write, no read).",
+        "",
+        "| calls | per heartbeat | kind | statement |",
+        "|---|---|---|---|",
+    ]
+    for query, calls in list(statements)[:8]:
+        shown = " ".join(query.split())[:90].replace("|", "\\|")
+        per_heartbeat = calls / heartbeats if heartbeats else float("nan")
+        lines.append(f"| {calls} | {per_heartbeat:.3f} | {statement_kind(query)} | `{shown}` |")
+    return lines
+
+
+def render(
+    ours: Row,
+    baseline: Row,
+    parameters: dict[str, object],
+    statements: Sequence[tuple[str, int]] = (),
+) -> str:
+    """The whole report: parameters, table, ratio, SQL per heartbeat, failures."""
     ratio = ours.rate / baseline.rate if baseline.rate else float("nan")
     lines = [
         "# Heartbeat benchmark",
@@ -132,7 +178,11 @@ def render(ours: Row, baseline: Row, parameters: dict[str, object]) -> str:
         "",
         "CPU-s/s is CPU-seconds used per second of the window (this machine has "
         f"{os.cpu_count()}); 'everything else' is the rest of the machine's busy time: "
-        "when it is not near 0, other work competed with the benchmark.",
+        "when it is not near 0, other work competed with the benchmark. RSS is read from "
+        "/proc/<pid>/status (VmRSS) at the end of the window.",
+        "",
+        *sql_report(statements, ours.heartbeats),
+        "",
     ]
     for row in (ours, baseline):
         failures = {k: v for k, v in row.outcomes.items() if k != "200"}

@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+
 from cluster_manager import db, tokens
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
@@ -111,6 +113,34 @@ class ServerProcess:
         """CPU used so far by the server process."""
         return tree_cpu_seconds(self.pid)
 
+    def rss(self) -> int:
+        """Resident memory of the server process now, in bytes."""
+        return rss_bytes(self.pid)
+
+
+STATEMENTS = """
+SELECT query, calls FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query NOT LIKE '%pg_stat_statements%'
+ORDER BY calls DESC
+"""
+
+
+async def _execute(dsn: str, statement: str) -> None:
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
 
 def connector_certificate(directory: Path) -> tuple[Path, Path, str]:
     """The connector certificate both servers use; returns (cert, key, fingerprint)."""
@@ -151,12 +181,17 @@ class RealServer(ServerProcess):
 
     def __init__(self, directory: Path) -> None:
         super().__init__(directory)
-        self.postgres = EmbeddedPostgres(directory / "postgres")
+        self.postgres = EmbeddedPostgres(
+            directory / "postgres",
+            settings={"shared_preload_libraries": "pg_stat_statements"},
+        )
         self.config = directory / "cluster-manager.toml"
+        self.dsn = ""
 
     def start(self) -> None:
         """Start PostgreSQL, write the config, start the server, wait until it listens."""
-        dsn = self.postgres.start()
+        dsn = self.dsn = self.postgres.start()
+        asyncio.run(_execute(dsn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
         cert, key, _ = connector_certificate(self.directory)
         management_cert, management_key = (
             self.directory / "management.crt",
@@ -164,7 +199,7 @@ class RealServer(ServerProcess):
         )
         ensure_self_signed_files(management_cert, management_key, "bench-management", [HOST])
         session_key = self.directory / "session.key"
-        session_key.write_bytes(os.urandom(32))
+        session_key.write_text(os.urandom(32).hex())  # as the charm writes it
         values = {
             "database_dsn": dsn,
             "log_level": "WARNING",
@@ -206,6 +241,42 @@ class RealServer(ServerProcess):
                 await pool.close()
 
         return asyncio.run(create())
+
+    def create_tokens_quickly(self, names: list[str], concurrency: int = 8) -> list[str]:
+        """Like :meth:`create_tokens`, on a few connections at once (for large fleets)."""
+        settings = load_settings(self.config)
+
+        async def create() -> list[str]:
+            pool = await db.create_pool(settings.database_dsn, max_size=concurrency)
+            limit = asyncio.Semaphore(concurrency)
+
+            async def one(name: str) -> str:
+                async with limit:
+                    return (await tokens.create_token(pool, settings, name))[0].encode()
+
+            try:
+                return list(await asyncio.gather(*(one(name) for name in names)))
+            finally:
+                await pool.close()
+
+        return asyncio.run(create())
+
+    def reset_statements(self) -> None:
+        """Forget the statement counts so far (pg_stat_statements)."""
+        asyncio.run(_execute(self.dsn, "SELECT pg_stat_statements_reset()"))
+
+    def statements(self) -> list[tuple[str, int]]:
+        """Statements run on the manager's database since the reset, with their call counts."""
+
+        async def read() -> list[tuple[str, int]]:
+            connection = await asyncpg.connect(self.dsn, timeout=10)
+            try:
+                rows = await connection.fetch(STATEMENTS)
+            finally:
+                await connection.close()
+            return [(row["query"], row["calls"]) for row in rows]
+
+        return asyncio.run(read())
 
     def database_cpu_seconds(self) -> float:
         """CPU used so far by PostgreSQL (the postmaster and its backends)."""
