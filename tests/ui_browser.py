@@ -1,5 +1,7 @@
 """Driving the web UI in Debian's Chromium with Playwright: launching, signing in, watching errors.
 
+Screenshots go to docs/ only when CLUSTER_MANAGER_SCREENSHOTS=docs.
+
 Chromium is the system one (``apt-get install chromium``): ``playwright install`` cannot download
 browsers here, so Playwright is given the executable. Override it with CLUSTER_MANAGER_CHROMIUM.
 """
@@ -10,6 +12,7 @@ import dataclasses
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +117,21 @@ async def sign_in(page: Page, settings: Settings, username: str, password: str) 
     await page.wait_for_url(base_url(settings) + "/**")
 
 
+def screenshot_dir() -> Path:
+    """Where screenshots go: docs/ when CLUSTER_MANAGER_SCREENSHOTS=docs, else a temporary one.
+
+    An ordinary test run leaves the README's pictures alone.
+    """
+    if os.environ.get("CLUSTER_MANAGER_SCREENSHOTS") == "docs":
+        return DOCS
+    return Path(tempfile.gettempdir()) / "mcm-ui-screenshots"
+
+
 async def screenshot(page: Page, name: str, **options: Any) -> Path:
-    """Save docs/<name>.png of the page as it is now (fonts and charts settled)."""
-    DOCS.mkdir(exist_ok=True)
-    path = DOCS / f"{name}.png"
+    """Save <name>.png of the page as it is now (fonts and charts settled)."""
+    directory = screenshot_dir()
+    directory.mkdir(exist_ok=True)
+    path = directory / f"{name}.png"
     await page.evaluate("document.fonts.ready")
     await page.screenshot(path=str(path), animations="disabled", caret="hide", **options)
     return path

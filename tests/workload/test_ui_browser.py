@@ -3,7 +3,8 @@
 Signed in through the real test identity provider, against a running server on PostgreSQL with
 simulated clusters that joined with real tokens over mutual TLS.
 
-The screenshots in docs/ come from test_screenshots_of_every_page.
+The screenshots in docs/ come from test_screenshots_of_every_page:
+CLUSTER_MANAGER_SCREENSHOTS=docs uv run --group test pytest tests/workload/test_ui_browser.py
 """
 
 from __future__ import annotations
@@ -368,7 +369,8 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
     others, page, other_problems = await new_page(browser)
     await sign_in(page, settings, "alice", USERS["alice"]["password"])
     await expect(page.get_by_role("heading", level=1)).to_contain_text("not authorised")
-    await screenshot(page, "not-authorised")
+    saved = await screenshot(page, "not-authorised")
     await others.close()
+    assert saved.stat().st_size > 10_000, saved
     for found in (problems, narrow_problems, out_problems, other_problems):
         assert not found.unexpected(), found.unexpected()
