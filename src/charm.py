@@ -240,6 +240,7 @@ class ClusterManagerCharm(ops.CharmBase):
                     connector_domain=config.cluster_connector_domain,
                     connector_port=pebble_layer.CONNECTOR_PORT,
                     hosts=self._unit_hosts(),
+                    health_check=config.traefik_health_check,
                 )
             )
 

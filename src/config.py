@@ -46,6 +46,7 @@ class CharmConfig:
     oidc_admin_group: str = "admins"
     log_level: str = "info"
     stale_after_intervals: float = 3.0
+    traefik_health_check: bool = True
 
     def __post_init__(self) -> None:
         """Refuse values the workload could not run with, naming the option."""

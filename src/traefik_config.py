@@ -11,6 +11,8 @@ from collections.abc import Iterable
 
 # Traefik's entrypoint for TLS traffic (port 443) in the traefik-k8s charm.
 TLS_ENTRYPOINT = "websecure"
+# TCP health checks (Traefik 3.5 and later): a unit that stops answering leaves the rotation.
+HEALTH_CHECK = {"interval": "5s", "timeout": "3s"}
 
 
 def unit_host(unit_name: str, app_name: str, model_name: str) -> str:
@@ -19,15 +21,19 @@ def unit_host(unit_name: str, app_name: str, model_name: str) -> str:
     return f"{pod}.{app_name}-endpoints.{model_name}.svc.cluster.local"
 
 
-def _route(prefix: str, domain: str, hosts: list[str], port: int) -> tuple[dict, dict]:
+def _route(
+    prefix: str, domain: str, hosts: list[str], port: int, health_check: bool
+) -> tuple[dict, dict]:
     router = {
         "rule": f"HostSNI(`{domain}`)",
         "entryPoints": [TLS_ENTRYPOINT],
         "service": prefix,
         "tls": {"passthrough": True},
     }
-    service = {"loadBalancer": {"servers": [{"address": f"{host}:{port}"} for host in hosts]}}
-    return router, service
+    balancer: dict = {"servers": [{"address": f"{host}:{port}"} for host in hosts]}
+    if health_check:
+        balancer["healthCheck"] = dict(HEALTH_CHECK)
+    return router, {"loadBalancer": balancer}
 
 
 def build_config(
@@ -38,14 +44,18 @@ def build_config(
     connector_domain: str,
     connector_port: int,
     hosts: Iterable[str],
+    health_check: bool = True,
 ) -> dict:
-    """Routers and services for both servers; ``name`` keeps them apart from other apps'."""
+    """Routers and services for both servers; ``name`` keeps them apart from other apps'.
+
+    ``health_check`` adds Traefik TCP health checks, which Traefik before 3.5 does not know.
+    """
     ordered = sorted(set(hosts))
     management_router, management_service = _route(
-        f"{name}-management", management_domain, ordered, management_port
+        f"{name}-management", management_domain, ordered, management_port, health_check
     )
     connector_router, connector_service = _route(
-        f"{name}-connector", connector_domain, ordered, connector_port
+        f"{name}-connector", connector_domain, ordered, connector_port, health_check
     )
     return {
         "tcp": {

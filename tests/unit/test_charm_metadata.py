@@ -41,7 +41,7 @@ def test_option_defaults_match_the_config_class(metadata):
     for field in dataclasses.fields(CharmConfig):
         option = metadata["config"]["options"][_dashed(field.name)]
         assert option["default"] == field.default, field.name
-        expected = {str: "string", float: "float"}[type(field.default)]
+        expected = {str: "string", float: "float", bool: "boolean"}[type(field.default)]
         assert option["type"] == expected, field.name
 
 

@@ -34,10 +34,30 @@ def test_routes_pass_tls_through_by_sni_to_each_server(running_leader):
             "tls": {"passthrough": True},
         },
     }
+    health_check = {"interval": "5s", "timeout": "3s"}
     assert tcp["services"] == {
-        f"dev-{APP}-management": {"loadBalancer": {"servers": [{"address": f"{_host(0)}:9000"}]}},
-        f"dev-{APP}-connector": {"loadBalancer": {"servers": [{"address": f"{_host(0)}:9001"}]}},
+        f"dev-{APP}-management": {
+            "loadBalancer": {
+                "servers": [{"address": f"{_host(0)}:9000"}],
+                "healthCheck": health_check,
+            }
+        },
+        f"dev-{APP}-connector": {
+            "loadBalancer": {
+                "servers": [{"address": f"{_host(0)}:9001"}],
+                "healthCheck": health_check,
+            }
+        },
     }
+
+
+def test_health_checks_can_be_left_out_for_older_traefik(ctx, running_leader):
+    state = dataclasses.replace(
+        running_leader, config={**running_leader.config, "traefik-health-check": False}
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    for service in _submitted(out)["tcp"]["services"].values():
+        assert "healthCheck" not in service["loadBalancer"]
 
 
 def test_new_units_join_the_load_balancer(ctx, running_leader):
@@ -69,7 +89,7 @@ def test_departed_units_leave_the_load_balancer(ctx, running_leader):
     )
     out = ctx.run(ctx.on.relation_departed(shrunk, remote_unit=1, departing_unit=1), state)
     servers = _submitted(out)["tcp"]["services"][f"dev-{APP}-connector"]["loadBalancer"]
-    assert servers == {"servers": [{"address": f"{_host(0)}:9001"}]}
+    assert servers["servers"] == [{"address": f"{_host(0)}:9001"}]
 
 
 def test_changed_domain_moves_the_route(ctx, running_leader):
