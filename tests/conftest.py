@@ -23,6 +23,7 @@ import pytest
 from cluster_manager import db
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
+from cluster_manager.processes import stop_process
 from cluster_manager.server import Servers
 from cluster_manager.settings import Settings
 from support import (  # noqa: F401 - re-exported for tests that import them from here
@@ -208,13 +209,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Terminate (SIGTERM) and wait."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 15)
 
 
 @pytest.fixture

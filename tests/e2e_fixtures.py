@@ -46,6 +46,8 @@ from oidc_fixtures import USERS, TestIdp, csrf_cookie, sign_in_flow
 
 # The charm's own Traefik configuration builder (src/ needs no ops for this module).
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
+from cluster_manager.processes import stop_process
+
 import traefik_config
 
 MANAGEMENT_DOMAIN = "mgmt.mcm.test"
@@ -132,13 +134,7 @@ class Traefik:
 
     def stop(self) -> None:
         """Terminate and wait."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 10)
 
 
 @dataclasses.dataclass

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from cluster_manager.processes import stop_process
 from prometheus_client.parser import text_string_to_metric_families
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -70,13 +71,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         """SIGTERM and wait (Prometheus writes its WAL on the way out)."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 30)
         self.process = None
 
     def tail(self) -> str:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.dev_idp import DemoIdentityProvider
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.errors import Conflict
-from cluster_manager.server import Servers
+from cluster_manager.server import Servers, stop_on_signals
 from cluster_manager.settings import Settings, load_settings, render_config
 
 logger = logging.getLogger(__name__)
@@ -111,10 +110,7 @@ async def _first_free_token(settings: Settings, servers: Servers) -> str:
 
 async def _run(settings: Settings, simulate: int, sign_in: str = "") -> None:
     servers = Servers(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     try:
         await servers.start()
         token = await _first_free_token(settings, servers)

@@ -21,6 +21,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from cluster_manager.processes import stop_process
+
 logger = logging.getLogger(__name__)
 
 IDP_FILES = ("package.json", "package-lock.json", "server.mjs")
@@ -150,13 +152,7 @@ class IdpProcess:
 
     def stop(self) -> None:
         """Terminate and wait."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 10)
 
 
 def _port(preferred: int) -> int:

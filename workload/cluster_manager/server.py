@@ -156,13 +156,19 @@ class Servers:
         self.runners.clear()
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGINT or SIGTERM."""
-    servers = Servers(settings)
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets (in the running event loop)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGINT or SIGTERM."""
+    servers = Servers(settings)
+    stop = stop_on_signals()
     try:
         await servers.start()
         if ready is not None:

@@ -23,6 +23,7 @@ from cluster_manager import db, tokens
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.join_token import JoinToken
+from cluster_manager.processes import stop_process
 from cluster_manager.settings import load_settings, render_config
 
 HOST = "127.0.0.1"
@@ -101,13 +102,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Terminate and wait."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 15)
 
     def cpu_seconds(self) -> float:
         """CPU used so far by the server process."""

@@ -17,22 +17,11 @@ import random
 from typing import Any
 
 from cluster_manager.fleet.metrics import GIB, MemberMetrics
+from cluster_manager.heartbeats import REQUIRED_KEYS
 
 DEFAULT_METRICS_BYTES = 20 * 1024
-PAYLOAD_KEYS = (
-    "ceph_statuses",
-    "cpu_total_count",
-    "cpu_load_1",
-    "cpu_load_5",
-    "cpu_load_15",
-    "memory_total_amount",
-    "memory_usage",
-    "storage_pool_usages",
-    "member_statuses",
-    "instance_statuses",
-    "server_metrics",
-    "ui_url",
-)
+# Every key of the contract, on every heartbeat (PROTOCOL.md): the same list the server checks.
+PAYLOAD_KEYS = REQUIRED_KEYS
 MEMBER_STATES = ("Online", "Offline", "Evacuated")
 INSTANCE_STATES = ("Running", "Stopped", "Frozen", "Error")
 
