@@ -1,9 +1,10 @@
 """Which cluster a client certificate belongs to: an in-memory cache kept honest by NOTIFY.
 
 Correctness never rests on the cache: the heartbeat's one SQL statement only writes when the
-cluster row still exists (see heartbeats.STORE_HEARTBEAT). The cache saves the read; the
-``remote_cluster_changed`` notification (a trigger on remote_clusters) evicts entries in every
-process the moment a cluster is removed, and a lost listener connection empties the cache.
+cluster row still exists (see heartbeats.STORE_HEARTBEAT). The cache saves the read. It is
+filled with every active cluster when the listener connects, and the ``remote_cluster_changed``
+notification (a trigger on remote_clusters) adds each enrolment and evicts each removal in every
+process at once; a lost listener connection empties the cache until it is back.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ CHANNEL = "remote_cluster_changed"
 SELECT_BY_FINGERPRINT = """
 SELECT id, name FROM remote_clusters WHERE fingerprint = $1 AND status = 'ACTIVE'
 """
+SELECT_ACTIVE = """
+SELECT fingerprint, id, name FROM remote_clusters WHERE status = 'ACTIVE' LIMIT $1
+"""
 MAX_ENTRIES = 200_000
 
 
@@ -37,7 +41,7 @@ class ClusterIdentity:
 
 
 class IdentityCache:
-    """fingerprint -> cluster, filled on first use, emptied by notifications."""
+    """fingerprint -> cluster, filled at start and by notifications, read through on a miss."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -46,6 +50,10 @@ class IdentityCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def cached(self, fingerprint: str) -> ClusterIdentity | None:
+        """What the cache holds for a certificate, without asking the database."""
+        return self._entries.get(fingerprint)
 
     async def lookup(self, fingerprint: str) -> ClusterIdentity | None:
         """Return the cluster for a certificate fingerprint, reading the database on a miss."""
@@ -57,8 +65,8 @@ class IdentityCache:
             return None
         identity = ClusterIdentity(id=row["id"], name=row["name"])
         # Only cache while notifications flow: otherwise a removal could go unnoticed.
-        if self.listening and len(self._entries) < MAX_ENTRIES:
-            self._entries[fingerprint] = identity
+        if self.listening:
+            self._remember(fingerprint, identity)
         return identity
 
     def evict(self, fingerprint: str) -> None:
@@ -69,8 +77,20 @@ class IdentityCache:
         """Forget every certificate."""
         self._entries.clear()
 
+    def _remember(self, fingerprint: str, identity: ClusterIdentity) -> None:
+        if len(self._entries) < MAX_ENTRIES:
+            self._entries[fingerprint] = identity
+
     def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
-        self.evict(payload)
+        if payload.startswith("+"):
+            fingerprint, cluster_id, name = payload[1:].split(" ", 2)
+            self._remember(fingerprint, ClusterIdentity(id=int(cluster_id), name=name))
+        else:
+            self.evict(payload.removeprefix("-"))
+
+    async def _load(self, connection: asyncpg.Connection) -> None:
+        for row in await connection.fetch(SELECT_ACTIVE, MAX_ENTRIES):
+            self._remember(row["fingerprint"], ClusterIdentity(id=row["id"], name=row["name"]))
 
     async def listen(self, dsn: str, retry_delay: float = 1.0) -> None:
         """Hold a LISTEN connection for ever, reconnecting (and emptying the cache) on loss."""
@@ -82,6 +102,7 @@ class IdentityCache:
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._on_notify)
                 self.clear()
+                await self._load(connection)
                 self.listening = True
                 logger.info("listening for cluster changes")
                 while not lost.is_set():
