@@ -176,9 +176,10 @@ SCHEMAS: dict[str, Any] = {
                     {"type": "integer", "minimum": 60, "maximum": 366 * 86400},
                     {"type": "string", "pattern": r"^\d{1,9}[smhdw]?$"},
                 ],
+                "nullable": True,
                 "description": (
                     "lifetime: seconds, or a duration such as 30m, 12h, 7d, 2w (1 minute to "
-                    "1 year); default the server's token_expiry"
+                    "1 year); default (missing or null) the server's token_expiry"
                 ),
             },
         },
@@ -343,12 +344,23 @@ LIST_PARAMETERS = [
         {"type": "string", "maxLength": cluster_listing.MAX_SEARCH},
         "case-insensitive substring of the name",
     ),
-    _query("status", {"type": "string", "enum": list(cluster_listing.STATUSES)}, "cluster status"),
     _query(
-        "health",
-        {"type": "string"},
-        "comma-separated health states: " + ", ".join(cluster_health.HEALTH_STATES),
+        "status",
+        {"type": "string", "enum": ["", *cluster_listing.STATUSES]},
+        "cluster status; empty for any",
     ),
+    {
+        **_query(
+            "health",
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": list(cluster_health.HEALTH_STATES)},
+            },
+            "comma-separated health states (any of them matches)",
+        ),
+        "style": "form",
+        "explode": False,
+    },
     _query(
         "sort",
         {"type": "string", "enum": list(cluster_listing.SORT_KEYS), "default": "name"},
