@@ -2,13 +2,17 @@
 
 Clusters find the connector at ``connector.mcm.test:<Traefik port>`` (what tokens hand out),
 people at ``https://mgmt.mcm.test:<Traefik port>``; Traefik passes TLS through by SNI, so the
-certificates seen are the units' own. See ``e2e_fixtures`` for the deployment.
+certificates seen are the units' own. See ``e2e_fixtures`` for the deployment. The browser
+(Debian's Chromium, driven by Playwright) finds the management domain on 127.0.0.1 through a
+host resolver rule, so it too signs in and reads the UI through Traefik.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -17,12 +21,16 @@ from cluster_manager.fleet import SimulatedCluster, client
 from cluster_manager.fleet.cluster import STATUS_PATH
 from e2e_fixtures import (
     CONNECTOR_DOMAIN,
+    HOSTS,
     MANAGEMENT_DOMAIN,
     Deployment,
     create_token,
     served_certificate,
     unit_request,
 )
+from oidc_fixtures import USERS
+from playwright.async_api import Browser, async_playwright
+from ui_browser import CHROMIUM_ARGS, chromium_path, expect, new_page, sign_in
 
 FLEET_SIZE = 8
 
@@ -35,6 +43,18 @@ def deployment(deploy) -> Deployment:
 @pytest.fixture
 async def admin(deployment, sign_in) -> aiohttp.ClientSession:
     return await sign_in(deployment, "admin")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium finding the management domain on 127.0.0.1, where Traefik listens."""
+    resolve = f"--host-resolver-rules=MAP {MANAGEMENT_DOMAIN} {HOSTS[MANAGEMENT_DOMAIN]}"
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=[*CHROMIUM_ARGS, resolve]
+        )
+        yield chromium
+        await chromium.close()
 
 
 async def enrol(deployment: Deployment, admin: aiohttp.ClientSession, name: str):
@@ -154,3 +174,36 @@ async def test_removed_cluster_is_refused_by_other_unit_at_once(deployment, admi
         deployment, admin, 1, "GET", "/1.0/remote-cluster/edge-removed"
     )
     assert status == 404, body
+
+
+async def test_browser_signs_in_through_traefik_and_sees_the_fleet(deployment, admin, browser):
+    running = {}
+    for name in ("edge-ui-1", "edge-ui-2", "edge-ui-3"):
+        cluster = await enrol(deployment, admin, name)
+        payload = cluster.status.next()
+        status, body = await cluster.heartbeat(payload)
+        assert status == 200, body
+        running[name] = sum(s["count"] for s in payload["instance_statuses"] or [])
+    # Both units send the identity provider back to Traefik's address (registered there).
+    assert {u.settings.management_url for u in deployment.units} == {deployment.management_url}
+    context, page, problems = await new_page(browser)
+
+    await sign_in(page, deployment.units[0].settings, "admin", USERS["admin"]["password"])
+    await expect(page.get_by_role("heading", level=1, name="Overview")).to_be_visible()
+    response = await page.goto(deployment.management_url + "/clusters")
+
+    assert response is not None
+    assert response.ok, response.status
+    # Only Traefik listens on 127.0.0.1; TLS passed through, so the unit's certificate shows.
+    details = await response.security_details()
+    assert details is not None
+    assert details.get("subjectName") == "mcm-e2e-management", details
+    await expect(page.locator("tbody tr")).to_have_count(len(running))
+    for name, instances in running.items():
+        row = page.get_by_role("row", name=re.compile(rf"\b{re.escape(name)}\b"))
+        await expect(row).to_contain_text("Healthy")
+        await expect(row).to_contain_text(str(instances))
+        await expect(row.get_by_role("meter", name=f"Memory of {name}")).to_be_visible()
+        await expect(row).to_contain_text(re.compile(r"just now|\d+ s ago"))
+    await context.close()
+    assert not problems.unexpected(), problems.unexpected()
