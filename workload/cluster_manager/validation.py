@@ -13,7 +13,7 @@ from cluster_manager.errors import BadRequest
 NAME_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})")
 MAX_DESCRIPTION = 1024
 INT64_MAX = 2**63 - 1
-_DURATION = re.compile(r"(\d{1,9})([smhdw]?)")
+_DURATION = re.compile(r"([0-9]{1,9})([smhdw]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
