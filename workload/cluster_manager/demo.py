@@ -123,7 +123,7 @@ async def _run(settings: Settings, simulate: int, sign_in: str = "") -> None:
             "\nA join token was created. On a MicroCloud member run:\n\n"
             f"  microcloud cluster-manager join {token}\n\n"
             "More tokens, from another terminal in this folder:\n"
-            "  cluster-manager token create <name>\n"
+            "  uv run cluster-manager token create <name>   (from a clone of the repository)\n"
             "Press Ctrl-C to stop; the data stays for the next run.\n",
             flush=True,
         )
