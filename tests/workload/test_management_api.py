@@ -94,6 +94,8 @@ async def test_list_filters_by_health_and_search(api, fleet):
         ({"sort": "secret"}, "sort"),
         ({"order": "sideways"}, "order"),
         ({"health": "sick"}, "health"),
+        ({"health": ","}, "health"),
+        ({"health": "warning,,stale"}, "health"),
         ({"status": "GONE"}, "status"),
         ({"search": "a" * 64}, "search"),
         ({"colour": "red"}, "colour"),

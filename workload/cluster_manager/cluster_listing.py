@@ -119,7 +119,8 @@ class ClusterQuery:
                 values[key] = given[0]
         if "health" in values:
             raw = validation.text(values["health"], "health", 200)
-            values["health"] = tuple(part.strip() for part in raw.split(",") if part.strip())
+            # Empty means any health; an empty item in a list ("warning,,") is refused.
+            values["health"] = tuple(part.strip() for part in raw.split(",")) if raw else ()
         for key in ("limit", "offset"):
             if key in values:
                 values[key] = _int_param(values[key], key)
