@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
+import hypothesis
 import pytest
 from cluster_manager import db
 from cluster_manager.certificates import ensure_self_signed_files
@@ -34,6 +35,12 @@ from support import (  # noqa: F401 - re-exported for tests that import them fro
 )
 
 pytest_plugins = ["oidc_fixtures", "e2e_fixtures"]
+
+# Generative tests (hypothesis, schemathesis) explore new inputs on every developer run; in CI
+# they replay the same examples, so a red CI always means a change, never a lucky draw.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 TEMPLATE_DATABASE = "mcm_template"
 _database_numbers = itertools.count(1)
