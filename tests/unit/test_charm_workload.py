@@ -5,6 +5,7 @@ import json
 import tomllib
 
 import ops
+import pytest
 from charm_scenario import (
     CONNECTOR_DOMAIN,
     DB_ENDPOINTS,
@@ -150,13 +151,14 @@ def test_new_database_endpoint_is_written_to_the_dsn(config_dir, ctx, running_le
     assert dsn.endswith("@10.1.2.3:5432/cluster_manager")
 
 
-def test_removed_database_stops_the_workload(ctx, running_leader):
-    database = relation(running_leader, "database")
-    out = ctx.run(ctx.on.relation_broken(database), running_leader)
+@pytest.mark.parametrize("endpoint", ["database", "certificates"])
+def test_removed_integration_stops_the_workload(ctx, running_leader, endpoint):
+    integration = relation(running_leader, endpoint)
+    out = ctx.run(ctx.on.relation_broken(integration), running_leader)
     assert out.get_container("cluster-manager").service_statuses == {
         "cluster-manager": ops.pebble.ServiceStatus.INACTIVE
     }
-    assert out.unit_status == testing.BlockedStatus("missing integrations: database")
+    assert out.unit_status == testing.BlockedStatus(f"missing integrations: {endpoint}")
 
 
 def test_workload_is_not_started_before_its_certificate_arrives(ctx, leader_state):
@@ -193,15 +195,6 @@ def test_rotated_database_password_is_written_to_the_dsn(config_dir, ctx, runnin
     ctx.run(ctx.on.secret_changed(rotated), state)
     dsn = tomllib.loads((config_dir / "config.toml").read_text())["database_dsn"]
     assert dsn.startswith("postgresql://relation_7:new-password@")
-
-
-def test_removed_certificates_stop_the_workload(ctx, running_leader):
-    certificates = relation(running_leader, "certificates")
-    out = ctx.run(ctx.on.relation_broken(certificates), running_leader)
-    assert out.get_container("cluster-manager").service_statuses == {
-        "cluster-manager": ops.pebble.ServiceStatus.INACTIVE
-    }
-    assert out.unit_status == testing.BlockedStatus("missing integrations: certificates")
 
 
 def test_renewed_management_certificate_is_served_after_a_restart(
