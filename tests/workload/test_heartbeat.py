@@ -267,7 +267,11 @@ async def test_rate_limited_response_says_when_to_retry(start_server, enrol):
     ("method", "path"), [("POST", STATUS_PATH), ("DELETE", JOIN_PATH)], ids=["status", "leave"]
 )
 async def test_success_is_an_empty_200_that_closes_the_connection(cluster, method, path):
-    """The daemon never reads a 200's body: any body would pin one of its sockets (issue 12)."""
+    """The daemon never reads a 200's body: any body would pin one of its sockets (issue 12).
+
+    canonical/microcloud f26e73c, client/cluster_manager_client.go:119-143 (sendRequest): a new
+    http.Transport per request, and the body is read only when the status is not 200.
+    """
     body = cluster.status.next_body() if method == "POST" else b""
 
     status, headers, rest = await raw_cluster_request(cluster, method, path, body)
@@ -328,7 +332,13 @@ async def test_refusals_are_logged_once_per_cluster_and_counted_by_reason(
 
 
 def test_a_cluster_reporting_every_10_seconds_is_never_refused(monkeypatch):
-    """Default sizing: 10 s with jitter, a restart, and two senders during a leader change."""
+    """Default sizing: 10 s with jitter, a restart, and two senders during a leader change.
+
+    canonical/microcloud f26e73c, cmd/microcloudd/cluster_manager_task.go:24-37 and :81-95:
+    every member runs the ticker (reset to the stored update_interval_seconds after each send)
+    and sends only while it sees itself as the database leader, so two members can send while
+    the leader changes.
+    """
     clock = [0.0]
     monkeypatch.setattr("cluster_manager.ratelimit.time.monotonic", lambda: clock[0])
     limits = ConnectorLimits.from_settings(Settings())
