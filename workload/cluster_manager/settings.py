@@ -88,8 +88,8 @@ class Settings:
     # Connector limits (issue 12/13).
     probe_rate_per_second: float = 200.0  # requests without a client certificate (GET / probes)
     probe_burst: int = 400
-    unverified_rate_per_second: float = 50.0  # joins and unknown certificates (database work)
-    unverified_burst: int = 100
+    unverified_rate_per_second: float = 100.0  # joins and unknown certificates (database work)
+    unverified_burst: int = 500
     leave_rate_per_minute: float = 6.0  # per cluster certificate; never the heartbeat bucket
     leave_burst: int = 5
     rate_limit_log_interval: float = 60.0  # one log line per refused key and reason per interval
