@@ -7,6 +7,7 @@ deeply nested JSON: each must be refused with a clear 4xx while real clusters ke
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import zlib
@@ -240,7 +241,18 @@ async def test_deeply_nested_json_is_a_400_without_a_traceback(
         await stranger.request("POST", JOIN_PATH, nested, check=False),
     ]
 
-    assert [(s, error_of(b)) for s, b in answers] == [(400, "body is nested too deeply")] * 2
+    nested_token = base64.b64encode(nested[:6000]).decode()
+    answers.append(
+        await stranger.request(
+            "POST", JOIN_PATH, join_body(stranger, token=nested_token), check=False
+        )
+    )
+
+    assert [(s, error_of(b)) for s, b in answers] == [
+        (400, "body is nested too deeply"),
+        (400, "body is nested too deeply"),
+        (400, "token: token is nested too deeply"),
+    ]
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.exc_info]
     assert await table_rows(pool) == before
