@@ -10,6 +10,7 @@ import asyncio
 import base64
 import gzip
 import json
+import time
 import zlib
 
 import pytest
@@ -117,20 +118,21 @@ async def test_probe_flood_does_not_starve_real_heartbeats(start_server, enrol):
     stop = asyncio.Event()
     floods = [asyncio.create_task(flood_probes(servers.connector_port, stop)) for _ in range(4)]
     await asyncio.sleep(0.3)  # the flood is well under way
+    started = time.monotonic()
 
     statuses = []
     for _ in range(3):
-        statuses += [
-            s for s, _ in await asyncio.gather(*(c.heartbeat(check=False) for c in fleet))
-        ]
+        beats = await asyncio.gather(*(c.heartbeat(check=False) for c in fleet))
+        statuses += [status for status, _ in beats]
     stop.set()
     flooded = await asyncio.gather(*floods)
+    elapsed = time.monotonic() - started + 0.3
 
     assert statuses == [200] * 9, statuses
     answered = sum(a for a, _ in flooded)
-    refused = sum(r for _, r in flooded)
-    assert answered > 1000, flooded  # a real flood, answered throughout
-    assert refused > answered / 2, flooded  # by the probes' own cheap limit
+    served = answered - sum(r for _, r in flooded)
+    assert answered > 400, flooded  # a real flood, answered throughout
+    assert served <= 50 + 50 * elapsed + 5, (flooded, elapsed)  # the probes' own cheap limit
 
 
 async def test_gzip_bomb_join_is_refused_after_inflating_at_most_the_limit(
