@@ -6,15 +6,21 @@ import asyncio
 import json
 import logging
 import ssl
+from datetime import UTC, datetime, timedelta
 from random import Random
 
 import aiohttp
 import pytest
+from aiohttp import web
 from cluster_manager import clusters, tokens
+from cluster_manager.certificates import certificate_file_fingerprint
 from cluster_manager.connector.limits import ConnectorLimits
-from cluster_manager.fleet import SimulatedCluster
+from cluster_manager.envelope import sync_response
+from cluster_manager.fleet import LeakingAnswerError, SimulatedCluster
 from cluster_manager.fleet.cluster import JOIN_PATH, STATUS_PATH
+from cluster_manager.join_token import JoinToken
 from cluster_manager.metrics import REGISTRY
+from cluster_manager.mtls import server_context
 from cluster_manager.settings import Settings
 from connector_support import raw_cluster_request
 from support import table_rows
@@ -280,6 +286,45 @@ async def test_success_is_an_empty_200_that_closes_the_connection(cluster, metho
     assert headers["connection"].lower() == "close"
     assert headers["content-length"] == "0"
     assert rest == b""
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda: sync_response({}),  # a body: the daemon would never read or close it
+        lambda: web.Response(status=200),  # empty, but the connection stays open
+    ],
+    ids=["body", "keep-alive"],
+)
+async def test_simulated_daemon_detects_an_answer_that_would_leak_a_socket(tls_dir, answer):
+    async def handle(_request: web.Request) -> web.Response:
+        return answer()
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    cert, key = str(tls_dir / "connector.crt"), str(tls_dir / "connector.key")
+    site = web.TCPSite(
+        runner, "127.0.0.1", 0, ssl_context=server_context(cert, key, request_client_cert=True)
+    )
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    cluster = SimulatedCluster("edge-1")
+    cluster.use_token(
+        JoinToken(
+            secret="s",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            addresses=(f"127.0.0.1:{port}",),
+            server_name="edge-1",
+            fingerprint=certificate_file_fingerprint(cert),
+        ).encode()
+    )
+    try:
+        with pytest.raises(LeakingAnswerError):
+            await cluster.heartbeat()
+    finally:
+        await runner.cleanup()
 
 
 async def test_errors_keep_their_json_body(cluster):
