@@ -1,10 +1,12 @@
-"""The connector's refusal log: once per key and interval, escaped, with what it held back."""
+"""The connector's refusal log (once per key and interval, escaped) and its buckets' settings."""
 
 from __future__ import annotations
 
 import logging
 
+import pytest
 from cluster_manager.connector.limits import RefusalLog
+from cluster_manager.settings import Settings, SettingsError
 
 LOGGER = "cluster_manager.connector.limits"
 
@@ -51,3 +53,12 @@ def test_the_refusal_log_stays_bounded(monkeypatch):
         log.refused("heartbeat", f"key-{n}", "x")
 
     assert len(log._seen) <= 100
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"probe_rate_per_second": 0}, {"leave_burst": 0}, {"heartbeat_rate_per_minute": -1}],
+)
+def test_a_bucket_that_could_never_refill_is_refused_at_start(changes):
+    with pytest.raises(SettingsError, match="must be above 0"):
+        Settings(**changes)

@@ -18,6 +18,17 @@ ENV_PREFIX = "CLUSTER_MANAGER_"
 CONFIG_ENV = "CLUSTER_MANAGER_CONFIG"
 
 
+# Connector token buckets: name -> the unit of its "<name>_rate_per_<unit>" setting.
+RATE_LIMITS = {
+    "heartbeat": "minute",
+    "leave": "minute",
+    "join": "minute",
+    "connector": "second",
+    "unverified": "second",
+    "probe": "second",
+}
+
+
 class SettingsError(ValueError):
     """A setting is missing or has a value of the wrong kind."""
 
@@ -104,6 +115,12 @@ class Settings:
             raise SettingsError("stale_after_intervals: must be at least 1")
         if self.heartbeat_interval < 1:
             raise SettingsError("heartbeat_interval: must be at least 1 second")
+        for name, unit in RATE_LIMITS.items():
+            rate = getattr(self, f"{name}_rate_per_{unit}")
+            if not rate > 0 or getattr(self, f"{name}_burst") < 1:
+                raise SettingsError(
+                    f"{name}_rate_per_{unit} must be above 0 and {name}_burst at least 1"
+                )
         for address in self.connector_addresses:
             host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit():
