@@ -170,6 +170,23 @@ async def test_gzip_bomb_heartbeat_is_refused_after_inflating_at_most_the_limit(
     assert await table_rows(pool) == before
 
 
+async def test_gzip_that_inflates_to_nothing_is_bounded_by_its_own_size(pending, pool):
+    """A gzip header's file name is skipped by zlib: 1 MiB of it inflates to no bytes at all."""
+    header = b"\x1f\x8b\x08\x08" + b"\x00" * 6 + b"n" * (1024 * 1024) + b"\x00"
+    before = await table_rows(pool)
+
+    status, _, answer = await raw_cluster_request(
+        pending,
+        "POST",
+        JOIN_PATH,
+        header + gzip.compress(b"{}")[10:],
+        {"Content-Encoding": "gzip"},
+    )
+
+    assert status == 413, answer
+    assert await table_rows(pool) == before
+
+
 def chunked(data: bytes, size: int = 4096) -> bytes:
     pieces = [data[i : i + size] for i in range(0, len(data), size)]
     return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"

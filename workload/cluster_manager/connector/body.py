@@ -83,12 +83,16 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit and not encoding:
         raise too_large
     inflater = _Inflater(encoding, limit + 1) if encoding else None
+    # Compressed input that inflates to little (gzip header fields, empty deflate blocks) is
+    # bounded too: no more than the limit plus what compression can add to incompressible data.
+    wire_limit = limit + limit // 100 + 1024
     parts: list[bytes] = []
-    size = 0
+    size = wire = 0
     async for chunk in request.content.iter_any():
+        wire += len(chunk)
         data = inflater.feed(chunk) if inflater else chunk
         size += len(data)
-        if size > limit or (inflater is not None and inflater.held_back):
+        if size > limit or wire > wire_limit or (inflater is not None and inflater.held_back):
             raise too_large
         parts.append(data)
     if inflater is not None:
