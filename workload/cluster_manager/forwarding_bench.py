@@ -115,6 +115,10 @@ class Server(ServerProcess):
                     "heartbeat_burst": UNLIMITED,
                     "connector_rate_per_second": float(UNLIMITED),
                     "connector_burst": UNLIMITED,
+                    "probe_rate_per_second": float(UNLIMITED),
+                    "probe_burst": UNLIMITED,
+                    "unverified_rate_per_second": float(UNLIMITED),
+                    "unverified_burst": UNLIMITED,
                     "remote_write_urls": remote_write,
                 }
             )

@@ -50,6 +50,13 @@ HEARTBEATS_REFUSED = prometheus_client.Counter(
     "too_large, unavailable (database), error.",
     ["reason"],
 )
+CONNECTOR_RATE_LIMITED = prometheus_client.Counter(
+    "mcm_connector_rate_limited",
+    "Connector requests refused with 429, by reason: heartbeat, leave, join_client, join_name "
+    "(per certificate or name), clusters (the ceiling over identified clusters), unverified "
+    "(joins and unknown certificates), probe (requests without a client certificate).",
+    ["reason"],
+)
 CLUSTERS = prometheus_client.Gauge(
     "mcm_clusters", "Enrolled clusters by status (read from the database at scrape).", ["status"]
 )

@@ -18,6 +18,17 @@ ENV_PREFIX = "CLUSTER_MANAGER_"
 CONFIG_ENV = "CLUSTER_MANAGER_CONFIG"
 
 
+# Connector token buckets: name -> the unit of its "<name>_rate_per_<unit>" setting.
+RATE_LIMITS = {
+    "heartbeat": "minute",
+    "leave": "minute",
+    "join": "minute",
+    "connector": "second",
+    "unverified": "second",
+    "probe": "second",
+}
+
+
 class SettingsError(ValueError):
     """A setting is missing or has a value of the wrong kind."""
 
@@ -54,11 +65,14 @@ class Settings:
     # Connector limits.
     max_heartbeat_bytes: int = 16 * 1024 * 1024
     max_join_bytes: int = 64 * 1024
-    heartbeat_rate_per_minute: float = 6.0  # per cluster certificate
-    heartbeat_burst: int = 10
-    join_rate_per_minute: float = 5.0  # per claimed cluster name
+    # Per cluster certificate. Sized so that a cluster reporting every 10 s or slower is never
+    # refused, even while two members send during a change of database leader.
+    heartbeat_rate_per_minute: float = 12.0
+    heartbeat_burst: int = 20
+    # Join attempts per TLS client certificate, and per cluster name once the secret is proven.
+    join_rate_per_minute: float = 5.0
     join_burst: int = 5
-    connector_rate_per_second: float = 1000.0  # ceiling over every connector request
+    connector_rate_per_second: float = 1000.0  # ceiling over identified clusters' requests
     connector_burst: int = 2000
     connection_max_age: float = 30.0  # seconds a connector connection may live
     tls_handshake_timeout: float = 10.0
@@ -82,6 +96,15 @@ class Settings:
     grafana_url: str = ""
     grafana_dashboard_uid: str = ""
 
+    # Connector limits (issue 12/13).
+    probe_rate_per_second: float = 200.0  # requests without a client certificate (GET / probes)
+    probe_burst: int = 400
+    unverified_rate_per_second: float = 100.0  # joins and unknown certificates (database work)
+    unverified_burst: int = 500
+    leave_rate_per_minute: float = 6.0  # per cluster certificate; never the heartbeat bucket
+    leave_burst: int = 5
+    rate_limit_log_interval: float = 60.0  # one log line per refused key and reason per interval
+
     def __post_init__(self) -> None:
         """Refuse values no server could run with."""
         for name in ("management_port", "connector_port", "ops_port"):
@@ -92,6 +115,12 @@ class Settings:
             raise SettingsError("stale_after_intervals: must be at least 1")
         if self.heartbeat_interval < 1:
             raise SettingsError("heartbeat_interval: must be at least 1 second")
+        for name, unit in RATE_LIMITS.items():
+            rate = getattr(self, f"{name}_rate_per_{unit}")
+            if not rate > 0 or getattr(self, f"{name}_burst") < 1:
+                raise SettingsError(
+                    f"{name}_rate_per_{unit} must be above 0 and {name}_burst at least 1"
+                )
         for address in self.connector_addresses:
             host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit():

@@ -216,6 +216,10 @@ class RealServer(ServerProcess):
             "join_burst": UNLIMITED,
             "connector_rate_per_second": float(UNLIMITED),
             "connector_burst": UNLIMITED,
+            "probe_rate_per_second": float(UNLIMITED),
+            "probe_burst": UNLIMITED,
+            "unverified_rate_per_second": float(UNLIMITED),
+            "unverified_burst": UNLIMITED,
         }
         self.config.write_text(render_config(values))
         self._spawn(

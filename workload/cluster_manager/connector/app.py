@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
 
 from cluster_manager.connector.handlers import SETTINGS, routes
 from cluster_manager.connector.limits import LIMITS, ConnectorLimits
+from cluster_manager.connector.middlewares import close_cluster_requests, probe_limit
 from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware
 from cluster_manager.forwarding import forwarding_context
@@ -16,20 +15,18 @@ from cluster_manager.metrics import pool_tracking, request_metrics
 from cluster_manager.settings import Settings
 
 
-@web.middleware
-async def global_limit(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """A ceiling over every connector request, whoever sends it."""
-    request.app[LIMITS].everything.check("all", "requests")
-    return await handler(request)
-
-
 def create_app(settings: Settings) -> web.Application:
     """The connector application (TLS is set up by the server that runs it)."""
     app = web.Application(
-        middlewares=[request_metrics("connector"), error_middleware, global_limit],
+        middlewares=[
+            request_metrics("connector"),
+            close_cluster_requests,
+            error_middleware,
+            probe_limit,
+        ],
         client_max_size=max(settings.max_heartbeat_bytes, settings.max_join_bytes),
+        # Bodies are inflated by connector.body, within their limit, not by aiohttp.
+        handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
     app[LIMITS] = ConnectorLimits.from_settings(settings)
