@@ -32,6 +32,17 @@ DB_USER = "relation_7"
 DB_PASSWORD = "p@ss:w/rd"
 DB_ENDPOINTS = "postgresql-k8s-primary.dev.svc.cluster.local:5432"
 MODEL = testing.Model(name="dev")
+APP = "microcloud-cluster-manager-k8s"
+# Kubernetes's cluster domain is configurable: the tests use one that is not cluster.local.
+CLUSTER_DOMAIN = "mcm.internal"
+
+
+def unit_host(unit: int) -> str:
+    """The name a unit's pod has in the tests' Kubernetes."""
+    return f"{APP}-{unit}.{APP}-endpoints.dev.svc.{CLUSTER_DOMAIN}"
+
+
+UNIT_0_HOST = unit_host(0)
 CONFIG = {
     "management-api-domain": MANAGEMENT_DOMAIN,
     "cluster-connector-domain": CONNECTOR_DOMAIN,

@@ -10,6 +10,7 @@ from charm_scenario import (
     CONNECTOR_DOMAIN,
     DB_ENDPOINTS,
     MANAGEMENT_DOMAIN,
+    UNIT_0_HOST,
     new_logs,
     relation,
     sign_requested_certificates,
@@ -44,6 +45,9 @@ def test_config_file_carries_every_setting_the_workload_needs(config_dir, ctx, r
         "remote_write_urls": [],
         "grafana_url": "",
         "grafana_dashboard_uid": "",
+        "internal_port": 9004,
+        "internal_address": f"{UNIT_0_HOST}:9004",
+        "internal_key_file": "/etc/cluster-manager/internal.key",
     }
 
 
@@ -141,7 +145,7 @@ def test_removed_ca_integration_drops_the_trusted_ca_setting(
 def test_new_database_endpoint_is_written_to_the_dsn(config_dir, ctx, running_leader):
     database = relation(running_leader, "database")
     data = dict(database.remote_app_data)
-    data["requests"] = data["requests"].replace(DB_ENDPOINTS, "10.1.2.3:5432")
+    data["endpoints"] = "10.1.2.3:5432"
     moved = dataclasses.replace(database, remote_app_data=data)
     state = dataclasses.replace(
         running_leader, relations=(running_leader.relations - {database}) | {moved}
