@@ -310,6 +310,11 @@ class ClusterManagerCharm(ops.CharmBase):
         database = self.model.get_relation(DATABASE)
         if database is not None:
             pg.request(database, self.app, DATABASE_NAME)
+        for relation in self.model.relations[SEND_CA_CERT]:
+            # The library says so only in relation-created; a new leader or an upgraded
+            # charm says it again, or providers keep answering in the v0 form.
+            if relation.data[self.app].get("version") != "1":
+                relation.data[self.app]["version"] = "1"
         if self.model.get_relation(PEER) is None:
             return
         self.secrets.ensure_shared(self._connector_names())

@@ -124,3 +124,15 @@ def non_leader_view(leader: testing.State, container: testing.Container) -> test
         containers={container},
         unit_status=testing.UnknownStatus(),
     )
+
+
+def with_relations(state: testing.State, *relations: testing.RelationBase) -> testing.State:
+    """The state with these relations added, replacing any on the same endpoint."""
+    endpoints = {rel.endpoint for rel in relations}
+    kept = {rel for rel in state.relations if rel.endpoint not in endpoints}
+    return dataclasses.replace(state, relations=kept | set(relations))
+
+
+def service_status(state: testing.State) -> pebble.ServiceStatus | None:
+    """The workload service's status in the state's container."""
+    return state.get_container("cluster-manager").service_statuses.get("cluster-manager")
