@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import traefik_k8s as provider_model
 import yaml
 from charm_scenario import CONNECTOR_DOMAIN, MANAGEMENT_DOMAIN, relation, with_relations
 from ops import testing
@@ -35,22 +36,8 @@ TRAEFIK_2_11_TCP_SERVER = {"address", "tls"}
 
 
 def traefik_k8s_view(databag: dict[str, str]) -> dict:
-    """The dynamic configuration traefik-k8s loads for a requirer's application databag.
-
-    Its own routers as given, plus a TLS-terminating ``<router>-tls`` sibling for each router
-    unless ``raw`` is exactly ``"True"`` (src/charm.py:1576-1614).
-    """
-    config = yaml.safe_load(databag["config"])
-    if databag.get("raw") != "True":
-        routers = config.get("tcp", {}).get("routers", {})
-        for name, router in list(routers.items()):
-            routers[f"{name}-tls"] = {
-                "rule": router["rule"],
-                "service": router["service"],
-                "entryPoints": router.get("entryPoints", ["websecure"])[:1],
-                "tls": {},
-            }
-    return config
+    """The dynamic configuration traefik-k8s loads for a requirer's application databag."""
+    return provider_model.dynamic_config(databag)
 
 
 @pytest.fixture
