@@ -86,6 +86,8 @@ class ClusterManagerCharm(ops.CharmBase):
         self.config_problem: str | None = None  # why the options in use are not the current
         self.charm_config = self._usable_config()
         self.secrets = SecretStore(self.model, PEER)
+        self._address: str | None = None
+        self._address_looked_up = False
         self.certificates = TLSCertificatesRequiresV4(
             self,
             CERTIFICATES,
@@ -231,7 +233,10 @@ class ClusterManagerCharm(ops.CharmBase):
         return ManagementTls(chain="\n".join(pems) + "\n", private_key=str(private_key))
 
     def _own_address(self) -> str | None:
-        """The name (or address) other units and Traefik reach this unit on."""
+        """The name (or address) other units and Traefik reach this unit on (once per hook)."""
+        if self._address_looked_up:
+            return self._address
+        self._address_looked_up = True
         binding = self.model.get_binding(PEER)
         ingress = None
         if binding is not None:
@@ -239,7 +244,8 @@ class ClusterManagerCharm(ops.CharmBase):
                 ingress = str(binding.network.ingress_address)
             except (ops.ModelError, TypeError):
                 ingress = None
-        return unit_address.own_address(ingress)
+        self._address = unit_address.own_address(ingress)
+        return self._address
 
     def _unit_hosts(self) -> list[str]:
         """Every unit's address: this unit's own, and what each peer published."""

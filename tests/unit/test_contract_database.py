@@ -195,3 +195,20 @@ def test_unusable_answer_names_the_problem_and_keeps_the_workload(
     assert out.unit_status == status
     assert _settings(config_dir) == before
     assert service_status(out) == pebble.ServiceStatus.ACTIVE
+
+
+def test_upgrade_replaces_the_v1_request_with_the_v0_one(ctx, running_leader):
+    """A unit upgraded from the v1 requirer: postgresql-k8s never read that request."""
+    legacy = testing.Relation(
+        "database",
+        remote_app_name="postgresql-k8s",
+        local_app_data={
+            "version": "v1",
+            "requests": json.dumps([{"resource": "cluster_manager"}]),
+        },
+    )
+    out = ctx.run(ctx.on.upgrade_charm(), with_relations(running_leader, legacy))
+    request = out.get_relation(legacy.id).local_app_data
+    assert request["database"] == "cluster_manager"
+    assert "requests" not in request
+    assert "version" not in request

@@ -102,6 +102,13 @@ def request(
     if extra_user_roles:
         wanted["extra-user-roles"] = extra_user_roles
     changed = False
+    # The v1 form (``version: v1``, ``requests``) is read by no provider named here; drop it.
+    if databag.get("version") == "v1":
+        del databag["version"]
+        changed = True
+    if "requests" in databag:
+        del databag["requests"]
+        changed = True
     for key, value in wanted.items():
         if key in databag:
             continue
