@@ -171,6 +171,11 @@ class ClusterManagerCharm(ops.CharmBase):
 
     def _certificate_requests(self) -> list[CertificateRequestAttributes]:
         domain = self.charm_config.management_api_domain
+        if not domain and self.config_problem and self.unit.is_leader():
+            # Bad options and none remembered: keep asking for the certificate in use, or
+            # the certificates library would withdraw its request.
+            tls = self.secrets.management_tls()
+            domain = min(tls.names) if tls is not None and len(tls.names) == 1 else ""
         if not domain:
             return []
         return [CertificateRequestAttributes(common_name=domain, sans_dns=[domain])]
@@ -394,9 +399,8 @@ class ClusterManagerCharm(ops.CharmBase):
         """Everything the workload needs; raises InputProblem saying what is missing."""
         missing_options = self.charm_config.missing_options()
         if missing_options:
-            raise InputProblem(
-                ops.BlockedStatus(f"missing config: {', '.join(missing_options)}"), stop=True
-            )
+            # Config never stops a running service (it may run on options set before).
+            raise InputProblem(ops.BlockedStatus(f"missing config: {', '.join(missing_options)}"))
         missing = [name for name in (DATABASE, CERTIFICATES) if not self.model.relations[name]]
         if missing:
             raise InputProblem(

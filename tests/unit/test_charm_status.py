@@ -3,7 +3,7 @@
 import dataclasses
 
 import pytest
-from charm_scenario import CONFIG, with_checks
+from charm_scenario import CONFIG, relation, with_checks
 from ops import pebble, testing
 
 
@@ -112,3 +112,22 @@ def test_database_without_credentials_yet_waits(ctx, running_leader):
     assert out.unit_status == testing.WaitingStatus(
         "waiting for postgresql-k8s to create the database"
     )
+
+
+def test_typo_never_stops_a_running_service_even_without_remembered_options(ctx, running_leader):
+    """A unit whose charm state holds no last good options (e.g. upgraded) still serves."""
+    state = dataclasses.replace(
+        _with_config(running_leader, **{"management-api-domain": "Not A Domain"}),
+        stored_states=set(),
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status.message.startswith("invalid config: management-api-domain")
+    assert out.get_container("cluster-manager").service_statuses == {
+        "cluster-manager": pebble.ServiceStatus.ACTIVE
+    }
+    # The certificate in use is still asked for, and Traefik keeps its routes.
+    for endpoint in ("certificates", "traefik-route"):
+        assert (
+            relation(out, endpoint).local_app_data
+            == relation(running_leader, endpoint).local_app_data
+        )
