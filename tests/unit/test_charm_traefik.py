@@ -15,6 +15,8 @@ from charm_scenario import (
 )
 from ops import testing
 
+import unit_address
+
 _host = unit_host
 
 
@@ -136,3 +138,30 @@ def test_without_traefik_tokens_name_the_units_not_the_connector_domain(
     # The connector domain points at Traefik; without it only the units serve the connector.
     assert settings["connector_addresses"] == [f"{UNIT_0_HOST}:9001"]
     assert out.unit_status == testing.BlockedStatus("missing integrations: traefik-route")
+
+
+def test_unit_without_a_domain_name_is_reached_on_its_ingress_address(
+    ctx, running_leader, monkeypatch
+):
+    monkeypatch.setattr(unit_address, "fqdn", lambda: "pod-without-domain")
+    out = ctx.run(ctx.on.config_changed(), running_leader)
+    servers = _submitted(out)["tcp"]["services"][f"dev-{APP}-connector"]["loadBalancer"]
+    assert servers["servers"] == [{"address": "192.0.2.0:9001"}]
+
+
+def test_peer_addresses_that_are_not_host_names_are_ignored(ctx, running_leader):
+    peer = relation(running_leader, "cluster-manager-peers")
+    scaled = dataclasses.replace(
+        peer, peers_data={1: {"address": "evil.example.com:1/x"}, 2: {"address": unit_host(2)}}
+    )
+    state = dataclasses.replace(
+        running_leader, relations=(running_leader.relations - {peer}) | {scaled}
+    )
+    out = ctx.run(ctx.on.relation_changed(scaled, remote_unit=1), state)
+    servers = _submitted(out)["tcp"]["services"][f"dev-{APP}-connector"]["loadBalancer"]
+    assert servers["servers"] == [{"address": f"{_host(n)}:9001"} for n in (0, 2)]
+
+
+def test_each_unit_publishes_its_address_to_its_peers(running_leader):
+    peer = relation(running_leader, "cluster-manager-peers")
+    assert peer.local_unit_data["address"] == UNIT_0_HOST
