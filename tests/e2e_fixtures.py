@@ -85,9 +85,10 @@ def served_certificate(port: int, server_name: str, host: str = "127.0.0.1") -> 
 class Traefik:
     """A Traefik process: static configuration with one TLS entrypoint, the file provider."""
 
-    def __init__(self, directory: Path, port: int) -> None:
+    def __init__(self, directory: Path, port: int, binary: Path | None = None) -> None:
         self.directory = directory
         self.port = port
+        self.binary = binary  # another Traefik release than the test group's, if given
         self.dynamic_file = directory / "dynamic.yaml"
         self.static_file = directory / "traefik.yaml"
         self.log_file = directory / "traefik.log"
@@ -113,7 +114,7 @@ class Traefik:
         self.static_file.write_text(json.dumps(static, indent=2))
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                [str(traefik_binary()), f"--configFile={self.static_file}"],
+                [str(self.binary or traefik_binary()), f"--configFile={self.static_file}"],
                 stdout=log,
                 stderr=log,
                 cwd=self.directory,
@@ -232,6 +233,9 @@ def deploy(
             connector_domain=CONNECTOR_DOMAIN,
             connector_port=connector_port,
             hosts=hosts,
+            # The operator's opt-in (the charm's default is off, for traefik-k8s's Traefik
+            # 2.11); the test group's Traefik is 3.5 or later, which has TCP health checks.
+            health_check=True,
         )
 
         def routed() -> bool:
