@@ -112,3 +112,40 @@ async def test_idle_and_half_sent_connections_on_management_and_ops_are_closed(s
         http.get(f"http://127.0.0.1:{ops}/health/live") as response,
     ):
         assert response.status == 200
+
+
+async def keep_asking(port: int, *, tls: bool, limit: float) -> tuple[int, float]:
+    """Send a request every 0.3 s on one connection until it is closed; (answers, seconds)."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=insecure() if tls else None
+    )
+    opened, answers = time.monotonic(), 0
+    try:
+        while time.monotonic() - opened < limit:
+            writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            answers += 1
+            await asyncio.sleep(0.3)
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        pass
+    finally:
+        writer.close()
+    return answers, time.monotonic() - opened
+
+
+async def test_busy_keep_alive_connection_is_cut_at_its_max_age(start_server, monkeypatch):
+    monkeypatch.setattr(server, "MANAGEMENT_MAX_AGE", 1.5)
+    monkeypatch.setattr(server, "OPS_MAX_AGE", 1.5)
+    servers = await start_server()
+
+    (management_answers, management_age), (ops_answers, ops_age) = await asyncio.gather(
+        keep_asking(servers.management_port, tls=True, limit=20),
+        keep_asking(servers.ops_port, tls=False, limit=20),
+    )
+
+    assert management_answers >= 3
+    assert ops_answers >= 3
+    assert management_age < 3
+    assert ops_age < 3

@@ -27,10 +27,10 @@ logger = logging.getLogger(__name__)
 MANAGEMENT_KEEPALIVE = 10.0  # browsers reopen at once; 10 s keeps a page's bursts on one socket
 OPS_KEEPALIVE = 5.0  # probes and Prometheus, once every few seconds at most
 CONNECTOR_KEEPALIVE = 5.0  # the MicroCloud client opens a new connection per request
-# A connection older than this is closed after its current request, and cut GRACE later.
-MANAGEMENT_MAX_AGE = 60.0
-OPS_MAX_AGE = 60.0
-GRACE = 10.0
+# A connection older than this is cut: no request of these servers takes nearly as long, and
+# the 10 s idle limit closes a browser's connection between two refreshes of a page.
+MANAGEMENT_MAX_AGE = 120.0
+OPS_MAX_AGE = 120.0
 # Each server's share of the open-files limit (the rest: database pools, files, listeners).
 CONNECTOR_SHARE, MANAGEMENT_SHARE, OPS_SHARE = 0.4, 0.2, 0.05
 
@@ -40,10 +40,8 @@ class BoundedTLSSite(web.TCPSite):
 
     aiohttp has no timeout for reading a request's body; capping every connection's age (the
     MicroCloud client opens a new connection per request) stops slow or idle clients from
-    holding sockets. At ``max_age`` the connection is closed once its current request is
-    answered, and cut ``grace`` seconds later whatever it is doing. ``ssl_context`` None serves
-    plain HTTP. ``max_connections`` caps the connections open at once (see
-    :mod:`cluster_manager.listening`).
+    holding sockets. ``ssl_context`` None serves plain HTTP. ``max_connections`` caps the
+    connections open at once (see :mod:`cluster_manager.listening`).
     """
 
     def __init__(
@@ -55,14 +53,12 @@ class BoundedTLSSite(web.TCPSite):
         ssl_context: ssl.SSLContext | None,
         handshake_timeout: float,
         max_age: float | None,
-        grace: float = 0.0,
         max_connections: int = listening.MAX_LIMIT,
         name: str = "server",
     ) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
         self._handshake_timeout = handshake_timeout
         self._max_age = max_age
-        self._grace = grace
         self._max_connections = max_connections
         self._name = name
 
@@ -72,14 +68,12 @@ class BoundedTLSSite(web.TCPSite):
         loop = asyncio.get_running_loop()
         factory = self._runner.server
         assert factory is not None
-        max_age, grace = self._max_age, self._grace
+        max_age = self._max_age
 
         def protocol():
             handler = factory()
             if max_age:
-                if grace:
-                    loop.call_later(max_age, handler.close)
-                loop.call_later(max_age + grace, _abort, handler)
+                loop.call_later(max_age, _abort, handler)
             return handler
 
         sock = listening.listening_socket(
@@ -151,7 +145,6 @@ class Servers:
             ssl_context=management_tls,
             handshake_timeout=settings.tls_handshake_timeout,
             max_age=MANAGEMENT_MAX_AGE,
-            grace=GRACE,
             max_connections=listening.share(limit, MANAGEMENT_SHARE, 16),
             name="management",
         )
@@ -185,7 +178,6 @@ class Servers:
             ssl_context=None,
             handshake_timeout=settings.tls_handshake_timeout,
             max_age=OPS_MAX_AGE,
-            grace=GRACE,
             max_connections=listening.share(limit, OPS_SHARE, 8),
             name="ops",
         )
