@@ -615,6 +615,7 @@ async def test_expired_revocations_are_pruned(database_dsn, pool, monkeypatch):
     await revoked.revoke("current", time.time() + 3600)
     assert len(revoked) == 2
     listener = asyncio.create_task(revoked.listen(database_dsn))
+    rows: list[str] = []
     try:
         for _ in range(200):
             rows = [r["session_id"] for r in await pool.fetch("SELECT * FROM revoked_sessions")]

@@ -122,7 +122,9 @@ class ListeningSocket(socket.socket):
         return sum(1 for s in self._live if s.fileno() != -1)
 
 
-def listening_socket(host: str, port: int, backlog: int, name: str, cap: int) -> ListeningSocket:
+def listening_socket(
+    host: str | None, port: int, backlog: int, name: str, cap: int
+) -> ListeningSocket:
     """Bind and listen on the first address ``host`` resolves to (as a server would)."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

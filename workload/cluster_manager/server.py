@@ -95,9 +95,6 @@ def _abort(handler: web.RequestHandler) -> None:
         transport.abort()
 
 
-_UNSET = object()
-
-
 class Servers:
     """The three servers of one process; ports are known after start()."""
 
@@ -107,7 +104,8 @@ class Servers:
         self.management_port = 0
         self.connector_port = 0
         self.ops_port = 0
-        self._previous_exception_handler: object = _UNSET
+        self._previous_exception_handler: listening.ExceptionHandler | None = None
+        self._handler_installed = False
 
     async def start(self) -> None:
         """Migrate the database, then start listening."""
@@ -132,6 +130,7 @@ class Servers:
         self._previous_exception_handler = listening.quiet_accept_errors(
             asyncio.get_running_loop()
         )
+        self._handler_installed = True
         management = await self._runner(
             create_management_app(settings),
             tls=True,
@@ -208,9 +207,9 @@ class Servers:
         for runner in reversed(self.runners):
             await runner.cleanup()
         self.runners.clear()
-        if self._previous_exception_handler is not _UNSET:
+        if self._handler_installed:
             asyncio.get_running_loop().set_exception_handler(self._previous_exception_handler)
-            self._previous_exception_handler = _UNSET
+            self._handler_installed = False
 
 
 def stop_on_signals() -> asyncio.Event:

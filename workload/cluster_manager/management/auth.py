@@ -309,8 +309,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
         _check_origin(request, auth.settings)
         sent = header
         if sent is None:
-            form = await request.post()
-            field = form.get(CSRF_FIELD)
+            try:
+                form = await request.post()
+            except ValueError:  # a body that is not a form: no token in it
+                form = None
+            field = form.get(CSRF_FIELD) if form is not None else None
             sent = field if isinstance(field, str) else ""
         if not sent or not same(sent, session.csrf):
             raise Forbidden(f"Missing or wrong {CSRF_HEADER}: sign out from the page")
