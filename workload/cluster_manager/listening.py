@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 REPORT_INTERVAL = 10.0  # seconds between two warnings about refused connections
+PRUNE_AT_CAP = 0.05  # seconds between two scans for closed connections while at the cap
 MAX_LIMIT = 1 << 20  # what "unlimited" open files count as when sharing them out
 
 
@@ -87,6 +88,7 @@ class ListeningSocket(socket.socket):
         self._live: list[socket.socket] = []
         self._next_prune = min(max_connections, 256)
         self._paused_until = 0.0
+        self._prune_after = 0.0
         self._over_cap = _Reporter(
             "%s: at its cap of %d open connections; %d new connections closed since the last"
             " report"
@@ -106,20 +108,20 @@ class ListeningSocket(socket.socket):
             self._paused_until = now + 0.5
             _out_of_descriptors(self.server_name, errno.errorcode.get(error.errno, error.errno))
             raise
-        if len(self._live) >= self._next_prune:
+        now = time.monotonic()
+        if len(self._live) >= self._next_prune and now >= self._prune_after:
+            # Amortised: the list doubles between prunings; at the cap, at most one pruning
+            # every PRUNE_AT_CAP seconds, so a flood cannot make every accept a full scan.
             self._live = [s for s in self._live if s.fileno() != -1]
             self._next_prune = min(self.max_connections, max(256, 2 * len(self._live)))
+            at_cap = len(self._live) >= self.max_connections
+            self._prune_after = now + PRUNE_AT_CAP if at_cap else 0.0
         if len(self._live) >= self.max_connections:
             connection.close()
             self._over_cap(self.server_name, self.max_connections)
             raise ConnectionAbortedError  # asyncio: nothing more to accept in this round
         self._live.append(connection)
         return connection, address
-
-    @property
-    def open_connections(self) -> int:
-        """Connections accepted and not closed yet."""
-        return sum(1 for s in self._live if s.fileno() != -1)
 
 
 def listening_socket(
