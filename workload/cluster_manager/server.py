@@ -189,7 +189,10 @@ class Servers:
             self.ops_port,
         )
 
-    async def _runner(self, app: web.Application, *, tls: bool, **kwargs: object) -> web.AppRunner:
+    async def _runner(
+        self, app: web.Application, *, tls: bool = False, **kwargs: object
+    ) -> web.AppRunner:
+        """Set up a runner; every answer gets the security headers (HSTS only with ``tls``)."""
         add_security_headers(app, tls=tls)
         kwargs.setdefault("handle_signals", False)
         kwargs.setdefault("shutdown_timeout", 5)
