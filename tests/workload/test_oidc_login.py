@@ -627,3 +627,15 @@ async def test_expired_revocations_are_pruned(database_dsn, pool, monkeypatch):
         assert await revoked.is_revoked("current")
     finally:
         listener.cancel()
+
+
+async def test_without_its_listener_a_unit_reads_revocations_from_the_table(pool):
+    elsewhere = RevokedSessions(pool)
+    await elsewhere.revoke("signed-out", time.time() + 60)
+    await elsewhere.revoke("long-expired", time.time() - 60)
+    here = RevokedSessions(pool)  # its listener is not connected: its memory may miss some
+
+    assert not here.listening
+    assert await here.is_revoked("signed-out")
+    assert not await here.is_revoked("long-expired")  # its cookie has expired anyway
+    assert not await here.is_revoked("still-signed-in")
