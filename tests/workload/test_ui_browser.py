@@ -241,7 +241,8 @@ async def test_revoke_a_token_and_remove_a_cluster(ui, settings, pool):
 
 async def test_sign_out_ends_the_session(ui, settings):
     await admin(ui, settings)
-    await ui.get_by_role("link", name="Sign out").click()
+    await ui.get_by_role("button", name="Sign out").click()  # a POST with the CSRF token
+    await expect(ui).to_have_url(re.compile(r"/session/end"))
     await ui.get_by_role("button", name="Sign out").click()  # the identity provider asks
     await ui.goto(base_url(settings) + "/")
 

@@ -405,7 +405,30 @@ PATHS: dict[str, Any] = {
             "responses": {"303": {"description": "signed in"}, **_errors(400, 401, 503)},
         }
     },
-    "/oidc/logout": _redirect("End the session (and the provider's, where offered)"),
+    "/oidc/logout": {
+        "post": {
+            "summary": "Sign out: end the session on every unit (and at the provider, if offered)",
+            "security": [],
+            "parameters": [{**CSRF_PARAMETER, "required": False}],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        # the token, when X-CSRF-Token is not sent
+                        "schema": {"type": "object", "properties": {"csrf_token": STRING}}
+                    }
+                },
+            },
+            "responses": {
+                "200": _ok(
+                    _object({"redirect": STRING}, ["redirect"]),
+                    "signed out (X-CSRF-Token sent): where the browser goes next",
+                ),
+                "303": {"description": "signed out (form): the provider's end-session page or /"},
+                **_errors(400, 403, 413, 503),
+            },
+        }
+    },
     "/health/live": {
         "get": {
             "summary": "Liveness probe (no sign-in)",

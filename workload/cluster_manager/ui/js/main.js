@@ -2,7 +2,7 @@
 
 import { api, setCsrfToken } from './api.js';
 import { announce, h, replace } from './dom.js';
-import { button, errorNotice } from './components.js';
+import { button, errorNotice, signOutButton } from './components.js';
 import * as overviewPage from './pages/overview.js';
 import * as clustersPage from './pages/clusters.js';
 import * as clusterPage from './pages/cluster.js';
@@ -122,7 +122,7 @@ function showUser(user) {
   }
   userArea.replaceChildren(
     h('span', { class: 'user-name', title: user.email || user.subject }, user.name || user.email || user.subject),
-    h('a', { class: 'signout', href: '/oidc/logout', on: { click: () => sessionStorage.removeItem(RETURN_KEY) } }, 'Sign out'));
+    signOutButton('signout', () => sessionStorage.removeItem(RETURN_KEY)));
 }
 
 function showOutside(page, options) {
