@@ -35,6 +35,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import OrderedDict
+from itertools import chain, compress, repeat
+from operator import itemgetter
 
 from cluster_manager.forwarding import remote_write
 from cluster_manager.forwarding.exposition import BadLine, Labels, read_line, value_of
@@ -45,6 +47,7 @@ MEMBER_STATUSES = ("Online", "Offline", "Evacuated")
 ADDED_LABELS = ("cluster", "member")
 MIB = 1024 * 1024
 _VALUE_START = frozenset("0123456789+-.")
+_FIRST, _LAST = itemgetter(0), itemgetter(2)
 _CHECK_EVERY = 256  # lines between looks at the clock
 
 
@@ -112,6 +115,10 @@ class HeadCache:
 
     def put(self, key: tuple[str, str, int], heads: dict[str, bytes]) -> None:
         """Remember a member's heads (replacing the last ones); forget the oldest members."""
+        old = self._members.get(key)
+        if old is not None and old[0] is heads:  # unchanged: only now the most recent
+            self._members.move_to_end(key)
+            return
         size = sum(map(len, heads)) + sum(map(len, heads.values()))
         size += _ENTRY_OVERHEAD * len(heads)
         old = self._members.pop(key, None)
@@ -222,22 +229,60 @@ class _Member:
 
     def convert(self, text: str, known: dict[str, bytes]) -> None:
         """Read every line of ``text``; raise :class:`_OverBudget` when time is up."""
+        lines = text.split("\n")
+        if lines and not lines[-1]:
+            lines.pop()  # the text's final newline
+        if not (known and self.known_lines(lines, known)):
+            self.each_line(lines, known)
+
+    def known_lines(self, lines: list[str], known: dict[str, bytes]) -> bool:
+        """Read a text whose every head is remembered, without a Python step per line.
+
+        Returns False, having done nothing, if a head is new or a value needs a closer look
+        (the line by line reader then decides). Every step here is linear and done in C.
+        """
+        parts = list(map(str.rpartition, lines, repeat(" ")))
+        heads = list(map(_FIRST, parts))
+        prefixes = list(map(known.get, heads))
+        if None in prefixes:
+            return False
+        texts = list(compress(map(_LAST, parts), prefixes))  # comments are remembered as b""
+        joined = "\n".join(texts)
+        if "_" in joined or "\t" in joined or "\r" in joined:
+            return False
+        try:  # an empty value raises IndexError, a value float() does not read ValueError
+            if not set(map(_FIRST, texts)) <= _VALUE_START:
+                return False
+            values = list(map(float, texts))
+        except (IndexError, ValueError):
+            return False
+        self.series = dict(zip(compress(prefixes, prefixes), values, strict=True))
+        # What the member no longer sends is forgotten (the dictionary is rebuilt in C).
+        self.heads = known if len(known) <= len(lines) else dict(zip(heads, prefixes, strict=True))
+        return True
+
+    def each_line(self, lines: list[str], known: dict[str, bytes]) -> None:
+        """Read line by line; remember the heads of valid lines and comments."""
         series, heads = self.series, self.heads
         known_get = known.get
         clock, deadline = time.process_time, self.deadline
         max_heads = self.limits.cache_heads_per_member
         countdown = _CHECK_EVERY
-        for line in text.split("\n"):
+        for line in lines:
             countdown -= 1
             if not countdown:
                 countdown = _CHECK_EVERY
                 if clock() > deadline:
                     raise _OverBudget
-            if not line or line[0] == "#":
+            if not line:
                 continue
             head, _, value_text = line.rpartition(" ")
+            if line[0] == "#":
+                if head and len(heads) < max_heads:
+                    heads[head] = b""  # any line starting so is a comment
+                continue
             prefix = known_get(head)
-            if prefix is None or not value_text or "\t" in value_text or "\r" in value_text:
+            if not prefix or not value_text or "\t" in value_text or "\r" in value_text:
                 self.new_line(line)
                 continue
             try:
@@ -260,7 +305,6 @@ def build_batch(
     started = time.process_time()
     cache = head_cache(limits)
     pieces: list[bytes] = []
-    append = pieces.append
     series = bad_lines = 0
     cut: list[str] = []
     for submission in submissions:
@@ -294,11 +338,10 @@ def build_batch(
             finally:
                 bad_lines += converting.bad
             cache.put(key, converting.heads)
-            pack = remote_write.pack_double
-            for prefix, value in converting.series.items():
-                append(prefix)
-                append(pack(value))
-                append(tail)
+            found = converting.series
+            pieces += chain.from_iterable(
+                zip(found.keys(), map(remote_write.pack_double, found.values()), repeat(tail))
+            )
             series += len(converting.series)
     payload = remote_write.encode(pieces)
     return Batch(
