@@ -143,6 +143,12 @@ def head_cache(limits: ConversionLimits) -> HeadCache:
     return _cache
 
 
+def forget() -> None:
+    """Empty this process's cache (the benchmark measures the first sight of a cluster)."""
+    global _cache  # one per worker process, kept between batches
+    _cache = None
+
+
 def _encode(labels: Labels) -> bytes:
     return remote_write.encode_labels(labels, errors="replace")
 
