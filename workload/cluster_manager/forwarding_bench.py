@@ -152,7 +152,7 @@ class Server(ServerProcess):
             backlog = await self.metric("mcm_forward_backlog_bytes")
             if queued == 0 and backlog == 0:
                 return
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)  # each look renders /metrics: server CPU, not forwarding
         raise TimeoutError("forwarding did not drain")
 
 
