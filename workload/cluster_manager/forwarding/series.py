@@ -36,7 +36,7 @@ import dataclasses
 import gc
 import time
 from collections import OrderedDict
-from itertools import chain, compress, repeat
+from itertools import compress, repeat
 from operator import itemgetter
 
 from cluster_manager.forwarding import remote_write
