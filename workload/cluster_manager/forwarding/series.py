@@ -61,6 +61,7 @@ class ConversionLimits:
     cpu_seconds: float = 0.5  # per heartbeat
     cache_heads_per_member: int = 100_000
     cache_bytes: int = 256 * MIB  # all members together, approximately
+    cache_idle_seconds: float = 600.0  # a member not seen for so long makes room for others
 
 
 CONVERSION_LIMITS = ConversionLimits()
@@ -97,11 +98,18 @@ _ENTRY_OVERHEAD = 150
 
 
 class HeadCache:
-    """Per (cluster, member): line head -> encoded series up to its value, bounded."""
+    """Per (cluster, member): line head -> encoded series up to its value, bounded.
+
+    When full, a member not remembered yet is only taken in place of members idle for
+    ``cache_idle_seconds``: with more members than room, evicting the least recently seen on
+    every heartbeat would forget each member just before it comes back (no member would ever
+    be found), while keeping the ones already in keeps a share of the fleet fast.
+    """
 
     def __init__(self, limits: ConversionLimits) -> None:
         self.limits = limits
-        self._members: OrderedDict[tuple[str, str, int], tuple[dict[str, bytes], int]] = (
+        # key -> (heads, approximate bytes, last seen), least recently seen first
+        self._members: OrderedDict[tuple[str, str, int], tuple[dict[str, bytes], int, float]] = (
             OrderedDict()
         )
         self.bytes = 0
@@ -114,23 +122,31 @@ class HeadCache:
         entry = self._members.get(key)
         return entry[0] if entry is not None else {}
 
-    def put(self, key: tuple[str, str, int], heads: dict[str, bytes]) -> None:
-        """Remember a member's heads (replacing the last ones); forget the oldest members."""
-        old = self._members.get(key)
-        if old is not None and old[0] is heads:  # unchanged: only now the most recent
-            self._members.move_to_end(key)
+    def put(
+        self, key: tuple[str, str, int], heads: dict[str, bytes], now: float | None = None
+    ) -> None:
+        """Remember a member's heads (replacing its last ones) if there is room."""
+        now = time.monotonic() if now is None else now
+        old = self._members.pop(key, None)
+        if old is not None and old[0] is heads:  # unchanged: only seen again
+            self._members[key] = (heads, old[1], now)
+            return
+        if old is not None:
+            self.bytes -= old[1]
+        if not heads:
             return
         size = sum(map(len, heads)) + sum(map(len, heads.values()))
         size += _ENTRY_OVERHEAD * len(heads)
-        old = self._members.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
-        if heads:
-            self._members[key] = (heads, size)
-            self.bytes += size
-        while self.bytes > self.limits.cache_bytes and self._members:
-            _, (_, dropped) = self._members.popitem(last=False)
+        idle_before = now - self.limits.cache_idle_seconds
+        while self.bytes + size > self.limits.cache_bytes and self._members:
+            _, (_, dropped, seen) = next(iter(self._members.items()))
+            if seen > idle_before:
+                return  # full of members in use: this one is read in full each time
+            self._members.popitem(last=False)
             self.bytes -= dropped
+        if self.bytes + size <= self.limits.cache_bytes:
+            self._members[key] = (heads, size, now)
+            self.bytes += size
 
 
 _cache: HeadCache | None = None
