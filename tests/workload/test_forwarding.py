@@ -357,8 +357,10 @@ def test_remembered_series_are_bounded_per_member_and_in_total():
     assert isinstance(cache, HeadCache)
     assert cache.bytes <= 60_000
     assert 1 <= len(cache) < 4
-    assert 0 < len(cache.get(("a", "m0", size))) <= 100  # members in use keep their place
-    assert cache.get(("d", "m0", size)) == {}  # no room for the last one
+    kept = cache.get(("a", "m0", size))
+    assert kept is not None
+    assert 0 < len(kept.heads) <= 100  # members in use keep their place
+    assert cache.get(("d", "m0", size)) is None  # no room for the last one
 
 
 def test_a_member_idle_for_long_makes_room_for_a_new_one():
@@ -366,14 +368,17 @@ def test_a_member_idle_for_long_makes_room_for_a_new_one():
     cache = HeadCache(limits)
     heads = {f"lxd_x{{n={n}}}": b"p" * 50 for n in range(5)}  # about 1,000 bytes
 
-    cache.put(("a", "m", 1), dict(heads), now=0)
-    cache.put(("b", "m", 1), dict(heads), now=100)
-    cache.put(("c", "m", 1), dict(heads), now=500)  # a and b are in use: c is not kept
-    assert (len(cache.get(("a", "m", 1))), cache.get(("c", "m", 1))) == (5, {})
-    cache.put(("c", "m", 1), dict(heads), now=650)  # a is idle: c takes its place
+    def remembered(cluster: str) -> int:
+        entry = cache.get((cluster, "m", 1))
+        return len(entry.heads) if entry is not None else 0
 
-    assert cache.get(("a", "m", 1)) == {}
-    assert len(cache.get(("b", "m", 1))) == len(cache.get(("c", "m", 1))) == 5
+    cache.put(("a", "m", 1), conversion.Remembered(dict(heads)), now=0)
+    cache.put(("b", "m", 1), conversion.Remembered(dict(heads)), now=100)
+    cache.put(("c", "m", 1), conversion.Remembered(dict(heads)), now=500)  # no room for c
+    assert (remembered("a"), remembered("c")) == (5, 0)
+    cache.put(("c", "m", 1), conversion.Remembered(dict(heads)), now=650)  # a is idle now
+
+    assert (remembered("a"), remembered("b"), remembered("c")) == (0, 5, 5)
     assert cache.bytes <= 2_500
 
 

@@ -97,6 +97,28 @@ class Batch:
 _ENTRY_OVERHEAD = 150
 
 
+@dataclasses.dataclass(eq=False)
+class Remembered:
+    """What the worker keeps of a member: its heads, and the layout of its last text.
+
+    When a text has the same heads in the same order as the last one (the usual case), one
+    comparison of the two lists replaces a look-up per line.
+    """
+
+    heads: dict[str, bytes]  # line head -> series prefix (b"" for a comment)
+    lines: list[str] | None = None  # the last text's heads, line by line (the dict's keys)
+    prefixes: list[bytes] = dataclasses.field(default_factory=list)  # of each of those lines
+    samples: list[bytes] = dataclasses.field(default_factory=list)  # of its sample lines
+    unique: bool = True  # no series twice among them
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes held."""
+        heads = self.heads
+        size = sum(map(len, heads)) + sum(map(len, heads.values()))
+        return size + _ENTRY_OVERHEAD * len(heads) + 24 * len(self.lines or ())
+
+
 class HeadCache:
     """Per (cluster, member): line head -> encoded series up to its value, bounded.
 
@@ -108,8 +130,8 @@ class HeadCache:
 
     def __init__(self, limits: ConversionLimits) -> None:
         self.limits = limits
-        # key -> (heads, approximate bytes, last seen), least recently seen first
-        self._members: OrderedDict[tuple[str, str, int], tuple[dict[str, bytes], int, float]] = (
+        # key -> (what is remembered, approximate bytes, last seen), least recently seen first
+        self._members: OrderedDict[tuple[str, str, int], tuple[Remembered, int, float]] = (
             OrderedDict()
         )
         self.bytes = 0
@@ -117,26 +139,25 @@ class HeadCache:
     def __len__(self) -> int:
         return len(self._members)
 
-    def get(self, key: tuple[str, str, int]) -> dict[str, bytes]:
-        """What was remembered for a member (empty if nothing)."""
+    def get(self, key: tuple[str, str, int]) -> Remembered | None:
+        """What was remembered for a member."""
         entry = self._members.get(key)
-        return entry[0] if entry is not None else {}
+        return entry[0] if entry is not None else None
 
     def put(
-        self, key: tuple[str, str, int], heads: dict[str, bytes], now: float | None = None
+        self, key: tuple[str, str, int], remembered: Remembered, now: float | None = None
     ) -> None:
-        """Remember a member's heads (replacing its last ones) if there is room."""
+        """Remember a member (replacing what was) if there is room."""
         now = time.monotonic() if now is None else now
         old = self._members.pop(key, None)
-        if old is not None and old[0] is heads:  # unchanged: only seen again
-            self._members[key] = (heads, old[1], now)
+        if old is not None and old[0] is remembered:  # unchanged: only seen again
+            self._members[key] = (remembered, old[1], now)
             return
         if old is not None:
             self.bytes -= old[1]
-        if not heads:
+        if not remembered.heads:
             return
-        size = sum(map(len, heads)) + sum(map(len, heads.values()))
-        size += _ENTRY_OVERHEAD * len(heads)
+        size = remembered.size
         idle_before = now - self.limits.cache_idle_seconds
         while self.bytes + size > self.limits.cache_bytes and self._members:
             _, (_, dropped, seen) = next(iter(self._members.items()))
@@ -145,7 +166,7 @@ class HeadCache:
             self._members.popitem(last=False)
             self.bytes -= dropped
         if self.bytes + size <= self.limits.cache_bytes:
-            self._members[key] = (heads, size, now)
+            self._members[key] = (remembered, size, now)
             self.bytes += size
 
 
@@ -217,6 +238,10 @@ class _Member:
     series: dict[bytes, float] = dataclasses.field(default_factory=dict)
     heads: dict[str, bytes] = dataclasses.field(default_factory=dict)
     bad: int = 0
+    # The result: series prefixes and their values (last line wins), what to remember.
+    samples: list[bytes] = dataclasses.field(default_factory=list)
+    values: list[float] = dataclasses.field(default_factory=list)
+    remembered: Remembered | None = None
 
     def new_line(self, line: str) -> None:
         """A line whose head is not remembered: check it all, and remember its head."""
@@ -250,15 +275,18 @@ class _Member:
         if read.plain and len(self.heads) < self.limits.cache_heads_per_member:
             self.heads[line[: read.head_end]] = prefix
 
-    def convert(self, text: str, known: dict[str, bytes]) -> None:
+    def convert(self, text: str, remembered: Remembered | None) -> None:
         """Read every line of ``text``; raise :class:`_OverBudget` when time is up."""
         lines = text.split("\n")
         if lines and not lines[-1]:
             lines.pop()  # the text's final newline
-        if not (known and self.known_lines(lines, known)):
-            self.each_line(lines, known)
+        if remembered is not None and self.known_lines(lines, remembered):
+            return
+        self.each_line(lines, remembered.heads if remembered is not None else {})
+        self.samples, self.values = list(self.series), list(self.series.values())
+        self.remembered = Remembered(self.heads)
 
-    def known_lines(self, lines: list[str], known: dict[str, bytes]) -> bool:
+    def known_lines(self, lines: list[str], remembered: Remembered) -> bool:
         """Read a text whose every head is remembered, without a Python step per line.
 
         Returns False, having done nothing, if a head is new or a value needs a closer look
@@ -266,10 +294,21 @@ class _Member:
         """
         parts = list(map(str.rpartition, lines, repeat(" ")))
         heads = list(map(_FIRST, parts))
-        prefixes = list(map(known.get, heads))
-        if None in prefixes:
-            return False
-        texts = list(compress(map(_LAST, parts), prefixes))  # comments are remembered as b""
+        if remembered.lines == heads:  # the same lines as last time
+            prefixes, samples = remembered.prefixes, remembered.samples
+            unique, keep = remembered.unique, remembered
+        else:
+            prefixes = list(map(remembered.heads.get, heads))
+            if None in prefixes:
+                return False
+            samples = list(compress(prefixes, prefixes))  # comments are remembered as b""
+            unique = len(set(samples)) == len(samples)
+            # Rebuilt from this text: what the member no longer sends is forgotten, and the
+            # dictionary's keys are the very strings of the list.
+            keep = Remembered(
+                dict(zip(heads, prefixes, strict=True)), heads, prefixes, samples, unique
+            )
+        texts = list(compress(map(_LAST, parts), prefixes))
         joined = "\n".join(texts)
         if "_" in joined or "\t" in joined or "\r" in joined:
             return False
@@ -279,9 +318,12 @@ class _Member:
             values = list(map(float, texts))
         except (IndexError, ValueError):
             return False
-        self.series = dict(zip(compress(prefixes, prefixes), values, strict=True))
-        # What the member no longer sends is forgotten (the dictionary is rebuilt in C).
-        self.heads = known if len(known) <= len(lines) else dict(zip(heads, prefixes, strict=True))
+        if unique:
+            self.samples, self.values = samples, values
+        else:
+            series = dict(zip(samples, values, strict=True))
+            self.samples, self.values = list(series), list(series.values())
+        self.remembered = keep
         return True
 
     def each_line(self, lines: list[str], known: dict[str, bytes]) -> None:
@@ -374,14 +416,14 @@ def _build_batch(submissions: list[Submission], limits: ConversionLimits) -> Bat
                 break
             finally:
                 bad_lines += converting.bad
-            cache.put(key, converting.heads)
-            found = converting.series
-            count = len(found)
+            if converting.remembered is not None:
+                cache.put(key, converting.remembered)
+            count = len(converting.samples)
             records: list[bytes] = [tail] * (3 * count)  # prefix, value, tail: slices in C
-            records[0::3] = found.keys()
-            records[1::3] = map(remote_write.pack_double, found.values())
+            records[0::3] = converting.samples
+            records[1::3] = map(remote_write.pack_double, converting.values)
             pieces += records
-            series += len(converting.series)
+            series += count
     payload = remote_write.encode(pieces)
     return Batch(
         payload=payload,
