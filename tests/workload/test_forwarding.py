@@ -264,6 +264,7 @@ def test_a_known_host_with_new_values_is_read_like_a_new_one():
     texts = [generator.next()["server_metrics"][0]["metrics"] for _ in range(3)]
     texts[2] += 'lxd_new{a="1"} 5\nlxd_bad{ 1\nlxd_a{x="1"} NaN\n'
     conversion.forget()
+    remembered: tuple[list, int] = ([], 0)
     for text in texts:
         remembered = forwarded(text, forget=False)
         assert remembered == forwarded(text, forget=True)

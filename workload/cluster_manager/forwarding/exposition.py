@@ -42,8 +42,7 @@ class Line:
     """One valid sample line.
 
     ``head_end`` is where the head (name and labels) ends; ``plain`` says that the rest of the
-    line is exactly one space and the value, the common case that
-    :func:`split_cached` reads from a remembered head.
+    line is exactly one space and the value, the common case whose head is worth remembering.
     """
 
     name: str

@@ -38,6 +38,7 @@ import time
 from collections import OrderedDict
 from itertools import compress, repeat
 from operator import itemgetter
+from typing import cast
 
 from cluster_manager.forwarding import remote_write
 from cluster_manager.forwarding.exposition import BadLine, Labels, read_line, value_of
@@ -298,9 +299,10 @@ class _Member:
             prefixes, samples = remembered.prefixes, remembered.samples
             unique, keep = remembered.unique, remembered
         else:
-            prefixes = list(map(remembered.heads.get, heads))
-            if None in prefixes:
+            found = list(map(remembered.heads.get, heads))
+            if None in found:
                 return False
+            prefixes = cast("list[bytes]", found)
             samples = list(compress(prefixes, prefixes))  # comments are remembered as b""
             unique = len(set(samples)) == len(samples)
             # Rebuilt from this text: what the member no longer sends is forgotten, and the
