@@ -9,8 +9,9 @@ gets the time the heartbeat was accepted.
 Every step is linear in the length of the line: the line is cut at known characters (``}``, the
 last space), and the regular expressions used on the pieces have no two ways to match the same
 text, so a failing match gives up after one pass. A line is the series' *head* (name and labels)
-followed by its value: :func:`read_line` checks a whole line, and :func:`split_cached` lets a
-caller that remembers heads it has already checked read only the value.
+followed by its value: :func:`read_line` checks a whole line and says where its head ends, so
+:mod:`cluster_manager.forwarding.series` can remember the heads it has checked and then read
+only the values.
 """
 
 from __future__ import annotations
