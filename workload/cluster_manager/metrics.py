@@ -83,6 +83,11 @@ FORWARD_SERIES = prometheus_client.Counter(
 FORWARD_BAD_LINES = prometheus_client.Counter(
     "mcm_forward_bad_metric_lines", "Lines of members' metrics text skipped as invalid."
 )
+FORWARD_CUT = prometheus_client.Counter(
+    "mcm_forward_metrics_cut_heartbeats",
+    "Heartbeats whose members' metrics were not all forwarded: over the conversion budget "
+    "(CPU time or characters per heartbeat).",
+)
 FORWARD_CPU = prometheus_client.Counter(
     "mcm_forward_conversion_cpu_seconds",
     "CPU time the forwarding workers spent parsing and encoding heartbeats.",
