@@ -9,10 +9,11 @@ import ssl
 
 from aiohttp import web
 
-from cluster_manager import db, logs, mtls, ops
+from cluster_manager import connection_age, db, logs, mtls, ops, tunnel
 from cluster_manager.connector.app import create_app as create_connector_app
 from cluster_manager.management.app import create_app as create_management_app
 from cluster_manager.settings import Settings, SettingsError
+from cluster_manager.tunnel import channel
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,11 @@ class BoundedTLSSite(web.TCPSite):
 
 def _abort(handler: web.RequestHandler) -> None:
     transport = handler.transport
-    if transport is not None and not transport.is_closing():
+    if (
+        transport is not None
+        and not transport.is_closing()
+        and not connection_age.exempt(transport)
+    ):
         transport.abort()
 
 
@@ -80,6 +85,7 @@ class Servers:
         self.management_port = 0
         self.connector_port = 0
         self.ops_port = 0
+        self.internal_port = 0
 
     async def start(self) -> None:
         """Migrate the database, then start listening."""
@@ -100,7 +106,10 @@ class Servers:
         connector_tls = mtls.server_context(
             settings.connector_cert_file, settings.connector_key_file, request_client_cert=True
         )
-        management = await self._runner(create_management_app(settings), access_log=True)
+        hub = tunnel.TunnelHub(settings)  # this unit's tunnels, shared by both apps
+        management_app = create_management_app(settings)
+        management_app[tunnel.TUNNEL_HUB] = hub
+        management = await self._runner(management_app, access_log=True)
         site = BoundedTLSSite(
             management,
             settings.management_host,
@@ -111,9 +120,9 @@ class Servers:
         )
         await site.start()
         self.management_port = site.port
-        connector = await self._runner(
-            create_connector_app(settings), access_log=False, keepalive_timeout=5
-        )
+        connector_app = create_connector_app(settings)
+        connector_app[tunnel.TUNNEL_HUB] = hub
+        connector = await self._runner(connector_app, access_log=False, keepalive_timeout=5)
         site = BoundedTLSSite(
             connector,
             settings.connector_host,
@@ -130,12 +139,25 @@ class Servers:
         )
         await ops_site.start()
         self.ops_port = ops_site.port
+        self.internal_port = await self._start_internal(hub)
         logger.info(
             "serving management on %s, connector on %s, ops on %s",
             self.management_port,
             self.connector_port,
             self.ops_port,
         )
+
+    async def _start_internal(self, hub: tunnel.TunnelHub) -> int:
+        """The unit-to-unit channel (reverse tunnels), when a shared key is configured."""
+        key = channel.load_key(self.settings)
+        if key is None:
+            return 0
+        runner = await self._runner(channel.create_app(self.settings, hub, key), access_log=False)
+        site = web.TCPSite(
+            runner, self.settings.internal_host, self.settings.internal_port, reuse_address=True
+        )
+        await site.start()
+        return site.port
 
     async def _runner(self, app: web.Application, **kwargs: object) -> web.AppRunner:
         kwargs.setdefault("handle_signals", False)

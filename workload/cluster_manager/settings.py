@@ -82,6 +82,17 @@ class Settings:
     grafana_url: str = ""
     grafana_dashboard_uid: str = ""
 
+    # Reverse tunnel and unit-to-unit channel (issue 12).
+    internal_host: str = "0.0.0.0"  # noqa: S104
+    internal_port: int = 9004
+    internal_address: str = ""  # "host:port" other units use; default 127.0.0.1:<internal_port>
+    internal_key_file: str = ""  # hex key (32+ bytes decoded) shared by every unit
+    tunnel_request_timeout: float = 35.0  # the daemon gives LXD 30 s, then answers 500
+    tunnel_max_frame_bytes: int = 8 * 1024 * 1024  # either direction
+    tunnel_max_in_flight: int = 16  # per cluster; more are refused, the queue keeps order
+    tunnel_ping_interval: float = 20.0  # ping an idle tunnel this often
+    tunnel_pong_timeout: float = 10.0  # close an idle tunnel that answers nothing this long
+
     def __post_init__(self) -> None:
         """Refuse values no server could run with."""
         for name in ("management_port", "connector_port", "ops_port"):
@@ -92,6 +103,10 @@ class Settings:
             raise SettingsError("stale_after_intervals: must be at least 1")
         if self.heartbeat_interval < 1:
             raise SettingsError("heartbeat_interval: must be at least 1 second")
+        if not 0 <= self.internal_port <= 65535:
+            raise SettingsError(f"internal_port: {self.internal_port} is not a TCP port")
+        if not self.internal_address:
+            object.__setattr__(self, "internal_address", f"127.0.0.1:{self.internal_port}")
         for address in self.connector_addresses:
             host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit():
