@@ -12,7 +12,7 @@ import json
 
 import aiohttp
 import pytest
-from cluster_manager import clusters, tokens
+from cluster_manager import cluster_listing, clusters, tokens
 from cluster_manager.errors import ApiError
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
@@ -323,3 +323,26 @@ async def _true(value: bool) -> bool:
 
 async def _no_rows(pool) -> bool:
     return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 0
+
+
+async def test_cluster_list_and_detail_show_whether_the_tunnel_is_connected(
+    start_server, enrolled, open_tunnel, pool
+):
+    servers = await start_server()
+    cluster = await enrolled(servers, "edge-18")
+    await enrolled(servers, "edge-19")
+    tunnel = await open_tunnel(cluster)
+    await wait_until(lambda: connected(servers, "edge-18"))
+
+    page = await cluster_listing.list_cluster_page(
+        pool, servers.settings, cluster_listing.ClusterQuery()
+    )
+    shown = {c["name"]: c["tunnel_connected"] for c in page["clusters"]}
+    detail = await cluster_listing.get_cluster_view(pool, servers.settings, "edge-18")
+    await tunnel.close()
+    await wait_until(lambda: _no_rows(pool))
+    after = await cluster_listing.get_cluster_view(pool, servers.settings, "edge-18")
+
+    assert shown == {"edge-18": True, "edge-19": False}
+    assert detail["tunnel_connected"] is True and detail["tunnel_connected_at"]
+    assert (after["tunnel_connected"], after["tunnel_connected_at"]) == (False, None)
