@@ -344,5 +344,6 @@ async def test_cluster_list_and_detail_show_whether_the_tunnel_is_connected(
     after = await cluster_listing.get_cluster_view(pool, servers.settings, "edge-18")
 
     assert shown == {"edge-18": True, "edge-19": False}
-    assert detail["tunnel_connected"] is True and detail["tunnel_connected_at"]
+    assert detail["tunnel_connected"] is True
+    assert detail["tunnel_connected_at"]
     assert (after["tunnel_connected"], after["tunnel_connected_at"]) == (False, None)

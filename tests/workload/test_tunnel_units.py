@@ -109,10 +109,10 @@ async def test_tunnel_closing_on_a_makes_b_answer_503(two_units, tunnel_on_a, po
 
 @pytest.mark.parametrize("forgery", ["wrong key", "old timestamp", "replayed"])
 async def test_unit_channel_refuses_unsigned_old_or_replayed_requests(
-    two_units, tunnel_on_a, forgery
+    two_units, tunnel_on_a, key_file, forgery
 ):
     unit_a, _ = two_units
-    key = bytes.fromhex(open(unit_a.settings.internal_key_file).read())
+    key = bytes.fromhex(key_file.read_text())
     path = channel.PATH.format(cluster_id=1)
     body = b'{"cluster": "far-1", "method": "GET", "path": "/1.0", "body": null}'
     stamp = str(int(time.time()) - (120 if forgery == "old timestamp" else 0))
