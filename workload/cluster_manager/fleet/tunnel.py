@@ -196,3 +196,33 @@ class SimulatedTunnel:
                 await self.ws.close()
         if self._own_session and self._session is not None:
             await self._session.close()
+
+
+async def keep_open(
+    cluster: SimulatedCluster,
+    stop: asyncio.Event,
+    lxd: InMemoryLXD | None = None,
+    *,
+    retry: float = 10.0,
+    session: aiohttp.ClientSession | None = None,
+) -> None:
+    """Keep a tunnel open as the daemon does, until ``stop``.
+
+    While none is open it tries again every ``retry`` seconds (the daemon's 10 s ticker,
+    ``cmd/microcloudd/cluster_manager_tunnel.go`` lines 30 and 49-60).
+    """
+    lxd = lxd or InMemoryLXD.sample(cluster.name)
+    while not stop.is_set():
+        tunnel = SimulatedTunnel(cluster, lxd, session=session)
+        try:
+            await tunnel.connect()
+            serving = tunnel.start()
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+        except (client.ConnectorError, aiohttp.ClientError, OSError, TimeoutError):
+            pass
+        finally:
+            await tunnel.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), retry)
