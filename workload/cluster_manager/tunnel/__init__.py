@@ -42,6 +42,11 @@ def hub_context(settings: Settings):
             app[TUNNEL_HUB] = TunnelHub(settings)
         hub = app[TUNNEL_HUB]
         await hub.start(app[POOL])
+
+        async def close_tunnels(_app: web.Application) -> None:
+            await hub.close_all()  # before aiohttp waits for running handlers to finish
+
+        app.on_shutdown.append(close_tunnels)
         yield
         await hub.stop()
 

@@ -47,8 +47,16 @@ class TunnelHub:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-        for tunnel in list(self.tunnels.values()):
-            await tunnel.close(WSCloseCode.GOING_AWAY, "server shutting down")
+        await self.close_all()
+
+    async def close_all(self) -> None:
+        """Close every tunnel of this unit (the server is stopping)."""
+        await asyncio.gather(
+            *(
+                t.close(WSCloseCode.GOING_AWAY, "server shutting down")
+                for t in self.tunnels.values()
+            )
+        )
 
     def local(self, cluster_id: int) -> LiveTunnel | None:
         """The cluster's live tunnel if it is on this unit."""
@@ -58,13 +66,12 @@ class TunnelHub:
     async def attach(self, tunnel: LiveTunnel) -> bool:
         """Make ``tunnel`` the cluster's one, closing an older one here; False if removed."""
         assert self.pool is not None
+        if not await store.claim(self.pool, tunnel.cluster_id, self.unit_address, tunnel.session):
+            return False
         older = self.tunnels.get(tunnel.cluster_id)
-        self.tunnels[tunnel.cluster_id] = tunnel
+        self.tunnels[tunnel.cluster_id] = tunnel  # only claimed tunnels: see _sweep
         if older is not None and older is not tunnel:
             await older.close(WSCloseCode.GOING_AWAY, "replaced by a new tunnel")
-        if not await store.claim(self.pool, tunnel.cluster_id, self.unit_address, tunnel.session):
-            self.tunnels.pop(tunnel.cluster_id, None)
-            return False
         logger.info("tunnel of cluster %r connected", tunnel.cluster_name)
         return True
 
@@ -94,6 +101,16 @@ class TunnelHub:
             if tunnel.fingerprint == fingerprint:
                 self._close_soon(tunnel, "the cluster was removed")
 
+    async def _sweep(self, connection: asyncpg.Connection) -> None:
+        """Close the tunnels replaced or removed while nobody listened."""
+        current = {
+            row["cluster_id"]: row["session"]
+            for row in await connection.fetch(store.SELECT_SESSIONS, list(self.tunnels))
+        }
+        for cluster_id, tunnel in list(self.tunnels.items()):
+            if current.get(cluster_id) != tunnel.session:
+                self._close_soon(tunnel, "replaced or removed while the unit was not listening")
+
     async def _listen(self, retry_delay: float = 1.0) -> None:
         dsn = self.settings.database_dsn
         while True:
@@ -104,6 +121,7 @@ class TunnelHub:
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(store.CHANNEL, self._on_tunnel)
                 await connection.add_listener(CLUSTER_CHANNEL, self._on_cluster)
+                await self._sweep(connection)
                 self.listening.set()
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):

@@ -15,6 +15,9 @@ RETURNING connected_at
 """
 RELEASE = "DELETE FROM remote_cluster_tunnels WHERE cluster_id = $1 AND session = $2"
 RELEASE_UNIT = "DELETE FROM remote_cluster_tunnels WHERE unit_address = $1"
+SELECT_SESSIONS = """
+SELECT cluster_id, session FROM remote_cluster_tunnels WHERE cluster_id = ANY($1::bigint[])
+"""
 SELECT_ROUTE = """
 SELECT c.id, t.unit_address, t.session
 FROM remote_clusters c LEFT JOIN remote_cluster_tunnels t ON t.cluster_id = c.id
