@@ -8,6 +8,7 @@ cluster_manager_tunnel.go`` lines 203-296.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -134,3 +135,28 @@ async def test_unit_channel_refuses_unsigned_old_or_replayed_requests(
     assert response.status == 401
     assert answer["error"] == "unit-to-unit request not authenticated"
     assert tunnel_on_a.lxd.requests == ([("GET", "/1.0")] if forgery == "replayed" else [])
+
+
+async def test_new_tunnel_on_the_other_unit_closes_the_old_one(two_units, tunnel_on_a, pool):
+    _, unit_b = two_units
+    cluster = tunnel_on_a.cluster
+    to_b = dataclasses.replace(cluster.token, addresses=unit_b.settings.connector_addresses)
+    same_cluster_via_b = SimulatedCluster(cluster.name, identity=cluster.identity)
+    same_cluster_via_b.use_token(to_b.encode())
+    second = SimulatedTunnel(same_cluster_via_b, tunnel_on_a.lxd)
+    await second.connect()
+    second.start()
+    try:
+
+        async def first_closed() -> bool:
+            return tunnel_on_a.ws.closed
+
+        await wait_until(first_closed, within=5)
+        holder = await pool.fetchval("SELECT unit_address FROM remote_cluster_tunnels")
+        status, _ = await tunnels_of(unit_b).request("far-1", "GET", "/1.0")
+    finally:
+        await second.close()
+
+    assert holder == unit_b.settings.internal_address
+    assert status == 200
+    assert (tunnel_on_a.answered, second.answered) == (0, 1)
