@@ -47,6 +47,16 @@ async def test_tunnel_through_traefik_answers_on_both_units(deployment, sign_in,
     finally:
         await tunnel.close()
 
+    async def released() -> bool:
+        return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 0
+
+    await wait_until(released)
+    closed_status, closed_body = await unit_request(
+        deployment, admin, 1, "GET", "/1.0/remote-cluster/nat-1/lxd/instances"
+    )
+
+    assert closed_status == 503
+    assert "microcloud cluster-manager set reverse_tunnel true" in json.loads(closed_body)["error"]
     units = [u.settings.internal_address for u in deployment.units]
     assert holder in units
     for status_code, body in answers:
