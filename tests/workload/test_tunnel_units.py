@@ -69,6 +69,7 @@ async def test_request_on_the_unit_without_the_tunnel_reaches_the_cluster(
     unit_a, unit_b = two_units
 
     status, envelope = await tunnels_of(unit_b).request("far-1", "GET", "/1.0/instances/web")
+    assert envelope is not None
 
     assert (status, envelope["metadata"]["location"]) == (200, "m1")
     assert tunnel_on_a.lxd.requests == [("GET", "/1.0/instances/web")]
@@ -82,6 +83,7 @@ async def test_state_change_through_the_other_unit_returns_the_operation(two_uni
     status, envelope = await tunnels_of(unit_b).request(
         "far-1", "PUT", "/1.0/instances/web/state", b'{"action": "freeze"}'
     )
+    assert envelope is not None
 
     assert (status, envelope["type"]) == (202, "async")
     assert tunnel_on_a.lxd.instances["web"].status == "Frozen"

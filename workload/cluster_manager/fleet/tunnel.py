@@ -132,7 +132,6 @@ class SimulatedTunnel:
             headers={"Host": address},
             autoping=True,
             max_msg_size=0,
-            timeout=aiohttp.ClientWSTimeout(ws_close=5),
         )
 
     def start(self) -> asyncio.Task[None]:

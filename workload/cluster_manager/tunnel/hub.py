@@ -66,12 +66,15 @@ class TunnelHub:
     async def attach(self, tunnel: LiveTunnel) -> bool:
         """Make ``tunnel`` the cluster's one, closing an older one here; False if removed."""
         assert self.pool is not None
-        if not await store.claim(self.pool, tunnel.cluster_id, self.unit_address, tunnel.session):
-            return False
         older = self.tunnels.get(tunnel.cluster_id)
-        self.tunnels[tunnel.cluster_id] = tunnel  # only claimed tunnels: see _sweep
+        self.tunnels[tunnel.cluster_id] = tunnel  # usable from this unit at once
         if older is not None and older is not tunnel:
             await older.close(WSCloseCode.GOING_AWAY, "replaced by a new tunnel")
+        if not await store.claim(self.pool, tunnel.cluster_id, self.unit_address, tunnel.session):
+            if self.tunnels.get(tunnel.cluster_id) is tunnel:
+                del self.tunnels[tunnel.cluster_id]
+            return False
+        tunnel.claimed = True
         logger.info("tunnel of cluster %r connected", tunnel.cluster_name)
         return True
 
@@ -103,11 +106,12 @@ class TunnelHub:
 
     async def _sweep(self, connection: asyncpg.Connection) -> None:
         """Close the tunnels replaced or removed while nobody listened."""
+        claimed = {i: t for i, t in self.tunnels.items() if t.claimed}  # rows committed before
         current = {
             row["cluster_id"]: row["session"]
-            for row in await connection.fetch(store.SELECT_SESSIONS, list(self.tunnels))
+            for row in await connection.fetch(store.SELECT_SESSIONS, list(claimed))
         }
-        for cluster_id, tunnel in list(self.tunnels.items()):
+        for cluster_id, tunnel in claimed.items():
             if current.get(cluster_id) != tunnel.session:
                 self._close_soon(tunnel, "replaced or removed while the unit was not listening")
 

@@ -38,7 +38,7 @@ class LiveTunnel:
         max_in_flight: int,
         ping_interval: float,
         pong_timeout: float,
-        transport: asyncio.BaseTransport | None = None,
+        transport: asyncio.Transport | None = None,
     ) -> None:
         self.ws = ws
         self.transport = transport
@@ -46,6 +46,7 @@ class LiveTunnel:
         self.cluster_name = cluster_name
         self.fingerprint = fingerprint
         self.session = uuid.uuid4().hex
+        self.claimed = False  # recorded in remote_cluster_tunnels
         self.max_in_flight = max_in_flight
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
