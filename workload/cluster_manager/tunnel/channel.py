@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from cluster_manager.envelope import error_middleware
-from cluster_manager.errors import ApiError, BadRequest, Unauthorized
+from cluster_manager.errors import ApiError, BadRequest, TooManyRequests, Unauthorized
 from cluster_manager.settings import Settings, SettingsError
 from cluster_manager.tunnel.errors import TunnelBroken, TunnelNotConnected, TunnelTimeout
 
@@ -179,9 +179,7 @@ async def forward(
     if status == 503:
         raise TunnelNotConnected(cluster, " (its tunnel just closed)")
     if status == 429:
-        error = ApiError(str(message))
-        error.status = 429
-        raise error
+        raise TooManyRequests(str(message), retry_after=1)
     if status in _ERRORS:
         raise _ERRORS[status](str(message))
     logger.warning("unit-to-unit request to %r answered %s", unit_address, status)
