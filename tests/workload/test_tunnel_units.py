@@ -8,8 +8,12 @@ cluster_manager_tunnel.go`` lines 203-296.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import os
+import subprocess
+import sys
 import time
 
 import aiohttp
@@ -22,6 +26,7 @@ from cluster_manager.fleet.tunnel import SimulatedTunnel
 from cluster_manager.tunnel import TUNNELS, Tunnels, channel
 from conftest import free_port
 from e2e_fixtures import wait_until
+from support import write_config
 
 
 @pytest.fixture
@@ -162,3 +167,21 @@ async def test_new_tunnel_on_the_other_unit_closes_the_old_one(two_units, tunnel
     assert holder == unit_b.settings.internal_address
     assert status == 200
     assert (tunnel_on_a.answered, second.answered) == (0, 1)
+
+
+async def test_cli_reads_the_clusters_lxd_through_the_unit_holding_the_tunnel(
+    two_units, tunnel_on_a, tmp_path
+):
+    unit_a, _ = two_units
+    config = write_config(tmp_path / "cli.toml", unit_a.settings)  # the tunnel's own unit
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cluster_manager.cli", "--config", str(config),
+        "cluster", "lxd", "far-1", "instances?recursion=1",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+
+    assert process.returncode == 0, err.decode()
+    assert [i["name"] for i in json.loads(out)["metadata"]] == ["web"]
+    assert tunnel_on_a.lxd.requests == [("GET", "/1.0/instances?recursion=1")]

@@ -83,7 +83,8 @@ class Tunnels:
             answer = await local.request(method, path, body, timeout)
             return answer.status, answer.body
         unit = row["unit_address"]
-        if unit is None or unit == self.settings.internal_address:
+        # A process without a hub (the CLI) holds no tunnel, even if it shares a unit's address.
+        if unit is None or (self.hub is not None and unit == self.settings.internal_address):
             raise TunnelNotConnected(cluster)
         if self.key is None:
             raise TunnelNotConnected(
