@@ -8,6 +8,7 @@ failed answers 500 without a body, shown as a JSON error.
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -21,7 +22,7 @@ routes = web.RouteTableDef()
 async def lxd_get(request: web.Request) -> web.Response:
     """Pass one GET to the cluster's LXD API (``path`` is after ``/1.0/``)."""
     name = request.match_info["name"]
-    path = "/1.0/" + request.match_info["path"]
+    path = "/1.0/" + quote(request.match_info["path"], safe="/")  # as a URL path, re-encoded
     if request.query_string:
         path += "?" + request.query_string
     status, envelope = await request.app[TUNNELS].request(name, "GET", path.rstrip("/"))
