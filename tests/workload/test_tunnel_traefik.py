@@ -44,6 +44,10 @@ async def test_tunnel_through_traefik_answers_on_both_units(deployment, sign_in,
             for unit in (0, 1)
         ]
         status, listed = await unit_request(deployment, admin, 0, "GET", "/1.0/remote-cluster")
+        # A '#' in the name is part of the path (found by schemathesis): re-encoded, not cut.
+        odd_status, odd_body = await unit_request(
+            deployment, admin, 1, "GET", "/1.0/remote-cluster/nat-1/lxd/instances/a%23b"
+        )
     finally:
         await tunnel.close()
 
@@ -62,6 +66,8 @@ async def test_tunnel_through_traefik_answers_on_both_units(deployment, sign_in,
     for status_code, body in answers:
         assert status_code == 200, body
         assert json.loads(body)["metadata"]["location"] == "m3"
-    assert lxd.requests == [("GET", "/1.0/instances/web")] * 2
+    assert lxd.requests == [("GET", "/1.0/instances/web")] * 2 + [("GET", "/1.0/instances/a%23b")]
+    assert odd_status == 404
+    assert json.loads(odd_body)["error"] == "Instance not found"
     assert status == 200
     assert json.loads(listed)["metadata"]["clusters"][0]["tunnel_connected"] is True
