@@ -187,6 +187,7 @@ def deployment_tls(directory: Path) -> tuple[str, str]:
         [CONNECTOR_DOMAIN],
     )
     (directory / "session.key").write_text(os.urandom(32).hex())  # as the charm writes it
+    (directory / "internal.key").write_text(os.urandom(32).hex())  # unit-to-unit channel
     return management, connector
 
 
@@ -202,6 +203,7 @@ def deploy(
         tls_dir = directory / "tls"
         management_fp, connector_fp = deployment_tls(tls_dir)
         port, management_port, connector_port = free_port(), free_port(), free_port()
+        internal_port = free_port()
         management_url = f"https://{MANAGEMENT_DOMAIN}:{port}"
         client = idp.register_client(management_url)
         shared = {
@@ -214,6 +216,8 @@ def deploy(
             "connector_key_file": str(tls_dir / "connector.key"),
             "connector_addresses": (f"{CONNECTOR_DOMAIN}:{port}",),
             "session_key_file": str(tls_dir / "session.key"),
+            "internal_key_file": str(tls_dir / "internal.key"),
+            "internal_port": internal_port,
             "oidc_issuer": idp.issuer,
             "oidc_client_id": client["client_id"],
             "oidc_client_secret": client.get("client_secret", ""),
@@ -222,7 +226,14 @@ def deploy(
         }
         hosts = [f"127.0.0.{2 + i}" for i in range(units)]
         processes = [
-            server_process(management_host=host, connector_host=host, **shared) for host in hosts
+            server_process(
+                management_host=host,
+                connector_host=host,
+                internal_host=host,
+                internal_address=f"{host}:{internal_port}",
+                **shared,
+            )
+            for host in hosts
         ]
         traefik = Traefik(directory, port)
         started.append(traefik)

@@ -29,10 +29,6 @@ def _workload_setting_names() -> set[str]:
     }
 
 
-# The unit-to-unit channel's settings (issue 12): the workload side is written in parallel.
-ISSUE_12_SETTINGS = {"internal_port", "internal_address", "internal_key_file"}
-
-
 def _settings(**config: object) -> dict[str, object]:
     database = wc.DatabaseCredentials(("db:5432",), "user", "pw", "cluster_manager")
     observability = wc.Observability(("http://prom:9090/api/v1/write",), "http://g", "uid")
@@ -48,7 +44,7 @@ def _settings(**config: object) -> dict[str, object]:
 
 
 def test_every_rendered_key_is_a_workload_setting():
-    assert set(_settings()) <= _workload_setting_names() | ISSUE_12_SETTINGS
+    assert set(_settings()) <= _workload_setting_names()
 
 
 def test_internal_channel_settings_name_this_units_address_and_the_key_file():

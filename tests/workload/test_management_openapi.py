@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from cluster_manager import clusters
 from cluster_manager.management import openapi, routes_tokens
@@ -82,4 +84,4 @@ def test_path_parameters_are_declared():
         if "{" not in path:
             continue
         declared = {p["name"] for p in operations.get("parameters", []) if p["in"] == "path"}
-        assert declared == {"name"}, path
+        assert declared == set(re.findall(r"{(\w+)}", path)), path

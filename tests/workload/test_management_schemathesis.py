@@ -31,6 +31,7 @@ from cluster_manager.management.sessions import SESSION_COOKIE
 from conftest import ServerProcess
 from e2e_fixtures import create_token
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 from ui_browser import base_url
 
 MAX_EXAMPLES = 30
@@ -129,7 +130,16 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 def test_every_operation_answers_generated_requests_as_documented(case, api):
     response = case.call(**api)
 
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
+    tunnel_down = "/lxd/" in case.formatted_path and response.status_code == 503
+    if tunnel_down:  # the generated clusters have no reverse tunnel: a documented answer
+        assert "tunnel not connected" in response.json()["error"]
+    else:
+        assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
     assert not STACK_TRACE.search(response.text), response.text
     # Probes (e.g. the same request without the session) go out the same way.
-    case.validate_response(response, headers=api["headers"], transport_kwargs=api)
+    case.validate_response(
+        response,
+        headers=api["headers"],
+        transport_kwargs=api,
+        excluded_checks=[not_a_server_error] if tunnel_down else None,
+    )

@@ -156,6 +156,27 @@ def cmd_cluster_remove(args: argparse.Namespace) -> None:
     print(f"removed cluster {args.name}")
 
 
+def cmd_cluster_lxd(args: argparse.Namespace) -> None:
+    """GET a path of a cluster's LXD API through its reverse tunnel; print LXD's answer."""
+    from cluster_manager.tunnel import Tunnels
+
+    settings = settings_for(args)
+    path = "/1.0/" + args.path.removeprefix("/").removeprefix("1.0").removeprefix("/")
+
+    async def work(pool: asyncpg.Pool) -> tuple[int, Any]:
+        service = Tunnels(settings, pool)  # no tunnel here: it goes to the unit holding it
+        try:
+            return await service.request(args.name, "GET", path.rstrip("/"))
+        finally:
+            await service.close()
+
+    status, envelope = asyncio.run(_with_pool(settings, work))
+    if envelope is None or status >= 400:
+        message = envelope.get("error", "") if envelope else "no LXD response"
+        raise CliError(f"cluster {args.name} answered {status}: {message}")
+    print(json.dumps(envelope, indent=2))
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """Run everything locally with an embedded PostgreSQL."""
     from cluster_manager import demo
@@ -212,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     remove = cluster.add_parser("remove", help="remove a cluster")
     remove.add_argument("name")
     remove.set_defaults(func=cmd_cluster_remove)
+    lxd = cluster.add_parser(
+        "lxd", help="GET the cluster's LXD API through its reverse tunnel (any unit's config)"
+    )
+    lxd.add_argument("name")
+    lxd.add_argument("path", help="after /1.0/, e.g. instances?recursion=1")
+    lxd.set_defaults(func=cmd_cluster_lxd)
     return parser
 
 

@@ -39,10 +39,14 @@ SORT_KEYS = {
 ORDERS = {"asc": "ASC", "desc": "DESC"}
 QUERY_PARAMETERS = ("search", "status", "health", "sort", "order", "limit", "offset")
 
+# When the cluster's reverse tunnel connected to some unit (NULL: no tunnel); see tunnel.store.
+TUNNEL_SQL = """(
+    SELECT t.connected_at FROM remote_cluster_tunnels t WHERE t.cluster_id = c.id
+) AS tunnel_connected_at"""
 ROW_COLUMNS = f"""
 {CLUSTER_COLUMNS},
 d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
-h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age
+h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, {TUNNEL_SQL}
 """
 # $1 stale seconds, $2 ILIKE pattern or NULL, $3 status or NULL, $4 health states or NULL.
 FILTER_SQL = """
@@ -64,7 +68,8 @@ page AS (
 )
 SELECT {CLUSTER_COLUMNS},
        d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
-       page.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, total.count AS total
+       page.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, total.count AS total,
+       {TUNNEL_SQL}
 FROM (SELECT count(*) FROM matching) AS total
 LEFT JOIN page ON true
 LEFT JOIN remote_clusters c ON c.id = page.id
@@ -159,6 +164,10 @@ def cluster_view(row: asyncpg.Record, stale_after: float) -> dict[str, Any]:
         storage_total_amount=_number(row["storage_total"]),
         storage_usage=_number(row["storage_usage"]),
         storage_max_usage_ratio=row["storage_max_usage_ratio"],
+        tunnel_connected=row["tunnel_connected_at"] is not None,
+        tunnel_connected_at=(
+            row["tunnel_connected_at"].isoformat() if row["tunnel_connected_at"] else None
+        ),
     )
     return view
 

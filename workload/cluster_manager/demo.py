@@ -24,7 +24,12 @@ from cluster_manager.settings import Settings, load_settings, render_config
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"management_port": 9000, "connector_port": 9001, "ops_port": 9002}
+DEFAULT_PORTS = {
+    "management_port": 9000,
+    "connector_port": 9001,
+    "ops_port": 9002,
+    "internal_port": 9004,
+}
 
 
 def _port_free(port: int) -> bool:
@@ -72,6 +77,11 @@ def prepare(state: Path, dsn: str, extra: dict[str, object] | None = None) -> Se
         fd = os.open(session_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(os.urandom(32).hex())  # as the charm writes it
+    internal_key = state / "internal.key"  # the unit-to-unit channel's shared key (issue 12)
+    if not internal_key.exists():
+        fd = os.open(internal_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(os.urandom(32).hex())
     address_hosts = [h for h in hosts if h not in ("localhost", "::1")][:2]
     values = {
         "database_dsn": dsn,
@@ -83,6 +93,8 @@ def prepare(state: Path, dsn: str, extra: dict[str, object] | None = None) -> Se
         "connector_key_file": str(tls / "connector.key"),
         "connector_addresses": [f"{h}:{ports['connector_port']}" for h in address_hosts],
         "session_key_file": str(session_key),
+        "internal_host": "127.0.0.1",
+        "internal_key_file": str(internal_key),
         **(extra or {}),
     }
     config = state / "config.toml"
@@ -163,11 +175,20 @@ async def _simulate(settings: Settings, count: int, stop: asyncio.Event) -> None
         joined = await fleet.enrol(make_token)
     finally:
         await pool.close()
-    print(f"{joined} simulated clusters joined; they report every minute.", flush=True)
+    from cluster_manager.fleet.tunnel import keep_open
+
+    tunnelled = fleet.joined[::2]  # half of them enable `reverse_tunnel`
+    print(
+        f"{joined} simulated clusters joined; they report every minute;"
+        f" {len(tunnelled)} keep a reverse tunnel open.",
+        flush=True,
+    )
     runner = asyncio.create_task(fleet.run())
+    tunnels = [asyncio.create_task(keep_open(cluster, stop)) for cluster in tunnelled]
     await stop.wait()
     fleet.stop()
     await runner
+    await asyncio.gather(*tunnels, return_exceptions=True)
 
 
 def run(state: Path, simulate: int = 0) -> None:

@@ -15,11 +15,12 @@ import ssl
 
 from aiohttp import web
 
-from cluster_manager import db, listening, logs, mtls, ops
+from cluster_manager import connection_age, db, listening, logs, mtls, ops, tunnel
 from cluster_manager.connector.app import create_app as create_connector_app
 from cluster_manager.management.app import create_app as create_management_app
 from cluster_manager.security_headers import add_security_headers
 from cluster_manager.settings import Settings, SettingsError
+from cluster_manager.tunnel import channel
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +28,13 @@ logger = logging.getLogger(__name__)
 MANAGEMENT_KEEPALIVE = 10.0  # browsers reopen at once; 10 s keeps a page's bursts on one socket
 OPS_KEEPALIVE = 5.0  # probes and Prometheus, once every few seconds at most
 CONNECTOR_KEEPALIVE = 5.0  # the MicroCloud client opens a new connection per request
+INTERNAL_KEEPALIVE = 15.0  # other units reuse their connections to this unit
 # A connection older than this is cut: no request of these servers takes nearly as long, and
 # the 10 s idle limit closes a browser's connection between two refreshes of a page.
 MANAGEMENT_MAX_AGE = 120.0
 OPS_MAX_AGE = 120.0
 # Each server's share of the open-files limit (the rest: database pools, files, listeners).
-CONNECTOR_SHARE, MANAGEMENT_SHARE, OPS_SHARE = 0.4, 0.2, 0.05
+CONNECTOR_SHARE, MANAGEMENT_SHARE, OPS_SHARE, INTERNAL_SHARE = 0.4, 0.2, 0.05, 0.05
 
 
 class BoundedTLSSite(web.TCPSite):
@@ -91,7 +93,11 @@ class BoundedTLSSite(web.TCPSite):
 
 def _abort(handler: web.RequestHandler) -> None:
     transport = handler.transport
-    if transport is not None and not transport.is_closing():
+    if (
+        transport is not None
+        and not transport.is_closing()
+        and not connection_age.exempt(transport)
+    ):
         transport.abort()
 
 
@@ -106,6 +112,7 @@ class Servers:
         self.ops_port = 0
         self._previous_exception_handler: listening.ExceptionHandler | None = None
         self._handler_installed = False
+        self.internal_port = 0
 
     async def start(self) -> None:
         """Migrate the database, then start listening."""
@@ -131,8 +138,11 @@ class Servers:
             asyncio.get_running_loop()
         )
         self._handler_installed = True
+        hub = tunnel.TunnelHub(settings)  # this unit's tunnels, shared by both apps
+        management_app = create_management_app(settings)
+        management_app[tunnel.TUNNEL_HUB] = hub
         management = await self._runner(
-            create_management_app(settings),
+            management_app,
             tls=True,
             access_log=True,
             keepalive_timeout=MANAGEMENT_KEEPALIVE,
@@ -149,8 +159,10 @@ class Servers:
         )
         await site.start()
         self.management_port = site.port
+        connector_app = create_connector_app(settings)
+        connector_app[tunnel.TUNNEL_HUB] = hub
         connector = await self._runner(
-            create_connector_app(settings),
+            connector_app,
             tls=True,
             access_log=False,
             keepalive_timeout=CONNECTOR_KEEPALIVE,
@@ -182,12 +194,38 @@ class Servers:
         )
         await ops_site.start()
         self.ops_port = ops_site.port
+        self.internal_port = await self._start_internal(hub, limit)
         logger.info(
             "serving management on %s, connector on %s, ops on %s",
             self.management_port,
             self.connector_port,
             self.ops_port,
         )
+
+    async def _start_internal(self, hub: tunnel.TunnelHub, limit: int) -> int:
+        """The unit-to-unit channel (reverse tunnels), when a shared key is configured."""
+        key = channel.load_key(self.settings)
+        if key is None:
+            return 0
+        runner = await self._runner(
+            channel.create_app(self.settings, hub, key),
+            access_log=False,
+            keepalive_timeout=INTERNAL_KEEPALIVE,
+        )
+        # Requests wait in a cluster's queue, so no age cap; the caps on idle time and on
+        # connections still hold.
+        site = BoundedTLSSite(
+            runner,
+            self.settings.internal_host,
+            self.settings.internal_port,
+            ssl_context=None,
+            handshake_timeout=self.settings.tls_handshake_timeout,
+            max_age=None,
+            max_connections=listening.share(limit, INTERNAL_SHARE, 16),
+            name="internal",
+        )
+        await site.start()
+        return site.port
 
     async def _runner(
         self, app: web.Application, *, tls: bool = False, **kwargs: object

@@ -104,6 +104,16 @@ class Settings:
     leave_rate_per_minute: float = 6.0  # per cluster certificate; never the heartbeat bucket
     leave_burst: int = 5
     rate_limit_log_interval: float = 60.0  # one log line per refused key and reason per interval
+    # Reverse tunnel and unit-to-unit channel (issue 12).
+    internal_host: str = "0.0.0.0"  # noqa: S104
+    internal_port: int = 9004
+    internal_address: str = ""  # "host:port" other units use; default 127.0.0.1:<internal_port>
+    internal_key_file: str = ""  # hex key (32+ bytes decoded) shared by every unit
+    tunnel_request_timeout: float = 35.0  # the daemon gives LXD 30 s, then answers 500
+    tunnel_max_frame_bytes: int = 8 * 1024 * 1024  # either direction
+    tunnel_max_in_flight: int = 16  # per cluster; more are refused, the queue keeps order
+    tunnel_ping_interval: float = 20.0  # ping an idle tunnel this often
+    tunnel_pong_timeout: float = 10.0  # close an idle tunnel that answers nothing this long
 
     def __post_init__(self) -> None:
         """Refuse values no server could run with."""
@@ -121,6 +131,10 @@ class Settings:
                 raise SettingsError(
                     f"{name}_rate_per_{unit} must be above 0 and {name}_burst at least 1"
                 )
+        if not 0 <= self.internal_port <= 65535:
+            raise SettingsError(f"internal_port: {self.internal_port} is not a TCP port")
+        if not self.internal_address:
+            object.__setattr__(self, "internal_address", f"127.0.0.1:{self.internal_port}")
         for address in self.connector_addresses:
             host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit():

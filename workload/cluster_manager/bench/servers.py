@@ -182,6 +182,7 @@ class RealServer(ServerProcess):
         )
         self.config = directory / "cluster-manager.toml"
         self.dsn = ""
+        self.extra: dict[str, object] = {}  # more settings (e.g. the tunnel benchmark's)
 
     def start(self) -> None:
         """Start PostgreSQL, write the config, start the server, wait until it listens."""
@@ -220,6 +221,7 @@ class RealServer(ServerProcess):
             "probe_burst": UNLIMITED,
             "unverified_rate_per_second": float(UNLIMITED),
             "unverified_burst": UNLIMITED,
+            **self.extra,
         }
         self.config.write_text(render_config(values))
         self._spawn(

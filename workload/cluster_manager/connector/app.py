@@ -7,12 +7,14 @@ from aiohttp import web
 from cluster_manager.connector.handlers import SETTINGS, routes
 from cluster_manager.connector.limits import LIMITS, ConnectorLimits
 from cluster_manager.connector.middlewares import close_cluster_requests, probe_limit
+from cluster_manager.connector.tunnel import routes as tunnel_routes
 from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware
 from cluster_manager.forwarding import forwarding_context
 from cluster_manager.identity import identity_context
 from cluster_manager.metrics import pool_tracking, request_metrics
 from cluster_manager.settings import Settings
+from cluster_manager.tunnel import hub_context
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -34,5 +36,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(identity_context(settings.database_dsn))
     app.cleanup_ctx.append(pool_tracking("connector"))
     app.cleanup_ctx.append(forwarding_context(settings))
+    app.cleanup_ctx.append(hub_context(settings))
     app.add_routes(routes)
+    app.add_routes(tunnel_routes)
     return app

@@ -9,7 +9,8 @@ Which bucket a request spends decides who can starve whom:
 - ``clusters``: the ceiling over requests of identified clusters. Only they spend it, so no
   anonymous flood can starve the fleet's heartbeats.
 - per certificate: ``heartbeat`` and ``leave`` are separate buckets, so a burst of heartbeats
-  never refuses the cluster's leave; ``join_client`` throttles guesses per TLS identity.
+  never refuses the cluster's leave; ``join_client`` throttles guesses per TLS identity;
+  ``tunnel`` bounds how often one cluster may (re)open its reverse tunnel.
 - ``join_name``: per cluster name, charged only once the token's secret is proven, so junk
   requests naming a pending cluster cannot lock it out.
 """
@@ -99,6 +100,10 @@ class ConnectorLimits:
     clusters: Limit
     unverified: Limit
     probe: Limit
+    tunnel: Limit = dataclasses.field(
+        # The daemon redials every 10 s while no tunnel is open; twice that is never refused.
+        default_factory=lambda: Limit("tunnel", RateLimiter(12 / 60, 10), RefusalLog(60.0))
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectorLimits:

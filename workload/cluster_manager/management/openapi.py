@@ -144,6 +144,14 @@ SCHEMAS: dict[str, Any] = {
                 **NULLABLE_RATIO,
                 "description": "usage/total of the fullest pool; null when no pool has a size",
             },
+            "tunnel_connected": {
+                "type": "boolean",
+                "description": "whether the cluster's reverse tunnel is connected to a unit",
+            },
+            "tunnel_connected_at": {
+                **NULLABLE_TIMESTAMP,
+                "description": "when the live tunnel connected; null when not connected",
+            },
         }
     ),
     "ClusterPage": _object(
@@ -305,7 +313,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "no such name",
         409: "the name is taken",
         413: "body too large",
-        503: "database unavailable",
+        429: "too many requests already wait for this cluster's tunnel",
+        500: "the cluster answered 500 without an LXD response (its LXD failed)",
+        502: "the cluster's tunnel broke before it answered",
+        503: "database unavailable (or, through a tunnel: tunnel not connected)",
+        504: "the cluster did not answer through its tunnel in time",
     }
     content = {"application/json": {"schema": _ref("ErrorEnvelope")}}
     return {str(s): {"description": reasons[s], "content": content} for s in statuses}
@@ -503,6 +515,28 @@ PATHS: dict[str, Any] = {
             "summary": "Remove the cluster; every unit refuses it at once",
             "parameters": [CSRF_PARAMETER],
             "responses": {"200": _ok(None, "removed"), **_errors(404, *WRITE_ERRORS)},
+        },
+    },
+    "/1.0/remote-cluster/{name}/lxd/{path}": {
+        "parameters": [
+            NAME_PARAMETER,
+            {"name": "path", "in": "path", "required": True, "schema": STRING},
+        ],
+        "get": {
+            "summary": "Read the cluster's LXD API (GET /1.0/{path}) through its reverse tunnel",
+            "description": (
+                "Works from any unit. 503 when the cluster has no tunnel (enable it on the"
+                " cluster with `microcloud cluster-manager set reverse_tunnel true`), 504 when"
+                " it does not answer in time, 502 when the tunnel breaks; LXD's own errors keep"
+                " their status."
+            ),
+            "responses": {
+                "200": {
+                    "description": "LXD's JSON response envelope, as the cluster answered it",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_errors(400, 404, 429, 500, 502, 503, 504, *READ_ERRORS),
+            },
         },
     },
     "/1.0/remote-cluster-join-token": {
