@@ -128,3 +128,22 @@ def test_every_operation_answers_generated_requests_as_documented(case, api):
     assert not STACK_TRACE.search(response.text), response.text
     # Probes (e.g. the same request without the session) go out the same way.
     case.validate_response(response, headers=api["headers"], transport_kwargs=api)
+
+
+# Found by schemathesis outside CI's fixed profile: `GET /1.0/remote-cluster?health=` (one empty
+# item, which the enum forbids) was answered 200. Kept with the rest of its class: an empty item
+# anywhere in a comma-separated filter is refused, naming the parameter, as the document says.
+EMPTY_ITEMS = ("", " ", ",", "warning,", ",stale", "warning,,stale", "warning, ,stale")
+
+
+def test_an_empty_item_in_a_list_filter_is_refused(api):
+    operation = schema["/1.0/remote-cluster"]["GET"]
+    for health in EMPTY_ITEMS:
+        case = operation.Case(query={"health": health})
+        response = case.call(**api)
+
+        assert response.status_code == 400, f"health={health!r}: {response.text}"
+        assert response.json()["error"].startswith("health must be"), response.text
+        case.validate_response(response, headers=api["headers"], transport_kwargs=api)
+    listed = operation.Case(query={"health": "warning,stale"}).call(**api)
+    assert listed.status_code == 200, listed.text

@@ -354,9 +354,10 @@ LIST_PARAMETERS = [
             "health",
             {
                 "type": "array",
+                "minItems": 1,
                 "items": {"type": "string", "enum": list(cluster_health.HEALTH_STATES)},
             },
-            "comma-separated health states (any of them matches)",
+            "comma-separated health states (any of them matches); leave it out for any",
         ),
         "style": "form",
         "explode": False,
