@@ -117,7 +117,7 @@ async def _first_free_token(settings: Settings, servers: Servers) -> str:
 
 
 async def _start(state: Path, dsn: str) -> tuple[Servers, DemoIdentityProvider]:
-    """Choose ports, write config.toml, start the servers and the identity provider.
+    """Choose ports, write config.toml, start the identity provider and the servers.
 
     Binding is the test of a free port: when a bind fails because another program took the
     port since we looked, everything is stopped and started again on newly chosen ports.
@@ -127,8 +127,9 @@ async def _start(state: Path, dsn: str) -> tuple[Servers, DemoIdentityProvider]:
         settings = prepare(state, dsn, idp.settings())
         servers = Servers(settings)
         try:
-            await servers.start()
+            # The provider first: the Management API discovers it as it starts.
             await asyncio.to_thread(idp.start, settings.management_url)
+            await servers.start()
         except (OSError, IdpPortTakenError) as error:
             await servers.stop()
             idp.stop()
