@@ -26,7 +26,6 @@ missing_debian_packages() {
                 || missing+=(chromium) ;;
             nodejs) command -v node >/dev/null || missing+=(nodejs) ;;
             npm) command -v npm >/dev/null || missing+=(npm) ;;
-            python3-venv) python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv) ;;
             *) command -v "$package" >/dev/null || missing+=("$package") ;;
         esac
     done
@@ -38,6 +37,12 @@ need_debian_packages() {
     local missing
     read -r -a missing <<<"$(missing_debian_packages "$@")"
     ((${#missing[@]})) || return 0
+    apt_install "${missing[@]}"
+}
+
+# apt-get install "$@" as root; as another user, say how and stop.
+apt_install() {
+    local missing=("$@")
     if [ "$(id -u)" -ne 0 ]; then
         say "Missing Debian packages: ${missing[*]}. Install them as root, then run this again:"
         echo "    sudo apt-get update && sudo apt-get install --no-install-recommends ${missing[*]}"
@@ -69,9 +74,15 @@ need_python_tools() {
         command -v "$tool" >/dev/null || missing+=("$tool")
     done
     ((${#missing[@]})) || return 0
-    need_debian_packages python3-venv
     say "Installing uv, tox and tox-uv from PyPI into $TOOLS_HOME/tools (linked into $LINK_DIR)"
-    [ -x "$TOOLS_HOME/tools/bin/pip" ] || python3 -m venv "$TOOLS_HOME/tools"
+    if [ ! -x "$TOOLS_HOME/tools/bin/pip" ]; then
+        rm -rf "$TOOLS_HOME/tools"
+        if ! python3 -m venv "$TOOLS_HOME/tools" 2>/dev/null; then
+            rm -rf "$TOOLS_HOME/tools"
+            apt_install python3-venv # Debian ships venv's pip (ensurepip) separately
+            python3 -m venv "$TOOLS_HOME/tools"
+        fi
+    fi
     "$TOOLS_HOME/tools/bin/pip" install -q --disable-pip-version-check uv tox tox-uv
     mkdir -p "$LINK_DIR"
     for tool in uv uvx tox; do
