@@ -123,9 +123,10 @@ class ClusterQuery:
             if given:
                 values[key] = given[0]
         if "health" in values:
-            raw = validation.text(values["health"], "health", 200)
-            # Empty means any health; an empty item in a list ("warning,,") is refused.
-            values["health"] = tuple(part.strip() for part in raw.split(",")) if raw else ()
+            # Leave it out for any health; an empty item ("", "warning,,") is refused.
+            values["health"] = validation.word_list(
+                values["health"], "health", cluster_health.HEALTH_STATES, 200
+            )
         for key in ("limit", "offset"):
             if key in values:
                 values[key] = _int_param(values[key], key)

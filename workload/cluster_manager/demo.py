@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import shlex
 import socket
 from pathlib import Path
 
 from cluster_manager import logs, tokens
 from cluster_manager.certificates import ensure_self_signed_files
-from cluster_manager.dev_idp import DemoIdentityProvider
+from cluster_manager.dev_idp import DemoIdentityProvider, IdpPortTakenError
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.errors import Conflict
 from cluster_manager.server import Servers, stop_on_signals
@@ -30,10 +32,16 @@ DEFAULT_PORTS = {
     "ops_port": 9002,
     "internal_port": 9004,
 }
+# A port found free may be taken before our server binds it (two demos started at once): then
+# every port is chosen again and the servers start again, this many times at most.
+PORT_ATTEMPTS = 5
 
 
 def _port_free(port: int) -> bool:
+    """A first guess only: another program may bind the port before we do (see PORT_ATTEMPTS)."""
     with socket.socket() as sock:
+        # As the servers bind: a port in TIME_WAIT after our own last run is free to use.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("0.0.0.0", port))  # noqa: S104 - checking what the servers will bind
         except OSError:
@@ -120,22 +128,54 @@ async def _first_free_token(settings: Settings, servers: Servers) -> str:
     raise RuntimeError("no free demo cluster name")
 
 
-async def _run(settings: Settings, simulate: int, sign_in: str = "") -> None:
-    servers = Servers(settings)
+async def _start(state: Path, dsn: str) -> tuple[Servers, DemoIdentityProvider]:
+    """Choose ports, write config.toml, start the identity provider and the servers.
+
+    Binding is the test of a free port: when a bind fails because another program took the
+    port since we looked, everything is stopped and started again on newly chosen ports.
+    """
+    for _attempt in range(PORT_ATTEMPTS):
+        idp = DemoIdentityProvider(state)  # sign-in through a real, local OpenID provider
+        settings = prepare(state, dsn, idp.settings())
+        servers = Servers(settings)
+        try:
+            # The provider first: the Management API discovers it as it starts.
+            await asyncio.to_thread(idp.start, settings.management_url)
+            await servers.start()
+        except (OSError, IdpPortTakenError) as error:
+            await servers.stop()
+            idp.stop()
+            if isinstance(error, OSError) and error.errno != errno.EADDRINUSE:
+                raise
+            logger.info("a port was taken while the demo started; choosing ports again")
+            continue
+        except BaseException:
+            await servers.stop()
+            idp.stop()
+            raise
+        return servers, idp
+    raise RuntimeError(f"the demo found no free ports in {PORT_ATTEMPTS} attempts")
+
+
+async def _run(state: Path, dsn: str, simulate: int, postgres_data: Path) -> None:
     stop = stop_on_signals()
+    servers, idp = await _start(state, dsn)
+    settings = servers.settings
     try:
-        await servers.start()
         token = await _first_free_token(settings, servers)
         print(
             "\nMicroCloud Cluster Manager demo is running.\n"
             f"  Web UI and Management API: https://127.0.0.1:{servers.management_port}/\n"
-            f"{sign_in}"
+            f"{idp.banner(settings.management_url)}"
             f"  Cluster Connector:         {', '.join(settings.connector_addresses)}\n"
             f"  Health and metrics:        http://127.0.0.1:{servers.ops_port}/health/ready\n"
+            f"  State folder:              {state}\n"
+            f"  PostgreSQL data:           {postgres_data}\n"
             "\nA join token was created. On a MicroCloud member run:\n\n"
             f"  microcloud cluster-manager join {token}\n\n"
             "More tokens, from another terminal in this folder:\n"
-            "  uv run cluster-manager token create <name>   (from a clone of the repository)\n"
+            f"  uv run cluster-manager token create <name>{_state_option(state)}"
+            "   (from a clone of the repository)\n"
             "Press Ctrl-C to stop; the data stays for the next run.\n",
             flush=True,
         )
@@ -145,6 +185,14 @@ async def _run(settings: Settings, simulate: int, sign_in: str = "") -> None:
             await stop.wait()
     finally:
         await servers.stop()
+        idp.stop()
+
+
+def _state_option(state: Path) -> str:
+    """The --state-dir option other commands need, unless the state is the default folder."""
+    if state == (Path.cwd() / ".cluster-manager"):
+        return ""
+    return f" --state-dir {shlex.quote(str(state))}"
 
 
 SIMULATED_PREFIX = "simulated"
@@ -197,12 +245,6 @@ def run(state: Path, simulate: int = 0) -> None:
     postgres = EmbeddedPostgres(state / "postgres")
     dsn = postgres.start()
     try:
-        idp = DemoIdentityProvider(state)  # sign-in through a real, local OpenID provider
-        settings = prepare(state, dsn, idp.settings())
-        idp.start(settings.management_url)
-        try:
-            asyncio.run(_run(settings, simulate, idp.banner(settings.management_url)))
-        finally:
-            idp.stop()
+        asyncio.run(_run(state, dsn, simulate, postgres.data_dir))
     finally:
         postgres.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -53,6 +54,19 @@ def text(value: Any, field: str, max_length: int, *, default: str | None = None)
     if "\x00" in value:
         raise BadRequest(f"{field} must not contain NUL characters")
     return value
+
+
+def word_list(value: Any, field: str, allowed: Sequence[str], max_length: int) -> tuple[str, ...]:
+    """A comma-separated list of ``allowed`` words, each item named.
+
+    An empty item (``a,,b``, ``a,``, or an empty value) is refused like an unknown one: leave
+    the parameter out to mean "any".
+    """
+    raw = text(value, field, max_length)
+    items = tuple(part.strip() for part in raw.split(","))
+    if not all(item in allowed for item in items):
+        raise BadRequest(f"{field} must be a comma-separated list of {', '.join(allowed)}")
+    return items
 
 
 def integer(value: Any, field: str, minimum: int = 0, maximum: int = INT64_MAX) -> int:

@@ -31,6 +31,8 @@ def _integer(minimum: int | None = None, maximum: int | None = None) -> dict[str
 
 
 STRING = {"type": "string"}
+# Text the server stores or searches: PostgreSQL text cannot hold NUL, so it is refused (400).
+NO_NUL = r"^[^\x00]*$"
 NULLABLE_STRING = {"type": "string", "nullable": True}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 NULLABLE_TIMESTAMP = {**TIMESTAMP, "nullable": True}
@@ -167,7 +169,11 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "minProperties": 1,
         "properties": {
-            "description": {"type": "string", "maxLength": validation.MAX_DESCRIPTION},
+            "description": {
+                "type": "string",
+                "maxLength": validation.MAX_DESCRIPTION,
+                "pattern": NO_NUL,
+            },
             "disk_threshold": THRESHOLD,
             "memory_threshold": THRESHOLD,
         },
@@ -178,7 +184,11 @@ SCHEMAS: dict[str, Any] = {
         "required": ["cluster_name"],
         "properties": {
             "cluster_name": {"type": "string", "pattern": validation.NAME_PATTERN.pattern},
-            "description": {"type": "string", "maxLength": validation.MAX_DESCRIPTION},
+            "description": {
+                "type": "string",
+                "maxLength": validation.MAX_DESCRIPTION,
+                "pattern": NO_NUL,
+            },
             "expiry": {
                 "oneOf": [
                     {"type": "integer", "minimum": 60, "maximum": 366 * 86400},
@@ -353,7 +363,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 LIST_PARAMETERS = [
     _query(
         "search",
-        {"type": "string", "maxLength": cluster_listing.MAX_SEARCH},
+        {"type": "string", "maxLength": cluster_listing.MAX_SEARCH, "pattern": NO_NUL},
         "case-insensitive substring of the name",
     ),
     _query(
@@ -366,9 +376,10 @@ LIST_PARAMETERS = [
             "health",
             {
                 "type": "array",
+                "minItems": 1,
                 "items": {"type": "string", "enum": list(cluster_health.HEALTH_STATES)},
             },
-            "comma-separated health states (any of them matches)",
+            "comma-separated health states (any of them matches); leave it out for any",
         ),
         "style": "form",
         "explode": False,
