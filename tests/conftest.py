@@ -25,6 +25,7 @@ import hypothesis
 import pytest
 from cluster_manager import db
 from cluster_manager.certificates import ensure_self_signed_files
+from cluster_manager.dev_idp import node_program
 from cluster_manager.embedded_postgres import EmbeddedPostgres, PostgresNotFoundError, find_bin_dir
 from cluster_manager.processes import stop_process
 from cluster_manager.server import Servers
@@ -65,7 +66,7 @@ def _postgres_found() -> bool:
 
 def _node_found() -> bool:
     """Node.js 20.19 or later (what oidc-provider needs), and npm."""
-    if shutil.which("npm") is None or (node := shutil.which("node")) is None:
+    if node_program("npm") is None or (node := node_program("node")) is None:
         return False
     result = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
     major, minor, *_ = (result.stdout.strip().lstrip("v") + ".0.0").split(".")

