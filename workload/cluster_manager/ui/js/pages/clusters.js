@@ -17,22 +17,22 @@ const PAGE_SIZES = [25, 50, 100];
 const COLUMNS = [
   { key: 'name', label: 'Name', sort: 'name' },
   { key: 'health', label: 'Health', sort: 'health' },
-  { key: 'instances', label: 'Instances', sort: 'instance_count', numeric: true, narrowHide: true },
+  { key: 'instances', label: 'Instances', sort: 'instance_count', numeric: true, narrowHide: true, also: { label: 'members', sort: 'member_count' } },
   { key: 'memory', label: 'Memory', sort: 'memory_usage_ratio' },
   { key: 'storage', label: 'Storage', sort: 'storage_max_usage_ratio', narrowHide: true, midHide: true },
   { key: 'cpu', label: 'CPU load', sort: 'cpu_load_1', numeric: true, narrowHide: true, midHide: true },
   { key: 'heartbeat', label: 'Last heartbeat', sort: 'last_status_update_at' },
 ];
-// Every order the API sorts by, as the sort menu offers them.
+// Every order the API sorts by, as the sort menu offers them: [key, label, ascending, descending].
 const SORTS = [
-  ['name', 'Name'],
-  ['health', 'Health'],
-  ['instance_count', 'Instances'],
-  ['member_count', 'Members'],
-  ['memory_usage_ratio', 'Memory usage'],
-  ['storage_max_usage_ratio', 'Storage usage'],
-  ['cpu_load_1', 'CPU load'],
-  ['last_status_update_at', 'Last heartbeat'],
+  ['name', 'Name', 'A–Z', 'Z–A'],
+  ['health', 'Health', 'most urgent first', 'healthiest first'],
+  ['instance_count', 'Instances', 'fewest first', 'most first'],
+  ['member_count', 'Members', 'fewest first', 'most first'],
+  ['memory_usage_ratio', 'Memory usage', 'lowest first', 'highest first'],
+  ['storage_max_usage_ratio', 'Storage usage', 'lowest first', 'highest first'],
+  ['cpu_load_1', 'CPU load', 'lowest first', 'highest first'],
+  ['last_status_update_at', 'Last heartbeat', 'oldest first', 'newest first'],
 ];
 const DEFAULT_ORDER = { name: 'asc', health: 'asc', last_status_update_at: 'desc' };
 
@@ -128,9 +128,9 @@ export function mount(root, ctx) {
   });
   const healthGroup = h('div', { class: 'segmented', role: 'radiogroup', 'aria-labelledby': 'health-filter-label' });
   const sortSelect = h('select', { id: 'cluster-sort', class: 'select' },
-    SORTS.flatMap(([key, label]) => [
-      h('option', { value: `${key}:asc` }, `${label} ${key === 'name' ? '(A–Z)' : key === 'last_status_update_at' ? '(oldest first)' : '(lowest first)'}`),
-      h('option', { value: `${key}:desc` }, `${label} ${key === 'name' ? '(Z–A)' : key === 'last_status_update_at' ? '(newest first)' : '(highest first)'}`),
+    SORTS.flatMap(([key, label, ascending, descending]) => [
+      h('option', { value: `${key}:asc` }, `${label} (${ascending})`),
+      h('option', { value: `${key}:desc` }, `${label} (${descending})`),
     ]));
   const activeFilters = h('div', { class: 'active-filters', id: 'active-filters', 'aria-live': 'polite' });
   const sizeSelect = h('select', { id: 'page-size', class: 'select' },
@@ -174,18 +174,25 @@ export function mount(root, ctx) {
           h('label', { for: 'page-size', class: 'visually-hidden' }, 'Clusters per page'),
           sizeSelect, previous, pageLabel, next)))));
 
+  function sortButton(sort, label, className) {
+    const active = state.sort === sort;
+    const arrow = active ? (state.order === 'asc' ? '▲' : '▼') : '';
+    return h('button', {
+      type: 'button', class: className, dataset: { focusKey: `sort-${sort}` },
+      'aria-pressed': active ? 'true' : 'false',
+      on: { click: () => sortBy(sort) },
+    }, label, h('span', { class: 'sort-arrow', 'aria-hidden': 'true' }, arrow));
+  }
+
   function renderHead() {
     replace(headRow, COLUMNS.map((column) => {
-      const active = state.sort === column.sort;
-      const arrow = active ? (state.order === 'asc' ? '▲' : '▼') : '';
+      const sorted = [column.sort, column.also && column.also.sort].includes(state.sort);
       return h('th', {
         scope: 'col',
         class: [column.numeric && 'numeric', column.narrowHide && 'narrow-hide', column.midHide && 'mid-hide'],
-        'aria-sort': active ? (state.order === 'asc' ? 'ascending' : 'descending') : null,
-      }, h('button', {
-        type: 'button', class: 'sort-button', dataset: { focusKey: `sort-${column.sort}` },
-        on: { click: () => sortBy(column.sort) },
-      }, column.label, h('span', { class: 'sort-arrow', 'aria-hidden': 'true' }, arrow)));
+        'aria-sort': sorted ? (state.order === 'asc' ? 'ascending' : 'descending') : null,
+      }, sortButton(column.sort, column.label, 'sort-button'),
+      column.also ? sortButton(column.also.sort, column.also.label, 'sort-button sort-button-sub') : null);
     }));
   }
 

@@ -94,22 +94,26 @@ export function groupWarnings(clusters) {
 
 function reasonGroup(group, warnings, byHealth) {
   const { reason, entries } = group;
-  // Stale clusters are counted exactly by the health counts; other reasons by the list we have.
-  const exact = reason.health ? byHealth[reason.health] : null;
+  // Stale clusters are counted exactly by the health counts; other reasons only within the
+  // clusters the overview lists (all of them unless the list is cut short).
+  const exact = reason.health ? byHealth[reason.health] : (warnings.truncated ? null : entries.length);
   const total = exact ?? entries.length;
-  const more = exact === null && warnings.truncated ? '+' : '';
   const shown = entries.slice(0, TOP_PER_REASON);
   const headingId = `reason-${reason.kinds[0]}`;
   return h('section', { class: 'reason', 'aria-labelledby': headingId, dataset: { reason: reason.kinds[0] } },
     h('div', { class: 'reason-head' },
       h('h3', { class: 'reason-title', id: headingId }, reason.title),
-      h('span', { class: 'badge badge-warning-soft' }, `${count(total)}${more} cluster${total === 1 && !more ? '' : 's'}`)),
+      h('span', { class: 'badge badge-warning-soft' }, exact === null
+        ? `${count(total)} of the ${count(warnings.clusters.length)} listed`
+        : `${count(total)} cluster${total === 1 ? '' : 's'}`)),
     h('ul', { class: 'attention-list' }, shown.map(({ cluster, warning, more: extra }) => h('li', { class: 'attention-item' },
       h('a', { href: `/clusters/${encodeURIComponent(cluster.name)}`, 'data-nav': true, class: 'attention-name', dataset: { focusKey: `warn-${reason.kinds[0]}-${cluster.name}` } }, cluster.name),
       h('span', { class: 'attention-message' }, warning.message, extra ? ` (and ${extra} more)` : ''),
       h('span', { class: 'attention-age muted' }, relativeTime(cluster.heartbeat_age_seconds, cluster.last_status_update_at))))),
-    total > shown.length
-      ? h('p', { class: 'reason-more' }, h('a', { href: reason.href, 'data-nav': true }, `See all ${count(total)}${more} ${reason.title.toLowerCase()}`))
+    total > shown.length || exact === null
+      ? h('p', { class: 'reason-more' }, h('a', { href: reason.href, 'data-nav': true }, exact === null
+        ? `See the clusters with warnings (${count(byHealth.warning || 0)})`
+        : `See all ${count(total)} ${reason.title.toLowerCase()}`))
       : null);
 }
 
