@@ -1,0 +1,46 @@
+// What sticks out on the page, measured in the browser (tests/ui_browser.py: overflow).
+// The document wider than the window; an element outside #main, or outside the scrolling box it
+// is in; a scrolling table that scrolls; a legend label cut short; a ring's total crossing the
+// ring. Visually hidden elements, <option>s, SVG and dialogs are not measured this way.
+() => {
+  const problems = [];
+  const root = document.documentElement;
+  if (root.scrollWidth > root.clientWidth) {
+    problems.push(`document ${root.scrollWidth} px wide in a ${root.clientWidth} px window`);
+  }
+  const main = document.getElementById('main');
+  const box = main.getBoundingClientRect();
+  const describe = (el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${[...el.classList].join('.')} "${(el.textContent || '').trim().slice(0, 40)}"`;
+  for (const el of main.querySelectorAll('*')) {
+    if (el.closest('.visually-hidden, option, svg, dialog')) continue;
+    const rect = el.getBoundingClientRect();
+    if (rect.width === 0 && rect.height === 0) continue;
+    const scroller = el.parentElement.closest('.table-scroll');
+    const frame = scroller ? scroller.getBoundingClientRect() : box;
+    if (!scroller && (rect.right > frame.right + 1 || rect.left < frame.left - 1)) {
+      problems.push(`${describe(el)} spans ${Math.round(rect.left)}-${Math.round(rect.right)} outside ${Math.round(frame.left)}-${Math.round(frame.right)}`);
+    }
+  }
+  for (const scroller of main.querySelectorAll('.table-scroll')) {
+    if (scroller.scrollWidth > scroller.clientWidth + 1) {
+      problems.push(`${describe(scroller.firstElementChild)} scrolls: ${scroller.scrollWidth} px in ${scroller.clientWidth} px`);
+    }
+  }
+  for (const label of main.querySelectorAll('.legend-label, .legend-value, .legend-share')) {
+    if (label.scrollWidth > label.clientWidth + 1) problems.push(`${describe(label)} is cut short`);
+    const item = label.parentElement.getBoundingClientRect();
+    const rect = label.getBoundingClientRect();
+    if (rect.right > item.right + 1) problems.push(`${describe(label)} sticks out of its legend row`);
+  }
+  for (const ring of main.querySelectorAll('svg.donut-svg')) {
+    const total = ring.querySelector('.donut-total').getBBox();
+    const hole = 46 - 7;
+    for (const [x, y] of [[total.x, total.y], [total.x + total.width, total.y], [total.x, total.y + total.height], [total.x + total.width, total.y + total.height]]) {
+      if (Math.hypot(x - 60, y - 60) > hole + 0.5) {
+        problems.push(`the total "${ring.querySelector('.donut-total').textContent}" crosses its ring`);
+        break;
+      }
+    }
+  }
+  return problems;
+}
