@@ -675,7 +675,7 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
     )
     await tokens.create_token(pool, settings, "osl-edge", "Oslo, to be installed", None)
 
-    context, page, problems = await new_page(browser)
+    context, page, problems = await new_page(browser, DESKTOP)
     await admin(page, settings)
     await expect(page.locator("#warnings")).to_contain_text("syd-backup")
     await screenshot(page, "overview", full_page=True)
@@ -703,7 +703,7 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
     await screenshot(page, "clusters-narrow")
     await page.get_by_role("link", name="fra-core").click()
     await expect(page.locator("#details")).to_be_visible()
-    await screenshot(page, "cluster-detail-narrow", full_page=True)
+    await screenshot(page, "cluster-detail-narrow")
     await narrow.close()
 
     signed_out, page, out_problems = await new_page(browser)
