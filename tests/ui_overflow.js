@@ -1,6 +1,6 @@
 // What sticks out on the page, measured in the browser (tests/ui_browser.py: overflow).
-// The document wider than the window; an element outside #main, or outside the scrolling box it
-// is in; a scrolling table that scrolls; a legend label cut short; a ring's total crossing the
+// The document wider than the window; an element outside its card, tile, chip or notice (or
+// #main); a scrolling table that scrolls; a legend label cut short; a ring's total crossing the
 // ring. Visually hidden elements, <option>s, SVG and dialogs are not measured this way.
 () => {
   const problems = [];
@@ -15,10 +15,14 @@
     if (el.closest('.visually-hidden, option, svg, dialog')) continue;
     const rect = el.getBoundingClientRect();
     if (rect.width === 0 && rect.height === 0) continue;
-    const scroller = el.parentElement.closest('.table-scroll');
-    const frame = scroller ? scroller.getBoundingClientRect() : box;
-    if (!scroller && (rect.right > frame.right + 1 || rect.left < frame.left - 1)) {
-      problems.push(`${describe(el)} spans ${Math.round(rect.left)}-${Math.round(rect.right)} outside ${Math.round(frame.left)}-${Math.round(frame.right)}`);
+    // Each element stays inside its card, tile, chip or notice (or #main), unless it is in a
+    // box that scrolls sideways (measured below).
+    const holder = el.parentElement.closest('.table-scroll, .card, .stat, .chip, .notice');
+    if (holder && holder.matches('.table-scroll')) continue;
+    const frame = holder ? holder.getBoundingClientRect() : box;
+    if (rect.right > frame.right + 1 || rect.left < frame.left - 1) {
+      const where = holder ? describe(holder) : '#main';
+      problems.push(`${describe(el)} spans ${Math.round(rect.left)}-${Math.round(rect.right)} outside ${where} ${Math.round(frame.left)}-${Math.round(frame.right)}`);
     }
   }
   for (const scroller of main.querySelectorAll('.table-scroll')) {

@@ -18,7 +18,7 @@ import pytest
 from cluster_manager import tokens
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.management.sessions import SESSION_COOKIE
-from cluster_manager.seed import SET_LAST_HEARTBEAT, insert_fleet
+from cluster_manager.seed import SET_LAST_HEARTBEAT, heartbeat, insert_cluster, insert_fleet
 from oidc_fixtures import USERS
 from playwright.async_api import Browser, Page, Route, async_playwright
 from ui_browser import (
@@ -379,6 +379,16 @@ async def seed_fleet(pool, settings, clusters: int) -> None:
         """
     )
     await enrol(pool, settings, "edge-with-a-rather-long-name-for-a-cluster-01", beats=2)
+    # Every status LXD knows, with counts of four to seven digits, in one cluster's charts.
+    statuses = ["Running", "Stopped", "Frozen", "Error", "Starting", "Stopping", "Aborting"]
+    await insert_cluster(
+        pool,
+        "many-statuses",
+        heartbeat(
+            instances={s: 10 ** (3 + i % 5) + 7 for i, s in enumerate(statuses)},
+            members={"Online": 12_345, "Offline": 1_234, "Evacuated": 99_999, "Blocked": 1},
+        ),
+    )
 
 
 PAGES_MEASURED = (
@@ -388,6 +398,7 @@ PAGES_MEASURED = (
     "/clusters?health=stale,warning&search=site-0000",
     "/clusters/site-000023",
     "/clusters/edge-with-a-rather-long-name-for-a-cluster-01",
+    "/clusters/many-statuses",
     "/enrol",
     "/no-such-page",
 )
@@ -519,8 +530,8 @@ async def test_table_queries_do_not_refetch_the_overview(ui, settings, pool):
     )
     await ui.get_by_role("link", name="Clusters", exact=True).click()
     summary = ui.locator("#clusters-summary")
-    await expect(summary).to_contain_text("of 121 clusters")
-    await expect(ui.get_by_role("radio", name=re.compile("^All"))).to_contain_text("121")
+    await expect(summary).to_contain_text("of 122 clusters")
+    await expect(ui.get_by_role("radio", name=re.compile("^All"))).to_contain_text("122")
     assert [c for c in calls if c.startswith("overview")] == ["overview"]
 
     await ui.get_by_role("radio", name=re.compile("^Stale")).click()

@@ -2,7 +2,7 @@
 
 import { signOut } from './api.js';
 import { announce, h } from './dom.js';
-import { absolute, ago, secondsSince, until } from './format.js';
+import { absolute, ago, count, secondsSince, short, until } from './format.js';
 
 const HEALTH_TEXT = {
   healthy: 'Healthy',
@@ -41,6 +41,12 @@ export function card({ title, id, children, className, headerExtra }) {
   return h('section', { class: ['card', className], id, 'aria-labelledby': headingId },
     title ? h('div', { class: 'card-header' }, h('h2', { class: 'card-title', id: headingId }, title), headerExtra || null) : null,
     h('div', { class: 'card-body' }, children));
+}
+
+/** A count for a stat tile: in full up to a million, then short ("11.1M"), exact on hover. */
+export function bigCount(value) {
+  const number = Number(value) || 0;
+  return number < 1e6 ? count(number) : h('span', { title: count(number) }, short(number));
 }
 
 export function stat({ label, value, detail, tone }) {

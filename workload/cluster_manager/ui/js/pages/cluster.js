@@ -4,7 +4,7 @@ import { api } from '../api.js';
 import { announce, h, icon, replace } from '../dom.js';
 import { bytes, count, load, percent } from '../format.js';
 import {
-  button, card, clearFieldErrors, confirmDialog, errorNotice, errorState, field, healthBadge, notice,
+  bigCount, button, card, clearFieldErrors, confirmDialog, errorNotice, errorState, field, healthBadge, notice,
   pageHeader, relativeTime, showFieldError, stat, timeText,
 } from '../components.js';
 import { donut, loadBars, loadFigures, meter } from '../charts.js';
@@ -148,7 +148,7 @@ function renderData(cluster) {
         detail: reported ? 'heartbeats every minute' : ['joined ', timeText(cluster.joined_at)],
         tone: cluster.health === 'stale' ? 'negative' : null,
       })),
-      h('div', { role: 'listitem' }, stat({ label: 'Instances', value: count(cluster.instance_count), detail: `on ${count(cluster.member_count)} member${cluster.member_count === 1 ? '' : 's'}` })),
+      h('div', { role: 'listitem' }, stat({ label: 'Instances', value: bigCount(cluster.instance_count), detail: `on ${count(cluster.member_count)} member${cluster.member_count === 1 ? '' : 's'}` })),
       h('div', { role: 'listitem' }, stat({ label: 'CPU load (1 min)', value: reported ? load(cluster.cpu_load_1) : '–', detail: reported ? `5 min ${load(cluster.cpu_load_5)} · 15 min ${load(cluster.cpu_load_15)}` : 'not reported' })),
       h('div', { role: 'listitem' }, stat({ label: 'Memory', value: percent(cluster.memory_usage_ratio), detail: reported ? `${bytes(cluster.memory_usage)} of ${bytes(cluster.memory_total_amount)}` : 'not reported' }))),
     h('div', { class: 'grid grid-3' },

@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { bytes, count, load, percent } from '../format.js';
-import { card, errorNotice, errorState, healthText, pageHeader, relativeTime, stat } from '../components.js';
+import { bigCount, card, errorNotice, errorState, healthText, pageHeader, relativeTime, stat } from '../components.js';
 import { colourFor, donut, loadFigures, meter } from '../charts.js';
 
 const HEALTH_ORDER = ['healthy', 'warning', 'stale', 'pending'];
@@ -137,12 +137,12 @@ function render(overview) {
   const { clusters, instances, members, warnings } = overview;
   return [
     h('div', { class: 'stats', role: 'list', 'aria-label': 'Fleet totals' },
-      h('div', { role: 'listitem' }, stat({ label: 'Clusters', value: count(clusters.total), detail: `${count(clusters.reporting)} reporting` })),
-      h('div', { role: 'listitem' }, stat({ label: 'Instances', value: count(instances.total), detail: 'across the fleet' })),
-      h('div', { role: 'listitem' }, stat({ label: 'Cluster members', value: count(members.total), detail: 'machines' })),
+      h('div', { role: 'listitem' }, stat({ label: 'Clusters', value: bigCount(clusters.total), detail: `${count(clusters.reporting)} reporting` })),
+      h('div', { role: 'listitem' }, stat({ label: 'Instances', value: bigCount(instances.total), detail: 'across the fleet' })),
+      h('div', { role: 'listitem' }, stat({ label: 'Cluster members', value: bigCount(members.total), detail: 'machines' })),
       h('div', { role: 'listitem' }, stat({
         label: 'Needing attention',
-        value: count(warnings.total),
+        value: bigCount(warnings.total),
         detail: warnings.total ? `${percent(clusters.total ? warnings.total / clusters.total : 0)} of clusters` : 'all clear',
         tone: warnings.total ? 'warning' : 'ok',
       }))),
