@@ -495,6 +495,24 @@ async def test_detail_page_is_one_column_on_a_phone(browser, server, settings, p
     await context.close()
 
 
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390px"])
+async def test_fingerprint_wraps_in_a_few_lines(browser, server, settings, pool, viewport):
+    await enrol(pool, settings, "edge-1")
+    context, page, _ = await new_page(browser, viewport)
+    await admin(page, settings)
+    await page.goto(base_url(settings) + "/clusters/edge-1")
+    fingerprint = page.locator(".fingerprint")
+    await expect(fingerprint).to_be_visible()
+
+    line = await fingerprint.evaluate("e => parseFloat(getComputedStyle(e).lineHeight)")
+    box = await fingerprint.bounding_box()
+    assert box
+    assert box["height"] <= 4 * line + 10, (box, line)  # 64 hex digits: at most 4 lines
+    text = (await fingerprint.text_content() or "").strip()
+    assert len(text) == 64, text  # whole, with no spaces added
+    await context.close()
+
+
 async def test_sorting_on_a_phone_with_the_sort_menu(browser, server, settings, pool):
     await seed_fleet(pool, settings, 40)
     context, page, _ = await new_page(browser, PHONE)
