@@ -1,12 +1,16 @@
 // What sticks out on the page, measured in the browser (tests/ui_browser.py: overflow).
-// The document wider than the window; an element outside its card, tile, chip or notice (or
-// #main); a scrolling table that scrolls; a legend label cut short; a ring's total crossing the
-// ring. Visually hidden elements, <option>s, SVG and dialogs are not measured this way.
+// The document wider than the window; the navigation scrolling sideways; an element outside its
+// card, tile, chip or notice (or #main); a scrolling table that scrolls; a legend label cut
+// short; a ring's total crossing the ring. Visually hidden elements, <option>s, SVG and dialogs are not measured this way.
 () => {
   const problems = [];
   const root = document.documentElement;
   if (root.scrollWidth > root.clientWidth) {
     problems.push(`document ${root.scrollWidth} px wide in a ${root.clientWidth} px window`);
+  }
+  const nav = document.getElementById('sidenav');
+  if (nav && nav.scrollWidth > nav.clientWidth + 1) {
+    problems.push(`the navigation scrolls: ${nav.scrollWidth} px in ${nav.clientWidth} px`);
   }
   const main = document.getElementById('main');
   const box = main.getBoundingClientRect();
