@@ -675,6 +675,21 @@ async def test_times_are_relative_with_the_absolute_time_on_hover(ui, settings, 
     await expect(ui.get_by_role("row", name=re.compile("edge-1"))).to_contain_text("12 min ago")
 
 
+async def test_relative_times_move_on_between_refreshes(ui, settings, pool):
+    await enrol(pool, settings, "edge-1")
+    await ui.clock.install()
+    await admin(ui, settings)
+    updated = ui.locator(".refresh-time")
+    await expect(updated).to_have_text("Updated just now", timeout=SLOW)
+    requests: list[str] = []
+    ui.on("request", lambda request: requests.append(request.url))
+
+    await ui.clock.run_for(20_000)  # past a tick (15 s), before the next refresh (30 s)
+
+    await expect(updated).to_have_text(re.compile(r"^Updated (1[5-9]|2\d) s ago$"))
+    assert not [url for url in requests if "/1.0/" in url], requests
+
+
 async def test_screenshots_of_every_page(browser, server, settings, pool):
     """Realistic fleet: twelve simulated clusters, some over thresholds, stale or pending."""
     names = [
