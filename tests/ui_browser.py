@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from cluster_manager.settings import Settings
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHROMIUM_ARGS = [
@@ -32,8 +40,20 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--font-render-hinting=none",
 ]
-LAPTOP = {"width": 1440, "height": 900}
-NARROW = {"width": 420, "height": 860}
+LAPTOP: ViewportSize = {"width": 1440, "height": 900}
+NARROW: ViewportSize = {"width": 420, "height": 860}
+# The sizes the layout is measured at: a small laptop and a phone.
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+# Everything that sticks out, measured in the page (see the script for what it checks).
+OVERFLOW_SCRIPT = (Path(__file__).resolve().parent / "ui_overflow.js").read_text()
+
+
+async def overflow(page: Page) -> list[str]:
+    """What sticks out of its place on the page as it is now (empty when the layout holds)."""
+    await page.evaluate("document.fonts.ready")
+    return await page.evaluate(f"({OVERFLOW_SCRIPT})()")
 
 
 def chromium_path() -> str:
@@ -90,7 +110,7 @@ class BrowserProblems:
 
 
 async def new_page(
-    browser: Browser, viewport: dict[str, int] | None = None
+    browser: Browser, viewport: ViewportSize | None = None
 ) -> tuple[BrowserContext, Page, BrowserProblems]:
     """A fresh context (no cookies) trusting the self-signed test certificates."""
     context = await browser.new_context(
@@ -138,13 +158,16 @@ async def screenshot(page: Page, name: str, **options: Any) -> Path:
 
 
 __all__ = [
+    "DESKTOP",
     "LAPTOP",
     "NARROW",
+    "PHONE",
     "BrowserProblems",
     "base_url",
     "expect",
     "launch",
     "new_page",
+    "overflow",
     "screenshot",
     "sign_in",
 ]

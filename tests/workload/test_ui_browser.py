@@ -18,10 +18,20 @@ import pytest
 from cluster_manager import tokens
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.management.sessions import SESSION_COOKIE
-from cluster_manager.seed import SET_LAST_HEARTBEAT, insert_fleet
+from cluster_manager.seed import SET_LAST_HEARTBEAT, heartbeat, insert_cluster, insert_fleet
 from oidc_fixtures import USERS
 from playwright.async_api import Browser, Page, Route, async_playwright
-from ui_browser import NARROW, base_url, expect, launch, new_page, screenshot, sign_in
+from ui_browser import (
+    DESKTOP,
+    PHONE,
+    base_url,
+    expect,
+    launch,
+    new_page,
+    overflow,
+    screenshot,
+    sign_in,
+)
 
 GRAFANA = "https://grafana.example.test"
 # What a busy 2-core machine may need for what normally shows at once (ms, as Playwright takes).
@@ -280,7 +290,7 @@ async def test_api_failure_shows_a_clear_message_and_recovers(ui, settings, pool
     alert = ui.get_by_role("alert")
     await expect(alert).to_contain_text("Cannot reach the Cluster Manager", timeout=SLOW)
     await ui.context.set_offline(False)
-    await alert.get_by_role("button", name="Try again").click()
+    await alert.get_by_role("button", name="Retry").click()
     await expect(ui.get_by_role("alert")).to_have_count(0, timeout=SLOW)
 
 
@@ -335,9 +345,349 @@ async def test_keyboard_reaches_the_navigation_and_the_health_filter(ui, setting
     all_filter = ui.get_by_role("radio", name=re.compile("^All"))
     await all_filter.focus()
     await ui.keyboard.press("ArrowRight")
+    attention = ui.get_by_role("radio", name=re.compile("^Needs attention"))
+    await expect(attention).to_be_focused()
+    await expect(attention).to_have_attribute("aria-checked", "true")
+    await ui.keyboard.press("ArrowRight")
     healthy = ui.get_by_role("radio", name=re.compile("^Healthy"))
     await expect(healthy).to_be_focused()
     await expect(healthy).to_have_attribute("aria-checked", "true")
+
+
+async def test_unknown_paths_show_the_uis_own_page_not_found(ui, settings):
+    await admin(ui, settings)
+    ui.problems.allow("status of 404")  # type: ignore[attr-defined]
+    for path in ("/no-such-page", "/clusters/"):
+        await ui.goto(base_url(settings) + path)
+
+        await expect(ui.get_by_role("heading", level=1, name="Page not found")).to_be_visible()
+        await expect(ui.get_by_role("navigation", name="Main")).to_be_visible()
+        assert "{" not in (await ui.locator("body").text_content() or "")
+    await ui.get_by_role("link", name="Go to the overview").click()
+    await expect(ui.get_by_role("heading", level=1, name="Overview")).to_be_visible()
+
+
+async def seed_fleet(pool, settings, clusters: int) -> None:
+    """A fleet with a mix of problems: insert_fleet's, plus Error instances on some."""
+    await insert_fleet(pool, clusters, prefix="site-")
+    await pool.execute(
+        """
+        UPDATE remote_cluster_details
+        SET instance_statuses = instance_statuses || jsonb_build_array(
+            jsonb_build_object('status', 'Error', 'count', 1 + cluster_id % 4))
+        WHERE cluster_id % 23 = 0
+        """
+    )
+    await enrol(pool, settings, "edge-with-a-rather-long-name-for-a-cluster-01", beats=2)
+    # Every status LXD knows, with counts of four to seven digits, in one cluster's charts.
+    statuses = ["Running", "Stopped", "Frozen", "Error", "Starting", "Stopping", "Aborting"]
+    await insert_cluster(
+        pool,
+        "many-statuses",
+        heartbeat(
+            instances={s: 10 ** (3 + i % 5) + 7 for i, s in enumerate(statuses)},
+            members={"Online": 12_345, "Offline": 1_234, "Evacuated": 99_999, "Blocked": 1},
+        ),
+    )
+
+
+PAGES_MEASURED = (
+    "/",
+    "/clusters",
+    "/clusters?sort=cpu_load_1&order=desc",
+    "/clusters?health=stale,warning&search=site-0000",
+    "/clusters/site-000023",
+    "/clusters/edge-with-a-rather-long-name-for-a-cluster-01",
+    "/clusters/many-statuses",
+    "/enrol",
+    "/no-such-page",
+)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390px"])
+async def test_nothing_overflows_at_1280_and_390(browser, server, settings, pool, viewport):
+    await seed_fleet(pool, settings, 400)
+    context, page, problems = await new_page(browser, viewport)
+    problems.allow("status of 404")
+    await admin(page, settings)
+    found = {}
+    for path in PAGES_MEASURED:
+        await page.goto(base_url(settings) + path)
+        await expect(page.locator("#page-title")).to_be_visible()
+        await expect(page.locator("[aria-busy]")).to_have_count(0, timeout=SLOW)
+        await expect(page.locator(".loading")).to_have_count(0, timeout=SLOW)
+        if path.startswith("/clusters") and "/" not in path[1:]:
+            await expect(page.locator("tbody tr").first).to_be_visible(timeout=SLOW)
+        sticking_out = await overflow(page)
+        if sticking_out:
+            found[path] = sticking_out
+    await context.close()
+    assert not found, found
+    assert not problems.unexpected(), problems.unexpected()
+
+
+async def test_the_overflow_measure_sees_what_sticks_out(browser, server, settings, pool):
+    """The measure above can fail: a wide table, a cut label and a big total are each caught."""
+    await seed_fleet(pool, settings, 30)
+    context, page, _ = await new_page(browser, PHONE)
+    await admin(page, settings)
+    await expect(page.locator("#chart-health .legend li").first).to_be_visible()
+    assert await overflow(page) == []
+    await page.evaluate(
+        """() => {
+          const label = document.querySelector('.legend-label');
+          label.style.cssText = 'white-space:nowrap;overflow:hidden;width:1px;display:block';
+          document.querySelector('.donut-total').setAttribute('font-size', '60');
+          document.querySelector('.stat').style.width = '900px';
+        }"""
+    )
+    found = "\n".join(await overflow(page))
+    assert "document" in found, found
+    assert "is cut short" in found, found
+    assert "crosses its ring" in found, found
+    await context.close()
+
+
+async def test_wide_table_shows_every_column_at_1280(browser, server, settings, pool):
+    await seed_fleet(pool, settings, 60)
+    context, page, _ = await new_page(browser, DESKTOP)
+    await admin(page, settings)
+    await page.goto(base_url(settings) + "/clusters?sort=cpu_load_1&order=desc")
+    await expect(page.locator("tbody tr")).to_have_count(25)
+
+    card = await page.locator(".table-card").bounding_box()
+    assert card
+    for name in ("Name", "Health", "Instances", "Memory", "Storage", "CPU load", "Last heartbeat"):
+        header = page.get_by_role("columnheader", name=re.compile(f"^{name}"))
+        box = await header.bounding_box()
+        assert box, name
+        assert card["x"] <= box["x"], name
+        assert box["x"] + box["width"] <= card["x"] + card["width"], name
+    await expect(page.get_by_role("columnheader", name=re.compile("CPU load"))).to_have_attribute(
+        "aria-sort", "descending"
+    )
+    await context.close()
+
+
+async def test_detail_page_is_one_column_on_a_phone(browser, server, settings, pool):
+    await seed_fleet(pool, settings, 30)
+    context, page, _ = await new_page(browser, PHONE)
+    await admin(page, settings)
+    await page.goto(base_url(settings) + "/clusters/site-000023")
+    await expect(page.locator("#details")).to_be_visible()
+
+    main = await page.locator("#main").bounding_box()
+    assert main
+    lefts = set()
+    for card in await page.locator("#main .card").all():
+        box = await card.bounding_box()
+        assert box
+        lefts.add(round(box["x"]))
+        assert box["width"] > main["width"] * 0.8, box
+    assert len(lefts) == 1, lefts
+    fingerprint = await page.locator(".fingerprint").bounding_box()
+    line = await page.locator(".fingerprint").evaluate(
+        "e => parseFloat(getComputedStyle(e).lineHeight)"
+    )
+    assert fingerprint
+    assert fingerprint["width"] > 200, fingerprint  # not one character per line
+    assert fingerprint["height"] <= 5 * line + 10, fingerprint  # 64 hex digits in a few lines
+    await context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390px"])
+async def test_fingerprint_wraps_in_a_few_lines(browser, server, settings, pool, viewport):
+    await enrol(pool, settings, "edge-1")
+    context, page, _ = await new_page(browser, viewport)
+    await admin(page, settings)
+    await page.goto(base_url(settings) + "/clusters/edge-1")
+    fingerprint = page.locator(".fingerprint")
+    await expect(fingerprint).to_be_visible()
+
+    line = await fingerprint.evaluate("e => parseFloat(getComputedStyle(e).lineHeight)")
+    box = await fingerprint.bounding_box()
+    assert box
+    assert box["height"] <= 4 * line + 10, (box, line)  # 64 hex digits: at most 4 lines
+    text = (await fingerprint.text_content() or "").strip()
+    assert len(text) == 64, text  # whole, with no spaces added
+    await context.close()
+
+
+async def test_sorting_on_a_phone_with_the_sort_menu(browser, server, settings, pool):
+    await seed_fleet(pool, settings, 40)
+    context, page, _ = await new_page(browser, PHONE)
+    await admin(page, settings)
+    await page.get_by_role("link", name="Clusters", exact=True).click()
+    await expect(page.locator("tbody tr").first).to_be_visible()
+
+    menu = page.get_by_label("Sort by")
+    await expect(menu).to_be_visible()
+    await menu.select_option(label="CPU load (highest first)")
+
+    await expect(page).to_have_url(re.compile(r"sort=cpu_load_1&order=desc"))
+    busiest = await page.evaluate(
+        "fetch('/1.0/remote-cluster?sort=cpu_load_1&order=desc&limit=3')"
+        ".then(r => r.json()).then(e => e.metadata.clusters.map(c => c.name))"
+    )
+    names = page.locator("tbody tr td.cell-name a")
+    await expect(names.nth(0)).to_have_text(busiest[0])
+    assert (await names.all_text_contents())[:3] == busiest
+    await expect(menu).to_have_value("cpu_load_1:desc")
+    await context.close()
+
+
+async def test_table_queries_do_not_refetch_the_overview(ui, settings, pool):
+    await seed_fleet(pool, settings, 120)
+    await admin(ui, settings)
+    calls: list[str] = []
+    ui.on(
+        "request",
+        lambda request: (
+            calls.append(request.url.split("/1.0/", 1)[1]) if "/1.0/" in request.url else None
+        ),
+    )
+    await ui.get_by_role("link", name="Clusters", exact=True).click()
+    summary = ui.locator("#clusters-summary")
+    await expect(summary).to_contain_text("of 122 clusters")
+    await expect(ui.get_by_role("radio", name=re.compile("^All"))).to_contain_text("122")
+    assert [c for c in calls if c.startswith("overview")] == ["overview"]
+
+    await ui.get_by_role("radio", name=re.compile("^Stale")).click()
+    await expect(summary).to_contain_text("matching the filters")
+    await ui.get_by_role("radio", name=re.compile("^All")).click()
+    await ui.get_by_role("button", name="Next").click()
+    await expect(summary).to_contain_text("Showing 26")
+    await ui.get_by_role("columnheader", name=re.compile("Memory")).get_by_role("button").click()
+    await expect(ui).to_have_url(re.compile("sort=memory_usage_ratio"))
+    before = len(calls)
+    await ui.get_by_label("Search clusters by name").press_sequentially("site-00001", delay=20)
+    await expect(summary).to_contain_text("of 10 clusters matching")
+
+    typed = [c for c in calls[before:] if c.startswith("remote-cluster?")]
+    assert len(typed) <= 2, typed  # one query after typing stops, not one per keystroke
+    assert [c for c in calls if c.startswith("overview")] == ["overview"], calls
+
+    async with ui.expect_request("**/1.0/overview"):
+        await ui.get_by_role("button", name="Refresh").click()  # the counts may have changed
+    assert calls.count("overview") == 2, calls
+
+
+async def test_see_them_all_opens_a_filter_shown_as_active(ui, settings, pool):
+    await seed_fleet(pool, settings, 300)
+    await admin(ui, settings)
+    await ui.locator("#warnings").get_by_role("link", name="See them all").click()
+
+    attention = ui.get_by_role("radio", name=re.compile("^Needs attention"))
+    await expect(attention).to_have_attribute("aria-checked", "true")
+    chip = ui.locator("#active-filters [data-filter=health]")
+    await expect(chip).to_contain_text("Health: Needs attention")
+    rows = ui.locator("tbody tr")
+    await expect(rows.first).to_be_visible()
+    for text in await rows.all_text_contents():
+        assert "Stale" in text or "Warning" in text, text
+
+    await chip.get_by_role("button", name="Clear the health filter").click()
+    await expect(ui.get_by_role("radio", name=re.compile("^All"))).to_have_attribute(
+        "aria-checked", "true"
+    )
+    await expect(ui.locator("#active-filters")).to_be_empty()
+    assert "health=" not in ui.url
+
+    await ui.goto(base_url(settings) + "/clusters?health=pending,warning&search=site")
+    await expect(ui.locator("#active-filters")).to_contain_text("Health: Warning or Pending")
+    await expect(ui.locator("#active-filters")).to_contain_text("Name contains “site”")
+    await ui.locator("#active-filters").get_by_role("button", name="Clear filters").click()
+    await expect(ui.locator("#active-filters")).to_be_empty()
+    assert "health=" not in ui.url
+    assert "search=" not in ui.url
+
+
+async def test_overview_warnings_are_grouped_by_reason_with_links(ui, settings, pool):
+    await seed_fleet(pool, settings, 1000)
+    await admin(ui, settings)
+    warnings = ui.locator("#warnings")
+    stale = warnings.locator("[data-reason=stale]")
+    await expect(stale.get_by_role("heading", name="Not reporting")).to_be_visible()
+    await expect(stale).to_contain_text("20 clusters")  # every 50th of 1,000 is stale
+    await expect(stale.locator(".attention-item")).to_have_count(5)
+    memory = warnings.locator("[data-reason=memory]")
+    await expect(memory.locator(".attention-item")).to_have_count(5)
+    first = await memory.locator(".attention-message").first.text_content()
+    assert "94%" in (first or ""), first  # the worst first: insert_fleet tops out at 94 %
+    box = await warnings.bounding_box()
+    assert box
+    assert box["height"] < 1600, box  # five per reason, not a hundred
+
+    await stale.get_by_role("link", name=re.compile("^See all 20")).click()
+    await expect(ui.get_by_role("radio", name=re.compile("^Stale"))).to_have_attribute(
+        "aria-checked", "true"
+    )
+    await expect(ui.locator("#clusters-summary")).to_contain_text("of 20 clusters")
+
+
+async def test_failed_first_load_shows_an_error_with_retry_not_loading(ui, settings, pool):
+    await enrol(pool, settings, "edge-1")
+    await admin(ui, settings)
+    ui.problems.allow("status of 500")  # type: ignore[attr-defined]
+
+    async def fail(route: Route) -> None:
+        await route.fulfill(
+            status=500,
+            content_type="application/json",
+            body='{"type": "error", "error": "Internal server error", "error_code": 500}',
+        )
+
+    for path, pattern, shows in (
+        ("/", "**/1.0/overview", "#chart-health"),
+        ("/clusters", "**/1.0/remote-cluster?*", "tbody tr"),
+        ("/clusters/edge-1", "**/1.0/remote-cluster/edge-1", "#details"),
+        ("/enrol", "**/1.0/remote-cluster-join-token", "#pending-tokens .empty-state"),
+    ):
+        await ui.route(pattern, fail)
+        await ui.goto(base_url(settings) + path)
+        alert = ui.get_by_role("alert")
+        await expect(alert).to_contain_text("Internal server error")
+        await expect(ui.get_by_text(re.compile("Loading"))).to_have_count(0)
+        await ui.unroute(pattern, fail)
+        await alert.get_by_role("button", name="Retry").click()
+        await expect(ui.locator(shows).first).to_be_visible()
+        await expect(ui.get_by_role("alert")).to_have_count(0)
+
+
+async def test_times_are_relative_with_the_absolute_time_on_hover(ui, settings, pool):
+    await enrol(pool, settings, "edge-1")
+    await make_stale(pool, "edge-1", timedelta(minutes=12))
+    await tokens.create_token(pool, settings, "later", "", timedelta(hours=5))
+    await admin(ui, settings)
+    relative = re.compile(
+        r"^(just now|\d+ s ago|\d+ min ago|\d+ h ago|\d+ days? ago|in \d+ (min|h|days))$"
+    )
+    iso = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
+    for path in ("/", "/clusters", "/clusters/edge-1", "/enrol"):
+        await ui.goto(base_url(settings) + path)
+        times = ui.locator("#main time")
+        await expect(times.first).to_be_visible()
+        for time in await times.all():
+            text = (await time.text_content() or "").strip()
+            assert relative.match(text), (path, text)
+            assert iso.match(await time.get_attribute("title") or ""), path
+    await ui.goto(base_url(settings) + "/clusters")
+    await expect(ui.get_by_role("row", name=re.compile("edge-1"))).to_contain_text("12 min ago")
+
+
+async def test_relative_times_move_on_between_refreshes(ui, settings, pool):
+    await enrol(pool, settings, "edge-1")
+    await ui.clock.install()
+    await admin(ui, settings)
+    updated = ui.locator(".refresh-time")
+    await expect(updated).to_have_text("Updated just now", timeout=SLOW)
+    requests: list[str] = []
+    ui.on("request", lambda request: requests.append(request.url))
+
+    await ui.clock.run_for(20_000)  # past a tick (15 s), before the next refresh (30 s)
+
+    await expect(updated).to_have_text(re.compile(r"^Updated (1[5-9]|2\d) s ago$"))
+    assert not [url for url in requests if "/1.0/" in url], requests
 
 
 async def test_screenshots_of_every_page(browser, server, settings, pool):
@@ -369,7 +719,7 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
     )
     await tokens.create_token(pool, settings, "osl-edge", "Oslo, to be installed", None)
 
-    context, page, problems = await new_page(browser)
+    context, page, problems = await new_page(browser, DESKTOP)
     await admin(page, settings)
     await expect(page.locator("#warnings")).to_contain_text("syd-backup")
     await screenshot(page, "overview", full_page=True)
@@ -390,11 +740,14 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
     await screenshot(page, "enrol", full_page=True)
     await context.close()
 
-    narrow, page, narrow_problems = await new_page(browser, NARROW)
+    narrow, page, narrow_problems = await new_page(browser, PHONE)
     await admin(page, settings)
     await page.get_by_role("link", name="Clusters", exact=True).click()
     await expect(page.locator("tbody tr")).to_have_count(12)
     await screenshot(page, "clusters-narrow")
+    await page.get_by_role("link", name="fra-core").click()
+    await expect(page.locator("#details")).to_be_visible()
+    await screenshot(page, "cluster-detail-narrow")
     await narrow.close()
 
     signed_out, page, out_problems = await new_page(browser)
@@ -411,3 +764,25 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
     assert saved.stat().st_size > 10_000, saved
     for found in (problems, narrow_problems, out_problems, other_problems):
         assert not found.unexpected(), found.unexpected()
+
+
+async def test_screenshots_of_a_fleet_of_10000_clusters(browser, server, settings, pool):
+    """10,000 clusters with stale ones, members offline, instances in Error, full pools.
+
+    The same measure of the layout as test_nothing_overflows_at_1280_and_390, at fleet scale.
+    """
+    await seed_fleet(pool, settings, 10_000)
+    context, page, problems = await new_page(browser, DESKTOP)
+    await admin(page, settings)
+    await expect(page.locator("#chart-health")).to_contain_text("10k")
+    await expect(page.locator("#warnings [data-reason=stale]")).to_contain_text("200 clusters")
+    assert await overflow(page) == []
+    await screenshot(page, "fleet-overview", full_page=True)
+
+    await page.goto(base_url(settings) + "/clusters?health=stale,warning&sort=health")
+    await expect(page.locator("tbody tr")).to_have_count(25)
+    await expect(page.locator("#active-filters")).to_contain_text("Needs attention")
+    assert await overflow(page) == []
+    await screenshot(page, "fleet-clusters")
+    await context.close()
+    assert not problems.unexpected(), problems.unexpected()

@@ -48,6 +48,37 @@ async def test_every_page_of_the_ui_is_index_html_with_a_strict_policy(http, pat
     assert static_routes.VERSION_PLACEHOLDER not in body
 
 
+@pytest.mark.parametrize("path", ["/no-such-page", "/clusters/", "/clusters/edge-1/more"])
+async def test_unknown_page_asked_for_by_a_browser_is_the_ui_with_status_404(http, path):
+    async with http.get(path, headers={"Accept": "text/html,application/xhtml+xml"}) as response:
+        body = await response.text()
+
+    assert response.status == 404, body
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert f"/ui/{ui_version()}/js/main.js" in body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "accept"),
+    [
+        ("GET", "/no-such-page", "application/json"),
+        ("GET", "/no-such-page", "*/*"),
+        ("POST", "/no-such-page", "text/html"),
+        ("GET", "/1.0/no-such-thing", "text/html"),
+        ("GET", "/oidc/no-such-thing", "text/html"),
+        ("GET", "/ui/0123456789abcdef/nothing.js", "text/html"),
+    ],
+)
+async def test_unknown_path_outside_the_pages_stays_a_json_error(http, method, path, accept):
+    async with http.request(method, path, headers={"Accept": accept}) as response:
+        body = await response.json()
+
+    assert response.status in (401, 404), body
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert body["type"] == "error"
+
+
 async def test_assets_have_their_type_and_are_cached_for_their_version(http):
     version = ui_version()
     expected = {

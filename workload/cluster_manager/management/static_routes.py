@@ -6,6 +6,10 @@ release is fetched at once; index.html, which names the version, is revalidated 
 A request for another version (a unit of an older or newer release behind the same load
 balancer) still gets the file this unit has, uncached.
 
+A browser asking for a page that does not exist (a GET that accepts text/html, outside the API,
+the sign-in routes and the UI's files) gets index.html with status 404, so that the UI shows its
+own "Page not found"; every other unknown path keeps the JSON 404.
+
 Every answer carries a strict Content-Security-Policy: scripts, styles and data only from this
 origin, no inline script or style, no framing.
 """
@@ -18,6 +22,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from aiohttp import web
+
+from cluster_manager.envelope import Handler
 
 UI_PACKAGE = "cluster_manager"
 UI_DIRECTORY = "ui"
@@ -62,6 +68,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), clipboard-write=(self)",
 }
+# Unknown paths under these prefixes are never pages: they keep their JSON 404.
+NOT_PAGES = ("/1.0", "/oidc", "/ui/", "/openapi", "/health", "/metrics")
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 CACHE_REVALIDATE = "no-cache"
 
@@ -147,9 +155,32 @@ async def asset(request: web.Request) -> web.Response:
     return _send(request, found, CACHE_FOREVER if fresh else CACHE_REVALIDATE)
 
 
+def _is_unknown_page(request: web.Request) -> bool:
+    """A browser's GET of a path no route has, outside the API and the UI's files."""
+    return (
+        request.method in ("GET", "HEAD")
+        and isinstance(request.match_info.http_exception, web.HTTPNotFound)
+        and not request.path.startswith(NOT_PAGES)
+        and "text/html" in request.headers.get("Accept", "")
+    )
+
+
+@web.middleware
+async def unknown_page_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """index.html with status 404 for a page that does not exist: the UI says so itself."""
+    if not _is_unknown_page(request):
+        return await handler(request)
+    index = request.app[UI_FILES].index
+    headers = {**SECURITY_HEADERS, "Cache-Control": CACHE_REVALIDATE}
+    return web.Response(
+        status=404, body=index.body, headers={**headers, "Content-Type": index.content_type}
+    )
+
+
 def setup_ui(app: web.Application) -> None:
-    """Serve the UI: its pages at PAGES and its files under /ui/<version>/."""
+    """Serve the UI: its pages at PAGES, its files under /ui/<version>/, its own 404 page."""
     app[UI_FILES] = load_ui_files()
+    app.middlewares.append(unknown_page_middleware)
     for path, name in PAGES.items():
         app.router.add_get(path, page, name=f"{ROUTE_PREFIX}{name}")
     app.router.add_get(

@@ -2,7 +2,7 @@
 // Each chart says in text what it shows (legend, labels, aria attributes).
 
 import { h, s } from './dom.js';
-import { count, percent } from './format.js';
+import { count, percent, short } from './format.js';
 
 const COLOURS = {
   // health
@@ -23,6 +23,9 @@ const COLOURS = {
   upgrading: '#24598f',
 };
 const SPARE = ['#24598f', '#7b5ea7', '#0f8b8d', '#b35c00', '#5b6770', '#a2295b'];
+
+// Font size of the total in the ring by its length in characters ("7", "950", "10k", "1.2M").
+const CENTRE_SIZES = [24, 24, 24, 24, 21, 18, 16, 14];
 
 export function colourFor(label, index = 0) {
   return COLOURS[String(label).toLowerCase()] || SPARE[index % SPARE.length];
@@ -54,8 +57,14 @@ export function donut({ title, parts, centreLabel, emptyText = 'Nothing reported
     offset += share;
   });
   ring.appendChild(arcs);
-  ring.appendChild(s('text', { x: 60, y: 60, 'text-anchor': 'middle', class: 'donut-total' }, count(total)));
-  ring.appendChild(s('text', { x: 60, y: 78, 'text-anchor': 'middle', class: 'donut-caption' }, centreLabel || 'total'));
+  // The total fits inside the hole (78 units across) at any count: short numbers, and a
+  // smaller size for the longer ones ("1.2M").
+  const totalText = short(total);
+  const size = CENTRE_SIZES[Math.min(totalText.length, CENTRE_SIZES.length - 1)];
+  const centre = s('text', { x: 60, y: 62, 'text-anchor': 'middle', class: 'donut-total', 'font-size': size }, totalText);
+  ring.appendChild(centre);
+  ring.appendChild(s('title', {}, `${count(total)} ${centreLabel || 'in total'}`));
+  ring.appendChild(s('text', { x: 60, y: 80, 'text-anchor': 'middle', class: 'donut-caption' }, centreLabel || 'total'));
   const legend = h('ul', { class: 'legend', 'aria-label': title });
   if (total === 0) {
     legend.appendChild(h('li', { class: 'legend-empty' }, emptyText));
@@ -70,10 +79,10 @@ export function donut({ title, parts, centreLabel, emptyText = 'Nothing reported
       : h('span', {}, part.label);
     legend.appendChild(h('li', {},
       swatch, h('span', { class: 'legend-label' }, label),
-      h('span', { class: 'legend-value' }, count(value)),
+      h('span', { class: 'legend-value', title: count(value) }, short(value)),
       h('span', { class: 'legend-share' }, total ? percent(value / total) : '')));
   });
-  return h('div', { class: 'donut' }, ring, legend);
+  return h('div', { class: 'donut-frame' }, h('div', { class: 'donut' }, ring, legend));
 }
 
 /** How full something is: a bar with an optional threshold mark, as an ARIA meter. */

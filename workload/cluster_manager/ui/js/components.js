@@ -2,7 +2,7 @@
 
 import { signOut } from './api.js';
 import { announce, h } from './dom.js';
-import { ago, when } from './format.js';
+import { absolute, ago, count, secondsSince, short, until } from './format.js';
 
 const HEALTH_TEXT = {
   healthy: 'Healthy',
@@ -43,6 +43,12 @@ export function card({ title, id, children, className, headerExtra }) {
     h('div', { class: 'card-body' }, children));
 }
 
+/** A count for a stat tile: in full up to a million, then short ("11.1M"), exact on hover. */
+export function bigCount(value) {
+  const number = Number(value) || 0;
+  return number < 1e6 ? count(number) : h('span', { title: count(number) }, short(number));
+}
+
 export function stat({ label, value, detail, tone }) {
   return h('div', { class: ['stat', tone && `stat-${tone}`] },
     h('div', { class: 'stat-label' }, label),
@@ -65,15 +71,49 @@ export function errorNotice(error, retry) {
     kind: 'error',
     title,
     message: (error && error.message) || String(error),
-    actions: retry ? [h('button', { type: 'button', class: 'button button-small', on: { click: retry } }, 'Try again')] : [],
+    actions: retry ? [h('button', { type: 'button', class: 'button button-small', on: { click: retry } }, 'Retry')] : [],
   });
 }
 
-/** "3 min ago" that tells the exact time on hover and to assistive technology. */
+/**
+ * One time format everywhere: relative words ("3 min ago", "in 23 h") with the absolute time
+ * (ISO, UTC) on hover. ``seconds`` is the age the server measured, when it gave one (no clock
+ * skew); the words stay true as time passes (see tickTimes).
+ */
 export function relativeTime(seconds, isoDate) {
-  const label = ago(seconds);
-  if (!isoDate) return h('span', { class: 'muted' }, seconds === null || seconds === undefined ? 'never' : label);
-  return h('time', { datetime: isoDate, title: when(isoDate) }, label);
+  if (!isoDate) return h('span', { class: 'muted' }, 'never');
+  const age = seconds === null || seconds === undefined || !Number.isFinite(Number(seconds)) ? secondsSince(isoDate) : Number(seconds);
+  const node = h('time', { datetime: isoDate, title: absolute(isoDate), class: 'relative-time', dataset: { age: String(age), at: String(Date.now()) } });
+  node.textContent = ageWords(age, isoDate);
+  return node;
+}
+
+/** A date as relativeTime shows it, measured by this browser's clock. */
+export function timeText(isoDate) {
+  return relativeTime(null, isoDate);
+}
+
+function ageWords(age, isoDate) {
+  if (age === null || !Number.isFinite(age)) return 'never';
+  return age < -5 ? until(isoDate) : ago(age);
+}
+
+/** Bring every relative time on the page up to date (the application calls this on a timer). */
+export function tickTimes(root = document) {
+  const now = Date.now();
+  for (const node of root.querySelectorAll('time.relative-time')) {
+    const age = Number(node.dataset.age) + (now - Number(node.dataset.at)) / 1000;
+    const words = ageWords(age, node.getAttribute('datetime'));
+    if (node.textContent !== words) node.textContent = words;
+  }
+}
+
+/**
+ * What shows when a page's data could not be loaded: the reason and a Retry button, in place
+ * of the content (never "Loading…" for ever).
+ */
+export function errorState(error, retry) {
+  return h('div', { class: 'error-state' }, errorNotice(error, retry));
 }
 
 export function button(label, { kind = 'base', onClick, type = 'button', attrs = {} } = {}) {

@@ -3,12 +3,19 @@
 const integer = new Intl.NumberFormat('en', { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat('en', { maximumFractionDigits: 1 });
 const twoDecimals = new Intl.NumberFormat('en', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-const dateTime = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'short' });
+const compact = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 
 export function count(value) {
   return integer.format(Number(value) || 0);
+}
+
+/** "950", "10k", "1.2M": short enough for a legend or the middle of a ring (k, not K). */
+export function short(value) {
+  const number = Number(value) || 0;
+  if (Math.abs(number) < 1000) return integer.format(number);
+  return compact.format(number).replace('K', 'k');
 }
 
 export function load(value) {
@@ -55,9 +62,24 @@ export function until(date) {
   return `in ${Math.round(seconds / 86400)} days`;
 }
 
-export function when(date) {
+/** Seconds from a date until now (negative for a date to come), or null. */
+export function secondsSince(date) {
+  const parsed = new Date(date).getTime();
+  return Number.isNaN(parsed) ? null : (Date.now() - parsed) / 1000;
+}
+
+/** The relative words for a date: "3 min ago", "in 23 h", "never". */
+export function relative(date) {
+  const seconds = secondsSince(date);
+  if (seconds === null) return 'never';
+  return seconds < -5 ? until(date) : ago(seconds);
+}
+
+/** The absolute time, the same everywhere: "2026-12-06 13:04:38 UTC". */
+export function absolute(date) {
   const parsed = new Date(date);
-  return Number.isNaN(parsed.getTime()) ? '–' : dateTime.format(parsed);
+  if (Number.isNaN(parsed.getTime())) return '';
+  return `${parsed.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
 export function capitalise(text) {

@@ -2,7 +2,7 @@
 
 import { api, setCsrfToken } from './api.js';
 import { announce, h, replace } from './dom.js';
-import { button, errorNotice, signOutButton } from './components.js';
+import { button, errorNotice, relativeTime, signOutButton, tickTimes } from './components.js';
 import * as overviewPage from './pages/overview.js';
 import * as clustersPage from './pages/clusters.js';
 import * as clusterPage from './pages/cluster.js';
@@ -11,6 +11,7 @@ import * as accessPages from './pages/access.js';
 
 const PRODUCT = 'MicroCloud Cluster Manager';
 const REFRESH_MS = 30000;
+const TICK_MS = 15000;
 const RETURN_KEY = 'mcm:return-to';
 const ROUTES = [
   { pattern: /^\/$/, section: 'overview', page: overviewPage },
@@ -35,8 +36,7 @@ function setTitle(title) {
 function markUpdated() {
   lastRefresh = Date.now();
   if (updatedLabel) {
-    const time = new Date(lastRefresh).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-    updatedLabel.textContent = `Updated ${time}`;
+    replace(updatedLabel, 'Updated ', relativeTime(0, new Date(lastRefresh).toISOString()));
   }
 }
 
@@ -61,6 +61,7 @@ function refreshNow({ announceIt = false } = {}) {
       }
     } catch {
       // The page shows what went wrong, with a way to try again.
+      if (current === entry && updatedLabel && updatedLabel.textContent === 'Loading…') updatedLabel.textContent = 'Not loaded';
     } finally {
       entry.running = null;
       const again = entry.again;
@@ -70,7 +71,7 @@ function refreshNow({ announceIt = false } = {}) {
   })();
 }
 
-/** "Updated 12:04:31 [Refresh]" for a page header. */
+/** "Updated just now [Refresh]" for a page header (the exact time on hover). */
 function refreshControl() {
   updatedLabel = h('span', { class: 'refresh-time' }, 'Loading…');
   return h('div', { class: 'refresh' },
@@ -209,6 +210,11 @@ window.setInterval(() => {
   if (document.hidden || !current) return;
   refreshNow();
 }, REFRESH_MS);
+
+// "3 min ago" stays true between refreshes.
+window.setInterval(() => {
+  if (!document.hidden) tickTimes(main);
+}, TICK_MS);
 
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden && current && Date.now() - lastRefresh >= REFRESH_MS) refreshNow();

@@ -2,10 +2,10 @@
 
 import { api } from '../api.js';
 import { announce, h, icon, replace } from '../dom.js';
-import { bytes, count, load, percent, when } from '../format.js';
+import { bytes, count, load, percent } from '../format.js';
 import {
-  button, card, clearFieldErrors, confirmDialog, errorNotice, field, healthBadge, notice,
-  pageHeader, relativeTime, showFieldError, stat,
+  bigCount, button, card, clearFieldErrors, confirmDialog, errorNotice, errorState, field, healthBadge, notice,
+  pageHeader, relativeTime, showFieldError, stat, timeText,
 } from '../components.js';
 import { donut, loadBars, loadFigures, meter } from '../charts.js';
 
@@ -106,14 +106,21 @@ function resourcesCard(cluster) {
   });
 }
 
+/** A hex fingerprint in groups of eight, so that it wraps between groups on a phone. */
+function fingerprintGroups(fingerprint) {
+  const text = String(fingerprint || '');
+  const groups = text.match(/.{1,8}/g) || [];
+  return groups.flatMap((group, index) => (index ? [h('wbr', {}), group] : [group]));
+}
+
 function details(cluster) {
   const rows = [
     ['Status', cluster.status === 'ACTIVE' ? 'Active' : cluster.status],
-    ['Joined', when(cluster.joined_at)],
-    ['Last heartbeat', cluster.last_status_update_at ? when(cluster.last_status_update_at) : 'None yet'],
-    ['Certificate fingerprint', h('code', { class: 'fingerprint' }, cluster.fingerprint)],
+    ['Joined', timeText(cluster.joined_at)],
+    ['Last heartbeat', cluster.last_status_update_at ? relativeTime(cluster.heartbeat_age_seconds, cluster.last_status_update_at) : 'None yet'],
+    ['Certificate fingerprint', h('code', { class: 'fingerprint', title: 'SHA-256 of the cluster certificate' }, fingerprintGroups(cluster.fingerprint))],
     ['Reverse tunnel', cluster.tunnel_connected
-      ? h('span', { dataset: { tunnel: 'connected' } }, 'Tunnel connected', cluster.tunnel_connected_at ? h('span', { class: 'muted' }, ' since ', when(cluster.tunnel_connected_at)) : null)
+      ? h('span', { dataset: { tunnel: 'connected' } }, 'Tunnel connected', cluster.tunnel_connected_at ? h('span', { class: 'muted' }, ' since ', timeText(cluster.tunnel_connected_at)) : null)
       : h('span', { dataset: { tunnel: 'not-connected' } }, 'Tunnel not connected', h('div', { class: 'muted small' }, 'On a member of the cluster: ', h('code', {}, 'microcloud cluster-manager set reverse_tunnel true')))],
   ];
   return card({
@@ -138,10 +145,10 @@ function renderData(cluster) {
       h('div', { role: 'listitem' }, stat({
         label: 'Last heartbeat',
         value: relativeTime(reported ? cluster.heartbeat_age_seconds : null, cluster.last_status_update_at),
-        detail: reported ? 'heartbeats every minute' : `joined ${when(cluster.joined_at)}`,
+        detail: reported ? 'heartbeats every minute' : ['joined ', timeText(cluster.joined_at)],
         tone: cluster.health === 'stale' ? 'negative' : null,
       })),
-      h('div', { role: 'listitem' }, stat({ label: 'Instances', value: count(cluster.instance_count), detail: `on ${count(cluster.member_count)} member${cluster.member_count === 1 ? '' : 's'}` })),
+      h('div', { role: 'listitem' }, stat({ label: 'Instances', value: bigCount(cluster.instance_count), detail: `on ${count(cluster.member_count)} member${cluster.member_count === 1 ? '' : 's'}` })),
       h('div', { role: 'listitem' }, stat({ label: 'CPU load (1 min)', value: reported ? load(cluster.cpu_load_1) : '–', detail: reported ? `5 min ${load(cluster.cpu_load_5)} · 15 min ${load(cluster.cpu_load_15)}` : 'not reported' })),
       h('div', { role: 'listitem' }, stat({ label: 'Memory', value: percent(cluster.memory_usage_ratio), detail: reported ? `${bytes(cluster.memory_usage)} of ${bytes(cluster.memory_total_amount)}` : 'not reported' }))),
     h('div', { class: 'grid grid-3' },
@@ -282,7 +289,13 @@ export function mount(root, ctx) {
         content.removeAttribute('aria-busy');
         return;
       }
-      replace(problem, errorNotice(error, () => refresh().then(ctx.markUpdated).catch(() => {})));
+      const retry = () => refresh().then(ctx.markUpdated).catch(() => {});
+      if (cluster) {
+        replace(problem, errorNotice(error, retry));
+      } else {
+        replace(content, errorState(error, retry));
+        content.removeAttribute('aria-busy');
+      }
       throw error;
     }
     problem.replaceChildren();

@@ -3,29 +3,57 @@
 import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { bytes, count, load } from '../format.js';
-import { countBadge, errorNotice, healthBadge, healthText, pageHeader, relativeTime } from '../components.js';
+import { countBadge, errorNotice, errorState, healthBadge, healthText, pageHeader, relativeTime } from '../components.js';
 import { meter } from '../charts.js';
 
-const HEALTH_FILTERS = ['', 'healthy', 'warning', 'stale', 'pending'];
+const HEALTH_STATES = ['healthy', 'warning', 'stale', 'pending'];
+// The segments of the health filter; "stale,warning" is every cluster needing attention.
+const HEALTH_FILTERS = ['', 'stale,warning', 'healthy', 'warning', 'stale', 'pending'];
+const HEALTH_FILTER_LABELS = { '': 'All', 'stale,warning': 'Needs attention', pending: 'Pending' };
+const SEARCH_DELAY_MS = 300;
 const PAGE_SIZES = [25, 50, 100];
+// Seven columns fit 1280 px; members ride under the instances, and the columns marked
+// midHide / narrowHide give way on narrower screens (every sort stays in the sort menu).
 const COLUMNS = [
   { key: 'name', label: 'Name', sort: 'name' },
   { key: 'health', label: 'Health', sort: 'health' },
-  { key: 'instances', label: 'Instances', sort: 'instance_count', numeric: true, narrowHide: true },
-  { key: 'members', label: 'Members', sort: 'member_count', numeric: true, narrowHide: true },
+  { key: 'instances', label: 'Instances', sort: 'instance_count', numeric: true, narrowHide: true, also: { label: 'members', sort: 'member_count' } },
   { key: 'memory', label: 'Memory', sort: 'memory_usage_ratio' },
-  { key: 'storage', label: 'Storage', sort: 'storage_max_usage_ratio', narrowHide: true },
-  { key: 'cpu', label: 'CPU load', sort: 'cpu_load_1', numeric: true, narrowHide: true },
+  { key: 'storage', label: 'Storage', sort: 'storage_max_usage_ratio', narrowHide: true, midHide: true },
+  { key: 'cpu', label: 'CPU load', sort: 'cpu_load_1', numeric: true, narrowHide: true, midHide: true },
   { key: 'heartbeat', label: 'Last heartbeat', sort: 'last_status_update_at' },
+];
+// Every order the API sorts by, as the sort menu offers them: [key, label, ascending, descending].
+const SORTS = [
+  ['name', 'Name', 'A–Z', 'Z–A'],
+  ['health', 'Health', 'most urgent first', 'healthiest first'],
+  ['instance_count', 'Instances', 'fewest first', 'most first'],
+  ['member_count', 'Members', 'fewest first', 'most first'],
+  ['memory_usage_ratio', 'Memory usage', 'lowest first', 'highest first'],
+  ['storage_max_usage_ratio', 'Storage usage', 'lowest first', 'highest first'],
+  ['cpu_load_1', 'CPU load', 'lowest first', 'highest first'],
+  ['last_status_update_at', 'Last heartbeat', 'oldest first', 'newest first'],
 ];
 const DEFAULT_ORDER = { name: 'asc', health: 'asc', last_status_update_at: 'desc' };
 
+/** The health filter as one canonical value: states in a fixed order, no repeats. */
+function normaliseHealth(value) {
+  const parts = new Set(String(value || '').split(',').filter(Boolean));
+  if (![...parts].every((part) => HEALTH_STATES.includes(part))) return '';
+  if (parts.size === HEALTH_STATES.length) return '';
+  return ['stale', 'warning', 'pending', 'healthy'].filter((state) => parts.has(state)).join(',');
+}
+
+function healthFilterLabel(value) {
+  if (value in HEALTH_FILTER_LABELS) return HEALTH_FILTER_LABELS[value];
+  return value.split(',').map((part) => (part === 'pending' ? 'Pending' : healthText(part))).join(' or ');
+}
+
 function readState(query) {
-  const sort = COLUMNS.some((c) => c.sort === query.get('sort')) ? query.get('sort') : 'name';
-  const health = query.get('health') || '';
+  const sort = SORTS.some(([key]) => key === query.get('sort')) ? query.get('sort') : 'name';
   return {
     search: (query.get('search') || '').slice(0, 63),
-    health: health.split(',').every((part) => HEALTH_FILTERS.includes(part)) ? health : '',
+    health: normaliseHealth(query.get('health')),
     sort,
     order: query.get('order') === 'desc' ? 'desc' : 'asc',
     page: Math.max(1, Number.parseInt(query.get('page') || '1', 10) || 1),
@@ -65,8 +93,9 @@ function clusterRow(cluster) {
       healthBadge(cluster.health),
       warningCount > 1 || (warningCount && cluster.health !== 'warning')
         ? countBadge(`${warningCount} warning${warningCount === 1 ? '' : 's'}`, 'warning-soft') : null)),
-    instances: h('td', { class: 'numeric' }, reported ? count(cluster.instance_count) : '–'),
-    members: h('td', { class: 'numeric' }, reported ? count(cluster.member_count) : '–'),
+    instances: h('td', { class: 'numeric' }, reported
+      ? [count(cluster.instance_count), h('div', { class: 'cell-sub muted' }, `${count(cluster.member_count)} member${cluster.member_count === 1 ? '' : 's'}`)]
+      : '–'),
     memory: h('td', { class: 'cell-memory', dataset: { label: 'Memory' } }, reported
       ? meter({ label: `Memory of ${cluster.name}`, ratio: cluster.memory_usage_ratio, threshold: cluster.memory_threshold, detail: `${bytes(cluster.memory_usage)} of ${bytes(cluster.memory_total_amount)}`, compact: true })
       : h('span', { class: 'muted' }, '–')),
@@ -80,6 +109,7 @@ function clusterRow(cluster) {
   return h('tr', {}, COLUMNS.map((column) => {
     const cell = cells[column.key];
     if (column.narrowHide) cell.classList.add('narrow-hide');
+    if (column.midHide) cell.classList.add('mid-hide');
     return cell;
   }));
 }
@@ -88,6 +118,7 @@ export function mount(root, ctx) {
   ctx.setTitle('Clusters');
   let state = readState(ctx.query);
   let sequence = 0;
+  let countSequence = 0;
   let searchTimer = 0;
   let counts = null;
 
@@ -96,6 +127,12 @@ export function mount(root, ctx) {
     placeholder: 'Search by name', autocomplete: 'off', spellcheck: 'false',
   });
   const healthGroup = h('div', { class: 'segmented', role: 'radiogroup', 'aria-labelledby': 'health-filter-label' });
+  const sortSelect = h('select', { id: 'cluster-sort', class: 'select' },
+    SORTS.flatMap(([key, label, ascending, descending]) => [
+      h('option', { value: `${key}:asc` }, `${label} (${ascending})`),
+      h('option', { value: `${key}:desc` }, `${label} (${descending})`),
+    ]));
+  const activeFilters = h('div', { class: 'active-filters', id: 'active-filters', 'aria-live': 'polite' });
   const sizeSelect = h('select', { id: 'page-size', class: 'select' },
     PAGE_SIZES.map((size) => h('option', { value: size, selected: size === state.limit }, `${size} per page`)));
   const headRow = h('tr', {});
@@ -122,7 +159,11 @@ export function mount(root, ctx) {
         searchInput),
       h('div', { class: 'toolbar-filter' },
         h('span', { id: 'health-filter-label', class: 'toolbar-label' }, 'Health'),
-        healthGroup)),
+        healthGroup),
+      h('div', { class: 'toolbar-sort' },
+        h('label', { for: 'cluster-sort', class: 'toolbar-label' }, 'Sort by'),
+        sortSelect)),
+    activeFilters,
     problem,
     h('div', { class: 'table-card' },
       h('div', { class: 'table-scroll' }, table),
@@ -133,33 +174,72 @@ export function mount(root, ctx) {
           h('label', { for: 'page-size', class: 'visually-hidden' }, 'Clusters per page'),
           sizeSelect, previous, pageLabel, next)))));
 
+  function sortButton(sort, label, className) {
+    const active = state.sort === sort;
+    const arrow = active ? (state.order === 'asc' ? '▲' : '▼') : '';
+    return h('button', {
+      type: 'button', class: className, dataset: { focusKey: `sort-${sort}` },
+      'aria-pressed': active ? 'true' : 'false',
+      on: { click: () => sortBy(sort) },
+    }, label, h('span', { class: 'sort-arrow', 'aria-hidden': 'true' }, arrow));
+  }
+
   function renderHead() {
     replace(headRow, COLUMNS.map((column) => {
-      const active = state.sort === column.sort;
-      const arrow = active ? (state.order === 'asc' ? '▲' : '▼') : '';
+      const sorted = [column.sort, column.also && column.also.sort].includes(state.sort);
       return h('th', {
         scope: 'col',
-        class: [column.numeric && 'numeric', column.narrowHide && 'narrow-hide'],
-        'aria-sort': active ? (state.order === 'asc' ? 'ascending' : 'descending') : null,
-      }, h('button', {
-        type: 'button', class: 'sort-button', dataset: { focusKey: `sort-${column.sort}` },
-        on: { click: () => sortBy(column.sort) },
-      }, column.label, h('span', { class: 'sort-arrow', 'aria-hidden': 'true' }, arrow)));
+        class: [column.numeric && 'numeric', column.narrowHide && 'narrow-hide', column.midHide && 'mid-hide'],
+        'aria-sort': sorted ? (state.order === 'asc' ? 'ascending' : 'descending') : null,
+      }, sortButton(column.sort, column.label, 'sort-button'),
+      column.also ? sortButton(column.also.sort, column.also.label, 'sort-button sort-button-sub') : null);
     }));
+  }
+
+  function healthCount(value) {
+    if (!counts) return null;
+    if (!value) return counts.total;
+    return value.split(',').reduce((sum, part) => sum + (Number(counts.by_health[part]) || 0), 0);
   }
 
   function renderHealthFilter() {
     replace(healthGroup, HEALTH_FILTERS.map((value) => {
       const checked = state.health === value;
-      const total = counts ? (value ? counts.by_health[value] : counts.total) : null;
-      const label = value ? healthText(value === 'pending' ? 'pending' : value) : 'All';
+      const total = healthCount(value);
       return h('button', {
         type: 'button', role: 'radio', class: 'segment', 'aria-checked': checked ? 'true' : 'false',
         tabindex: checked || (!HEALTH_FILTERS.includes(state.health) && !value) ? '0' : '-1',
         dataset: { focusKey: `health-${value || 'all'}`, value },
         on: { click: () => filterHealth(value), keydown: segmentKeys },
-      }, value === 'pending' ? 'Pending' : label, total !== null && total !== undefined ? h('span', { class: 'segment-count' }, count(total)) : null);
+      }, healthFilterLabel(value), total !== null && total !== undefined ? h('span', { class: 'segment-count' }, count(total)) : null);
     }));
+  }
+
+  /** The filters in force, each with its own clear button, and one to clear them all. */
+  function renderActiveFilters() {
+    const chips = [];
+    if (state.health) {
+      chips.push(h('span', { class: 'chip', dataset: { filter: 'health' } },
+        h('span', {}, 'Health: ', h('strong', {}, healthFilterLabel(state.health))),
+        h('button', { type: 'button', class: 'chip-clear', 'aria-label': 'Clear the health filter', on: { click: () => change({ health: '', page: 1 }) } }, '×')));
+    }
+    if (state.search) {
+      chips.push(h('span', { class: 'chip', dataset: { filter: 'search' } },
+        h('span', {}, 'Name contains ', h('strong', {}, `“${state.search}”`)),
+        h('button', { type: 'button', class: 'chip-clear', 'aria-label': 'Clear the search', on: { click: () => { searchInput.value = ''; change({ search: '', page: 1 }); } } }, '×')));
+    }
+    if (!chips.length) {
+      activeFilters.replaceChildren();
+      return;
+    }
+    replace(activeFilters,
+      h('span', { class: 'toolbar-label' }, 'Filtered by'),
+      chips,
+      chips.length > 1 ? h('button', { type: 'button', class: 'button button-base button-small', on: { click: clearFilters } }, 'Clear filters') : null);
+  }
+
+  function renderSort() {
+    sortSelect.value = `${state.sort}:${state.order}`;
   }
 
   function segmentKeys(event) {
@@ -174,12 +254,19 @@ export function mount(root, ctx) {
     });
   }
 
+  function renderControls() {
+    renderHead();
+    renderHealthFilter();
+    renderActiveFilters();
+    renderSort();
+  }
+
+  /** A new query of the table: only the page is fetched (the counts cannot have changed). */
   function change(changes) {
     state = { ...state, ...changes };
     ctx.setQuery(urlQuery(state));
-    renderHead();
-    renderHealthFilter();
-    return refresh().then(ctx.markUpdated).catch(() => {});
+    renderControls();
+    return loadPage().then(ctx.markUpdated).catch(() => {});
   }
 
   function sortBy(key) {
@@ -193,12 +280,20 @@ export function mount(root, ctx) {
 
   searchInput.addEventListener('input', () => {
     window.clearTimeout(searchTimer);
-    searchTimer = window.setTimeout(() => change({ search: searchInput.value.trim(), page: 1 }), 250);
+    searchTimer = window.setTimeout(() => {
+      const search = searchInput.value.trim();
+      if (search !== state.search) change({ search, page: 1 });
+    }, SEARCH_DELAY_MS);
+  });
+  sortSelect.addEventListener('change', () => {
+    const [sort, order] = sortSelect.value.split(':');
+    change({ sort, order, page: 1 });
   });
   searchInput.addEventListener('keydown', (event) => {
     if (event.key === 'Enter') {
       window.clearTimeout(searchTimer);
-      change({ search: searchInput.value.trim(), page: 1 });
+      const search = searchInput.value.trim();
+      if (search !== state.search) change({ search, page: 1 });
     }
   });
   sizeSelect.addEventListener('change', () => change({ limit: Number(sizeSelect.value), page: 1 }));
@@ -237,30 +332,57 @@ export function mount(root, ctx) {
     }
   }
 
-  async function refresh() {
+  let shown = false;
+
+  /** The page of clusters the state asks for; an answer overtaken by a newer query is dropped. */
+  async function loadPage() {
     const mine = ++sequence;
-    const [pageResult, overviewResult] = await Promise.allSettled([api.clusters(apiQuery(state)), api.overview()]);
-    if (mine !== sequence) return;
-    if (overviewResult.status === 'fulfilled') {
-      counts = overviewResult.value.clusters;
-      renderHealthFilter();
-    }
-    if (pageResult.status === 'rejected') {
-      replace(problem, errorNotice(pageResult.reason, () => refresh().then(ctx.markUpdated).catch(() => {})));
+    let page;
+    try {
+      page = await api.clusters(apiQuery(state));
+    } catch (error) {
+      if (mine !== sequence) return;
+      const retry = () => loadPage().then(ctx.markUpdated).catch(() => {});
       summary.textContent = 'The clusters could not be loaded.';
-      throw pageResult.reason;
+      if (shown) {
+        replace(problem, errorNotice(error, retry));
+      } else {
+        table.hidden = true;
+        replace(emptyArea, errorState(error, retry));
+      }
+      throw error;
     }
+    if (mine !== sequence) return;
     problem.replaceChildren();
-    const page = pageResult.value;
     if (page.clusters.length === 0 && page.total > 0 && state.page > 1) {
       state = { ...state, page: Math.max(1, Math.ceil(page.total / state.limit)) };
       ctx.setQuery(urlQuery(state));
-      return refresh();
+      await loadPage();
+      return;
     }
+    shown = true;
     renderPage(page);
   }
 
-  renderHead();
-  renderHealthFilter();
+  /** The counts of the health filter: fetched on load and refresh only, never waited for. */
+  async function loadCounts() {
+    const mine = ++countSequence;
+    try {
+      const overview = await api.overview();
+      if (mine !== countSequence) return;
+      counts = overview.clusters;
+      renderHealthFilter();
+    } catch {
+      // The filter works without its counts; the table says what went wrong, if anything.
+    }
+  }
+
+  /** On load, on the timer and on Refresh: the page, and the counts beside it. */
+  async function refresh() {
+    loadCounts();
+    await loadPage();
+  }
+
+  renderControls();
   return { refresh, destroy: () => window.clearTimeout(searchTimer) };
 }

@@ -2,10 +2,9 @@
 
 import { api } from '../api.js';
 import { announce, h, replace } from '../dom.js';
-import { until, when } from '../format.js';
 import {
-  button, card, clearFieldErrors, confirmDialog, copyButton, countBadge, errorNotice, field,
-  pageHeader, showFieldError,
+  button, card, clearFieldErrors, confirmDialog, copyButton, countBadge, errorNotice, errorState, field,
+  pageHeader, showFieldError, timeText,
 } from '../components.js';
 
 const EXPIRIES = [['1h', '1 hour'], ['1d', '1 day'], ['7d', '7 days'], ['30d', '30 days']];
@@ -18,7 +17,7 @@ function tokenResult(token) {
     h('div', { class: 'card-header' }, h('h2', { class: 'card-title', id: 'token-title' }, `Join token for ${token.name}`)),
     h('div', { class: 'card-body' },
       h('p', {}, 'Run this command on one member of the MicroCloud cluster. The token is shown only now; it works once and expires ',
-        h('time', { datetime: token.expires_at, title: when(token.expires_at) }, until(token.expires_at)), '.'),
+        timeText(token.expires_at), '.'),
       h('div', { class: 'copy-block' },
         h('div', { class: 'copy-label', id: 'join-command-label' }, 'Command'),
         h('div', { class: 'copy-row' }, h('pre', { class: 'code', 'aria-labelledby': 'join-command-label' }, commandText), copyButton(() => token.command, 'Copy the join command'))),
@@ -118,8 +117,8 @@ export function mount(root, ctx) {
       h('tbody', {}, tokens.map((token) => h('tr', {},
         h('td', { class: 'cell-name' }, token.name),
         h('td', { class: 'narrow-hide' }, token.description || h('span', { class: 'muted' }, '–')),
-        h('td', { class: 'narrow-hide' }, h('time', { datetime: token.created_at }, when(token.created_at))),
-        h('td', {}, token.expired ? countBadge('Expired', 'stale') : h('time', { datetime: token.expires_at, title: when(token.expires_at) }, until(token.expires_at))),
+        h('td', { class: 'narrow-hide' }, timeText(token.created_at)),
+        h('td', {}, token.expired ? countBadge('Expired', 'stale') : timeText(token.expires_at)),
         h('td', { class: 'cell-actions' }, button('Revoke', {
           kind: 'base',
           onClick: () => revoke(token),
@@ -127,12 +126,16 @@ export function mount(root, ctx) {
         }))))))));
   }
 
+  let shown = false;
   async function refresh() {
     try {
       renderTokens(await api.tokens());
+      shown = true;
       tokensProblem.replaceChildren();
     } catch (error) {
-      replace(tokensProblem, errorNotice(error, () => refresh().catch(() => {})));
+      const retry = () => refresh().then(ctx.markUpdated).catch(() => {});
+      if (shown) replace(tokensProblem, errorNotice(error, retry));
+      else replace(tokensBody, errorState(error, retry));
       throw error;
     }
   }
