@@ -26,7 +26,7 @@ import pytest
 import requests
 import schemathesis
 from cluster_manager.fleet import SimulatedCluster
-from cluster_manager.management.openapi import DOCUMENT, OPENAPI_PATH
+from cluster_manager.management.openapi import OPENAPI_PATH, document
 from cluster_manager.management.sessions import SESSION_COOKIE
 from conftest import ServerProcess
 from e2e_fixtures import create_token
@@ -72,7 +72,7 @@ def api(unit, fleet) -> Iterator[dict[str, Any]]:
     served = requests.get(
         url + OPENAPI_PATH, verify=unit.settings.management_cert_file, timeout=10
     )
-    assert served.json() == json.loads(json.dumps(DOCUMENT)), "the unit serves another document"
+    assert served.json() == json.loads(json.dumps(document())), "the unit serves another document"
     yield {
         "base_url": url,
         "cookies": {SESSION_COOKIE: session},
@@ -116,7 +116,7 @@ CONFIG = schemathesis.Config.from_dict(
         },
     }
 )
-schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
+schema = schemathesis.openapi.from_dict(document(), config=CONFIG)
 
 
 @schema.parametrize()

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from cluster_manager import clusters, db, logs, tokens, validation
 from cluster_manager.errors import ApiError
+from cluster_manager.fields import field_message
 from cluster_manager.settings import Settings, SettingsError, load_settings
 
 STATE_DIR_ENV = "CLUSTER_MANAGER_STATE_DIR"
@@ -69,6 +71,7 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
 
 
 def _output(data: Any, fmt: str, columns: Sequence[str]) -> None:
+    data = msgspec.to_builtins(data)
     if fmt == "json":
         print(json.dumps(data, indent=2))
     elif isinstance(data, list):
@@ -222,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except (ApiError, CliError, SettingsError) as error:
         print(f"Error: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 1
+    except msgspec.ValidationError as error:
+        print(f"Error: {field_message(error, 'arguments')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -24,9 +24,10 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
+import msgspec
 from aiohttp import web
 
 from cluster_manager.envelope import Handler, error_response
@@ -45,6 +46,7 @@ from cluster_manager.management.oidc import (
     pkce_pair,
     same,
 )
+from cluster_manager.management.operations import Redirect, documented
 from cluster_manager.management.sessions import Sealer, Session
 from cluster_manager.settings import Settings
 
@@ -198,6 +200,17 @@ async def _groups(auth: _Auth, claims: dict[str, Any], access_token: str) -> tup
 # --- routes -------------------------------------------------------------------------------
 
 
+class CallbackQuery(msgspec.Struct):
+    """The identity provider's answer to /oidc/login (RFC 6749 section 4.1.2, RFC 9207)."""
+
+    code: Annotated[str, msgspec.Meta(description="authorization code")] = ""
+    state: Annotated[str, msgspec.Meta(description="state sent by /oidc/login")] = ""
+    iss: Annotated[str, msgspec.Meta(description="the issuer answering")] = ""
+    error: Annotated[str, msgspec.Meta(description="the provider's refusal")] = ""
+
+
+@documented(response=Redirect, signed_in=False)
+
 async def login(request: web.Request) -> web.StreamResponse:
     """Send the browser to the identity provider (authorization code with PKCE)."""
     auth = request.app[AUTH]
@@ -217,6 +230,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@documented(
+    response=Redirect, query=CallbackQuery, errors=(400, 401, 503), signed_in=False,
+    summary="The identity provider's answer: starts the session, redirects to /",
+)
 async def callback(request: web.Request) -> web.StreamResponse:
     """Finish the code flow: check state, exchange the code, check the ID token, sign in."""
     auth = request.app[AUTH]
@@ -283,6 +300,7 @@ def _start_session(response: web.StreamResponse, auth: _Auth, session: Session) 
     return sealed_session
 
 
+@documented(response=Redirect, signed_in=False)
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session here and, where the provider offers it, at the provider."""
     auth = request.app[AUTH]
