@@ -18,6 +18,7 @@ from cluster_manager import clusters, db, logs, tokens, validation
 from cluster_manager.errors import ApiError
 from cluster_manager.fields import field_message
 from cluster_manager.settings import Settings, SettingsError, load_settings
+from cluster_manager.settings import help_text as settings_help
 
 STATE_DIR_ENV = "CLUSTER_MANAGER_STATE_DIR"
 DEFAULT_STATE_DIR = ".cluster-manager"
@@ -179,7 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("serve", help="run the servers").set_defaults(func=cmd_serve)
+    commands.add_parser(
+        "serve",
+        help="run the servers",
+        description="Run the Management API, the Cluster Connector and the ops server.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).set_defaults(func=cmd_serve)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     demo = commands.add_parser("demo", help="run a local demo with an embedded PostgreSQL")
     demo.add_argument(

@@ -36,6 +36,7 @@ Timestamp = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-
 # "Expected `int` >= 1 - at `$.limit`" -> ("Expected `int` >= 1", "limit")
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
 _FIELD_NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
+_NAMES_ITS_FIELD = re.compile(r"^[a-z_][a-z0-9_]*: ")
 _WORDS = (
     (re.compile(r"^Object missing required field `[^`]*`"), "required"),
     (re.compile(r"^Object contains unknown field `[^`]*`"), "not a known field"),
@@ -51,6 +52,8 @@ def field_message(error: msgspec.DecodeError, root: str = "body") -> str:
     """
     match = _AT.match(str(error))
     what, path = (match.group("what"), match.group("path")) if match else (str(error), None)
+    if path is None and _NAMES_ITS_FIELD.match(what):
+        return what[:264]  # a check in __post_init__ that names its field itself
     named = _FIELD_NAMED.match(what)
     field = ".".join(p for p in (path, named.group(1) if named else None) if p) or root
     for pattern, words in _WORDS:
