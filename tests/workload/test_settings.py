@@ -46,7 +46,10 @@ def test_config_file_named_by_environment(tmp_path):
         ("colour = 'blue'\n", "unknown setting 'colour'"),
         ("connector_port = 'high'\n", "connector_port"),
         ("connector_port = 70000\n", "connector_port: expected int ≤ 65535"),
-        ("connector_addresses = ['no-port']\n", "^connector_addresses: 'no-port' is not host:port"),
+        (
+            "connector_addresses = ['no-port']\n",
+            "^connector_addresses: 'no-port' is not host:port",
+        ),
         ("stale_after_intervals = 0.5\n", "stale_after_intervals: expected float ≥ 1"),
         ("heartbeat_interval = 'soon'\n", "^heartbeat_interval: expected int, got str"),
         ("this is not toml", "config file"),

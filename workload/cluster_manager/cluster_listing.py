@@ -47,7 +47,7 @@ SORT_KEYS = {
     "memory_usage_ratio": "d.memory_usage_ratio",
     "storage_max_usage_ratio": "d.storage_max_usage_ratio",
 }
-assert set(SORT_KEYS) == set(get_args(SortKey))  # noqa: S101 - a declaration check at import
+assert set(SORT_KEYS) == set(get_args(SortKey))
 ORDERS = {"asc": "ASC", "desc": "DESC"}
 
 ROW_COLUMNS = f"""
@@ -123,11 +123,13 @@ class Cluster(EnrolledCluster, kw_only=True):
     warnings: list[ClusterWarning]
     heartbeat_age_seconds: Annotated[
         float | None,
-        msgspec.Meta(description="seconds since the last heartbeat (server clock); null before one"),
+        msgspec.Meta(
+            description="seconds since the last heartbeat (server clock); null before one"
+        ),
     ]
     memory_usage_ratio: Ratio | None
-    storage_total_amount: Annotated[Bytes, msgspec.Meta(description="every pool summed")]
-    storage_usage: Annotated[Bytes, msgspec.Meta(description="every pool summed")]
+    storage_total_amount: Annotated[Bytes, msgspec.Meta(description="bytes, every pool summed")]
+    storage_usage: Annotated[Bytes, msgspec.Meta(description="bytes, every pool summed")]
     storage_max_usage_ratio: Annotated[
         Ratio | None,
         msgspec.Meta(description="usage/total of the fullest pool; null when no pool has a size"),

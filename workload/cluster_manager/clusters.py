@@ -13,7 +13,7 @@ import msgspec
 from cluster_manager import validation
 from cluster_manager.certificates import InvalidCertificateError, der_of, fingerprint, parse_pem
 from cluster_manager.errors import BadRequest, Conflict, Forbidden, NotFound
-from cluster_manager.fields import Bytes, Count, Description, Name, Percent, Timestamp
+from cluster_manager.fields import Bytes, Count, Description, Percent, Timestamp
 from cluster_manager.join_token import InvalidTokenError, JoinToken
 
 HMAC_SCHEME = "ClusterManager-HMAC-1.0"
@@ -133,7 +133,10 @@ def cluster_fields(row: asyncpg.Record) -> dict[str, Any]:
     The status lists are the JSON the heartbeat stored after validating it.
     """
     has_details = row["cpu_total_count"] is not None
-    loads = {k: f"{row[k]:.2f}" if has_details else "" for k in ("cpu_load_1", "cpu_load_5", "cpu_load_15")}
+    loads = {
+        k: f"{row[k]:.2f}" if has_details else ""
+        for k in ("cpu_load_1", "cpu_load_5", "cpu_load_15")
+    }
     return dict(
         **loads,
         name=row["name"],

@@ -63,19 +63,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ] = ()
 
     # Plain-HTTP port for probes and Prometheus: /health/live, /health/ready, /metrics.
-    ops_host: Annotated[str, doc("ops (plain HTTP: probes, /metrics) listen address")] = ANY_ADDRESS
+    ops_host: Annotated[str, doc("ops (plain HTTP: probes, /metrics) listen address")] = (
+        ANY_ADDRESS
+    )
     ops_port: Annotated[Port, doc("ops port: /health/live, /health/ready, /metrics")] = 9002
 
-    heartbeat_interval: Annotated[int, doc("seconds between heartbeats, told to clusters", ge=1)] = 60
+    heartbeat_interval: Annotated[
+        int, doc("seconds between heartbeats, told to clusters", ge=1)
+    ] = 60
     stale_after_intervals: Annotated[
         float, doc("a cluster is stale after this many missed heartbeat intervals", ge=1)
     ] = 3.0
     token_expiry: Annotated[int, doc("default join-token lifetime, seconds", ge=60)] = 86400
 
     # Connector limits.
-    max_heartbeat_bytes: Annotated[int, doc("largest heartbeat body, bytes", ge=1)] = 16 * 1024 * 1024
+    max_heartbeat_bytes: Annotated[int, doc("largest heartbeat body, bytes", ge=1)] = (
+        16 * 1024 * 1024
+    )
     max_join_bytes: Annotated[int, doc("largest join body, bytes", ge=1)] = 64 * 1024
-    heartbeat_rate_per_minute: Annotated[float, doc("heartbeats per minute per cluster", gt=0)] = 6.0
+    heartbeat_rate_per_minute: Annotated[float, doc("heartbeats per minute per cluster", gt=0)] = (
+        6.0
+    )
     heartbeat_burst: Annotated[int, doc("heartbeat burst per cluster", ge=1)] = 10
     join_rate_per_minute: Annotated[float, doc("joins per minute per claimed name", gt=0)] = 5.0
     join_burst: Annotated[int, doc("join burst per claimed name", ge=1)] = 5

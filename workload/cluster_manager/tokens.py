@@ -56,7 +56,7 @@ class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
     expiry: Expiry = None
 
 
-class Token(msgspec.Struct, kw_only=True):
+class PendingToken(msgspec.Struct, kw_only=True):
     """A pending join token (never its secret)."""
 
     name: str
@@ -65,13 +65,13 @@ class Token(msgspec.Struct, kw_only=True):
     created_at: Timestamp
 
 
-class TokenState(Token, kw_only=True):
+class Token(PendingToken, kw_only=True):
     """A pending join token and whether it has expired."""
 
     expired: bool
 
 
-class CreatedToken(Token, kw_only=True):
+class CreatedToken(PendingToken, kw_only=True):
     """A new join token, shown once, and the command a cluster member runs with it."""
 
     token: Annotated[str, msgspec.Meta(description="base64 join token (shown once)")]
@@ -84,9 +84,9 @@ class ConfigurationError(ApiError):
     status = 500
 
 
-def token_row(row: asyncpg.Record) -> Token:
+def token_row(row: asyncpg.Record) -> PendingToken:
     """A pending token as the APIs show it (never the secret)."""
-    return Token(
+    return PendingToken(
         name=row["name"],
         description=row["description"],
         expires_at=row["expires_at"],
@@ -126,14 +126,14 @@ async def create_token(
     return token, created
 
 
-async def list_tokens(pool: asyncpg.Pool) -> list[Token]:
+async def list_tokens(pool: asyncpg.Pool) -> list[PendingToken]:
     """Every pending token, oldest first, without secrets."""
     return [token_row(row) for row in await pool.fetch(SELECT_TOKENS)]
 
 
-async def list_tokens_with_state(pool: asyncpg.Pool) -> list[TokenState]:
+async def list_tokens_with_state(pool: asyncpg.Pool) -> list[Token]:
     """Every pending token, oldest first, without secrets, each saying whether it has expired."""
-    return [TokenState(**dict(row)) for row in await pool.fetch(SELECT_TOKENS_WITH_STATE)]
+    return [Token(**dict(row)) for row in await pool.fetch(SELECT_TOKENS_WITH_STATE)]
 
 
 async def revoke_token(pool: asyncpg.Pool, name: str) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 from cluster_manager.errors import BadRequest
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})")
-MAX_DESCRIPTION = 1024
 INT64_MAX = 2**63 - 1
 _DURATION = re.compile(r"([0-9]{1,9})([smhdw]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -72,11 +71,6 @@ def decimal_string(value: Any, field: str, maximum: float = 1e9) -> float:
     if not math.isfinite(number) or not 0 <= number <= maximum:
         raise BadRequest(f"{field} must be between 0 and {maximum:g}")
     return number
-
-
-def threshold(value: Any, field: str) -> int:
-    """A warning threshold in percent."""
-    return integer(value, field, 0, 100)
 
 
 def duration(value: Any, field: str = "expires_in") -> timedelta:

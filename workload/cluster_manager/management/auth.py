@@ -210,7 +210,6 @@ class CallbackQuery(msgspec.Struct):
 
 
 @documented(response=Redirect, signed_in=False)
-
 async def login(request: web.Request) -> web.StreamResponse:
     """Send the browser to the identity provider (authorization code with PKCE)."""
     auth = request.app[AUTH]
@@ -231,7 +230,10 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 @documented(
-    response=Redirect, query=CallbackQuery, errors=(400, 401, 503), signed_in=False,
+    response=Redirect,
+    query=CallbackQuery,
+    errors=(400, 401, 503),
+    signed_in=False,
     summary="The identity provider's answer: starts the session, redirects to /",
 )
 async def callback(request: web.Request) -> web.StreamResponse:

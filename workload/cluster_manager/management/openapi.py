@@ -1,8 +1,12 @@
-"""The OpenAPI 3.1 document of the Management API, served at GET /openapi.json.
+"""The OpenAPI 3.0 document of the Management API, served at GET /openapi.json.
 
 Generated from the application's route table and, for each route, the ``@documented`` models
 of its handler (see operations.py): their JSON Schemas come from msgspec, descriptions from the
 models' docstrings and field metadata, summaries from the handlers' docstrings.
+
+OpenAPI 3.0 rather than 3.1: its JSON Schema dialect says what the API does for integers
+(60.0 is refused where an integer is expected; in JSON Schema 2020-12 it is an integer). msgspec
+writes 2020-12, so ``openapi30`` rewrites the few differences (null, exclusive bounds).
 """
 
 from __future__ import annotations
@@ -94,12 +98,15 @@ def _request_body(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
 def _responses(operation: Operation, response_schema: dict[str, Any] | None) -> dict[str, Any]:
     content: dict[str, Any]
     if operation.response is Redirect:
-        answers: dict[str, Any] = {"302": {"description": "redirect"}, "303": {"description": "redirect"}}
+        answers: dict[str, Any] = {
+            "302": {"description": "redirect"},
+            "303": {"description": "redirect"},
+        }
     elif operation.response is NoEnvelope:
         content = {"application/json": {"schema": {"type": "object"}}}
         answers = {"200": {"description": operation.response_description, "content": content}}
     else:
-        metadata = response_schema if response_schema is not None else {"type": "null"}
+        metadata = response_schema or {"nullable": True, "enum": [None]}
         envelope = {
             "allOf": [_ref(SyncEnvelope), {"type": "object", "properties": {"metadata": metadata}}]
         }
@@ -109,6 +116,32 @@ def _responses(operation: Operation, response_schema: dict[str, Any] | None) -> 
     for status in operation.errors:
         answers[str(status)] = {"description": ERROR_REASONS[status], "content": error}
     return answers
+
+
+def openapi30(node: Any) -> Any:
+    """A msgspec (JSON Schema 2020-12) schema in OpenAPI 3.0's dialect."""
+    if isinstance(node, list):
+        return [openapi30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: openapi30(value) for key, value in node.items()}
+    if node.get("type") == "null":
+        return {"nullable": True, "enum": [None]}
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if not isinstance(node.get(exclusive, True), bool):
+            node[bound], node[exclusive] = node[exclusive], True
+    choices = node.get("anyOf", [])
+    if any(choice == {"nullable": True, "enum": [None]} for choice in choices):
+        rest = [choice for choice in choices if choice != {"nullable": True, "enum": [None]}]
+        del node["anyOf"]
+        if len(rest) > 1:
+            node["anyOf"] = rest
+        elif "$ref" in rest[0]:
+            node["allOf"] = rest
+        else:
+            node = {**rest[0], **node}
+        node["nullable"] = True
+    return node
 
 
 def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
@@ -131,7 +164,8 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
             models.append(operation.response)
     unique = list(dict.fromkeys(models))
     refs, schemas = msgspec.json.schema_components(unique, ref_template=REF_TEMPLATE)
-    response_schemas = dict(zip(unique, refs, strict=True))
+    schemas = openapi30(schemas)
+    response_schemas = dict(zip(unique, openapi30(refs), strict=True))
     query_parameters = {
         model: _query_parameters(model, schemas)
         for model in dict.fromkeys(op.query for *_, op in found if op.query is not None)
@@ -163,7 +197,7 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
         entry["responses"] = _responses(operation, response_schemas.get(operation.response))
         item[method] = entry
     return {
-        "openapi": "3.1.0",
+        "openapi": "3.0.3",
         "info": INFO,
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
         "security": [{"session": []}],
@@ -174,8 +208,8 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
 @functools.cache
 def document() -> dict[str, Any]:
     """The document of the Management API as ``create_app`` builds it."""
-    from cluster_manager.management.app import create_app  # noqa: PLC0415 - app imports us
-    from cluster_manager.settings import Settings  # noqa: PLC0415
+    from cluster_manager.management.app import create_app
+    from cluster_manager.settings import Settings
 
     return build_document(create_app(Settings()).router)
 
@@ -190,7 +224,7 @@ def _document_bytes() -> bytes:
     response=NoEnvelope,
     signed_in=False,
     summary="This document (no sign-in)",
-    response_description="OpenAPI 3.1 document",
+    response_description="OpenAPI 3 document",
 )
 async def openapi_document(_request: web.Request) -> web.Response:
     """The OpenAPI document (not an envelope: tools read it as it is)."""

@@ -31,7 +31,7 @@ def _is_list(field: msgspec.inspect.Field) -> bool:
 def list_fields(model: type[msgspec.Struct]) -> frozenset[str]:
     """The fields of a query model given as comma-separated lists."""
     info = msgspec.inspect.type_info(model)
-    assert isinstance(info, msgspec.inspect.StructType)  # noqa: S101 - a model is a Struct
+    assert isinstance(info, msgspec.inspect.StructType)
     return frozenset(field.encode_name for field in info.fields if _is_list(field))
 
 

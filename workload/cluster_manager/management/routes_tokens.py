@@ -10,7 +10,7 @@ from cluster_manager.envelope import sync_response
 from cluster_manager.management.keys import SETTINGS
 from cluster_manager.management.operations import READ_ERRORS, WRITE_ERRORS, documented
 from cluster_manager.management.requests import json_body
-from cluster_manager.tokens import CreatedToken, TokenRequest, TokenState
+from cluster_manager.tokens import CreatedToken, Token, TokenRequest
 
 routes = web.RouteTableDef()
 
@@ -20,15 +20,21 @@ routes = web.RouteTableDef()
 async def create_token(request: web.Request) -> web.Response:
     """Create a join token; answers with the token and the command a cluster member runs."""
     wanted = await json_body(request, TokenRequest)
-    expires_in = validation.duration(wanted.expiry, "expiry") if wanted.expiry is not None else None
+    expires_in = (
+        validation.duration(wanted.expiry, "expiry") if wanted.expiry is not None else None
+    )
     _, created = await tokens.create_token(
-        request.app[POOL], request.app[SETTINGS], wanted.cluster_name, wanted.description, expires_in
+        request.app[POOL],
+        request.app[SETTINGS],
+        wanted.cluster_name,
+        wanted.description,
+        expires_in,
     )
     return sync_response(created)
 
 
 @routes.get("/1.0/remote-cluster-join-token")
-@documented(response=list[TokenState], errors=READ_ERRORS)
+@documented(response=list[Token], errors=READ_ERRORS)
 async def list_tokens(request: web.Request) -> web.Response:
     """Pending join tokens, oldest first, without secrets."""
     return sync_response(await tokens.list_tokens_with_state(request.app[POOL]))
