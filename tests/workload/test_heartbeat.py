@@ -9,6 +9,7 @@ import ssl
 import pytest
 from cluster_manager import clusters, tokens
 from cluster_manager.fleet import SimulatedCluster
+from msgspec import to_builtins
 from support import table_rows
 
 
@@ -41,7 +42,7 @@ async def test_heartbeat_is_stored_with_the_payload_values(cluster, pool):
 
     assert status == 200, body
     assert json.loads(body)["type"] == "sync"
-    shown = await clusters.get_cluster(pool, "edge-1")
+    shown = to_builtins(await clusters.get_cluster(pool, "edge-1"))
     for key in (
         "memory_total_amount",
         "memory_usage",
@@ -71,7 +72,7 @@ async def test_next_heartbeat_overwrites_the_details(cluster, pool):
     await cluster.heartbeat(second)
 
     assert await pool.fetchval("SELECT count(*) FROM remote_cluster_details") == 1
-    assert (await clusters.get_cluster(pool, "edge-1"))["memory_usage"] == 12345
+    assert to_builtins(await clusters.get_cluster(pool, "edge-1"))["memory_usage"] == 12345
 
 
 async def test_go_nil_slices_are_accepted_as_empty(cluster, pool):
@@ -88,7 +89,7 @@ async def test_go_nil_slices_are_accepted_as_empty(cluster, pool):
     status, body = await cluster.heartbeat(payload)
 
     assert status == 200, body
-    shown = await clusters.get_cluster(pool, "edge-1")
+    shown = to_builtins(await clusters.get_cluster(pool, "edge-1"))
     assert shown["instance_statuses"] == []
     assert shown["instance_count"] == 0
 

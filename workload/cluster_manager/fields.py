@@ -14,18 +14,14 @@ from typing import Annotated
 import msgspec
 
 NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+NAME_WORDS = "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+NO_NUL_REGEX = r"^[^\x00]*$"
 MAX_DESCRIPTION = 1024
 
-Name = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=NAME_REGEX,
-        description="1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
-    ),
-]
+Name = Annotated[str, msgspec.Meta(pattern=NAME_REGEX, description=NAME_WORDS)]
 Description = Annotated[
     str,
-    msgspec.Meta(max_length=MAX_DESCRIPTION, pattern=r"^[^\x00]*$", description="free text"),
+    msgspec.Meta(max_length=MAX_DESCRIPTION, pattern=NO_NUL_REGEX, description="free text"),
 ]
 Percent = Annotated[int, msgspec.Meta(ge=0, le=100, description="percent")]
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -37,7 +33,12 @@ Timestamp = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
 _FIELD_NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
 _NAMES_ITS_FIELD = re.compile(r"^[a-z_][a-z0-9_]*: ")
+_PATTERN_WORDS = {NAME_REGEX: f"expected {NAME_WORDS}", NO_NUL_REGEX: "must not contain NUL"}
 _WORDS = (
+    *(
+        (re.compile(re.escape(f"Expected `str` matching regex {regex!r}")), words)
+        for regex, words in _PATTERN_WORDS.items()
+    ),
     (re.compile(r"^Object missing required field `[^`]*`"), "required"),
     (re.compile(r"^Object contains unknown field `[^`]*`"), "not a known field"),
     (re.compile(r"^JSON is malformed.*", re.DOTALL), "not valid JSON"),
