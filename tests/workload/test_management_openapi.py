@@ -97,6 +97,7 @@ def test_a_field_declared_once_shows_up_in_the_document():
     @documented(response=Answer, errors=READ_ERRORS)
     async def colour(_request):
         """The colour of the day."""
+        return web.json_response({"colour": "teal"})
 
     app.add_routes(routes)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import asyncpg
 import msgspec
 
 from cluster_manager import cluster_health
-from cluster_manager.cluster_health import ClusterWarning
+from cluster_manager.cluster_health import ClusterWarning, Health
 from cluster_manager.cluster_listing import ClusterQuery, list_cluster_page
 from cluster_manager.clusters import StatusCount
 from cluster_manager.fields import Bytes, Count, Ratio, Timestamp
@@ -72,7 +72,7 @@ class AttentionCluster(msgspec.Struct):
     """A cluster that needs attention, with what is wrong."""
 
     name: str
-    health: Literal["stale", "warning"]
+    health: Annotated[Health, msgspec.Meta(description="stale or warning")]
     warnings: list[ClusterWarning]
     last_status_update_at: Timestamp | None
     heartbeat_age_seconds: float | None
@@ -171,7 +171,7 @@ def _ratio(usage: int, total: int) -> float | None:
 async def fleet_overview(pool: asyncpg.Pool, settings: Settings) -> Overview:
     """Everything the overview page shows, for the whole fleet."""
     attention_query = ClusterQuery(
-        health=(cluster_health.STALE, cluster_health.WARNING),
+        health=("stale", "warning"),
         sort="health",
         limit=MAX_WARNING_CLUSTERS,
     )
