@@ -7,6 +7,7 @@ Traefik's routes in line with config and integrations; collect-status alone sets
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import PurePosixPath
 
@@ -18,21 +19,19 @@ from charmlibs.interfaces.tls_certificates import (
     TLSCertificatesRequiresV4,
 )
 from charms.microcloud_cluster_manager_k8s.v0 import cos_interfaces as cos
+from charms.microcloud_cluster_manager_k8s.v0 import postgresql_client as pg
 from charms.microcloud_cluster_manager_k8s.v0.traefik_route import TraefikRouteRequirer
-from dpcharmlibs.interfaces import (
-    RequirerCommonModel,
-    ResourceProviderModel,
-    ResourceRequirerEventHandler,
-)
+from cosl import JujuTopology
 
 import dashboards
 import log_forwarding
 import metrics_endpoint
 import pebble_layer
 import traefik_config
+import unit_address
 import workload_config as wc
 from actions import JOIN_COMMAND, ClusterParams, EnrollClusterParams, workload_error
-from config import CharmConfig, ConfigError
+from config import OIDC_SECRET_KEY, CharmConfig, ConfigError
 from shared_secrets import ManagementTls, SecretStore, SharedSecrets
 
 logger = logging.getLogger(__name__)
@@ -52,24 +51,43 @@ REQUIRED_INTEGRATIONS = (DATABASE, CERTIFICATES, TRAEFIK_ROUTE)
 DATABASE_NAME = "cluster_manager"
 WORKLOAD_USER = "_daemon_"
 ACTION_TIMEOUT = 120.0
+# Written into the image by rockcraft.yaml: the workload's version.
+VERSION_FILE = PurePosixPath("/usr/share/cluster-manager/version")
+SERVED_PORTS = (
+    pebble_layer.MANAGEMENT_PORT,
+    pebble_layer.CONNECTOR_PORT,
+    pebble_layer.OPS_PORT,
+    wc.INTERNAL_PORT,
+)
+
+
+class InputProblem(Exception):
+    """An input the workload needs is missing or wrong; carries the status that says so.
+
+    ``stop`` is True only when the workload cannot serve at all (a required integration is
+    gone); every other problem leaves a running workload on its last good configuration.
+    """
+
+    def __init__(self, status: ops.StatusBase, stop: bool = False):
+        super().__init__(status.message)
+        self.status = status
+        self.stop = stop
 
 
 class ClusterManagerCharm(ops.CharmBase):
     """Runs the Cluster Manager behind Traefik, with PostgreSQL and TLS from integrations."""
 
+    _stored = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self.container = self.unit.get_container(CONTAINER)
-        self.config_error: str | None = None
-        try:
-            self.charm_config = self.load_config(CharmConfig)
-        except ConfigError as error:
-            self.config_error = str(error)
-            self.charm_config = CharmConfig()
+        self._stored.set_default(last_good_config={})
+        self.config_problem: str | None = None  # why the options in use are not the current
+        self.charm_config = self._usable_config()
         self.secrets = SecretStore(self.model, PEER)
-        self.database = ResourceRequirerEventHandler(
-            self, DATABASE, [RequirerCommonModel(resource=DATABASE_NAME)], ResourceProviderModel
-        )
+        self._address: str | None = None
+        self._address_looked_up = False
         self.certificates = TLSCertificatesRequiresV4(
             self,
             CERTIFICATES,
@@ -91,10 +109,9 @@ class ClusterManagerCharm(ops.CharmBase):
             self.on[PEER].relation_created,
             self.on[PEER].relation_changed,
             self.on[PEER].relation_departed,
+            self.on[DATABASE].relation_created,
+            self.on[DATABASE].relation_joined,
             self.on[DATABASE].relation_changed,
-            self.database.on.resource_created,
-            self.database.on.endpoints_changed,
-            self.database.on.authentication_updated,
             self.on[DATABASE].relation_broken,
             self.on[CERTIFICATES].relation_changed,
             self.certificates.on.certificate_available,
@@ -128,38 +145,83 @@ class ClusterManagerCharm(ops.CharmBase):
         framework.observe(self.on.revoke_join_token_action, self._on_revoke_join_token)
         framework.observe(self.on.remove_cluster_action, self._on_remove_cluster)
 
+    def _usable_config(self) -> CharmConfig:
+        """The options if they are valid and complete, else the last ones that were.
+
+        A typo in ``juju config`` must not take the service down: the charm keeps working
+        with the last good options and collect-status names the bad one (``config_problem``).
+        """
+        try:
+            config = self.load_config(CharmConfig)
+        except ConfigError as error:
+            self.config_problem = f"invalid config: {error}"
+            config = None
+        if config is not None and not config.missing_options():
+            last_good = dataclasses.asdict(config)
+            if dict(self._stored.last_good_config) != last_good:
+                self._stored.last_good_config = last_good
+            return config
+        if not self._stored.last_good_config:
+            return config or CharmConfig()  # nothing ever served; the inputs say what is missing
+        if config is not None:
+            self.config_problem = f"missing config: {', '.join(config.missing_options())}"
+        return CharmConfig(**dict(self._stored.last_good_config))
+
     # What the charm asks of others.
 
     def _certificate_requests(self) -> list[CertificateRequestAttributes]:
         domain = self.charm_config.management_api_domain
-        if self.config_error or not domain:
+        if not domain and self.config_problem and self.unit.is_leader():
+            # Bad options and none remembered: keep asking for the certificate in use, or
+            # the certificates library would withdraw its request.
+            tls = self.secrets.management_tls()
+            domain = min(tls.names) if tls is not None and len(tls.names) == 1 else ""
+        if not domain:
             return []
         return [CertificateRequestAttributes(common_name=domain, sans_dns=[domain])]
 
     def _connector_names(self) -> list[str]:
         domain = self.charm_config.cluster_connector_domain
-        return [domain] if domain and not self.config_error else []
+        return [domain] if domain else []
 
     # What others handed over.
 
-    def _database_credentials(self) -> wc.DatabaseCredentials | None:
-        for relation in self.database.relations:
-            if relation.app is None:
-                continue
-            try:
-                contract = self.database.interface.build_model(relation.id, component=relation.app)
-            except (ops.ModelError, ValueError):
-                logger.warning("database relation %d holds unreadable data", relation.id)
-                continue
-            for response in contract.requests:
-                if response.endpoints and response.username and response.password:
-                    return wc.DatabaseCredentials(
-                        endpoints=response.endpoints,
-                        username=response.username,
-                        password=response.password,
-                        database=response.resource or DATABASE_NAME,
-                    )
-        return None
+    def _database_credentials(self) -> wc.DatabaseCredentials:
+        """The credentials postgresql-k8s answered with; else the problem, as a status."""
+        relation = self.model.get_relation(DATABASE)
+        if relation is None:
+            raise InputProblem(ops.BlockedStatus(f"missing integrations: {DATABASE}"), stop=True)
+        answer = pg.read_answer(self.model, relation, DATABASE_NAME)
+        if isinstance(answer, pg.Problem):
+            status = ops.BlockedStatus if answer.blocked else ops.WaitingStatus
+            raise InputProblem(status(answer.message))
+        return wc.DatabaseCredentials(
+            endpoints=answer.endpoints,
+            username=answer.username,
+            password=answer.password,
+            database=answer.database,
+            tls=answer.tls,
+        )
+
+    def _oidc_client_secret(self) -> str:
+        """The client secret: the option's value, or the content of the secret it names."""
+        uri = self.charm_config.oidc_client_secret_uri
+        if uri is None:
+            return self.charm_config.oidc_client_secret
+        try:
+            content = self.model.get_secret(id=uri).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            raise InputProblem(
+                ops.BlockedStatus(
+                    f"oidc-client-secret: cannot read {uri}; run juju grant-secret for it"
+                )
+            ) from None
+        value = content.get(OIDC_SECRET_KEY, "")
+        if not value or "\n" in value or len(value) > 1024:
+            raise InputProblem(
+                ops.BlockedStatus(f"oidc-client-secret: {uri} has no one-line {OIDC_SECRET_KEY}")
+            )
+        return value
 
     def _assigned_management_tls(self) -> ManagementTls | None:
         """Leader only: the certificate the certificates integration issued, if any."""
@@ -175,14 +237,34 @@ class ClusterManagerCharm(ops.CharmBase):
                 pems.append(str(certificate))
         return ManagementTls(chain="\n".join(pems) + "\n", private_key=str(private_key))
 
+    def _own_address(self) -> str | None:
+        """The name (or address) other units and Traefik reach this unit on (once per hook)."""
+        if self._address_looked_up:
+            return self._address
+        self._address_looked_up = True
+        binding = self.model.get_binding(PEER)
+        ingress = None
+        if binding is not None:
+            try:
+                ingress = str(binding.network.ingress_address)
+            except (ops.ModelError, TypeError):
+                ingress = None
+        self._address = unit_address.own_address(ingress)
+        return self._address
+
     def _unit_hosts(self) -> list[str]:
-        units = {self.unit}
+        """Every unit's address: this unit's own, and what each peer published."""
+        hosts = set()
+        own = self._own_address()
+        if own:
+            hosts.add(own)
         peer = self.model.get_relation(PEER)
         if peer is not None:
-            units |= set(peer.units)
-        return [
-            traefik_config.unit_host(unit.name, self.app.name, self.model.name) for unit in units
-        ]
+            for unit in peer.units:
+                published = peer.data[unit].get(unit_address.PEER_KEY)
+                if unit_address.is_host(published):
+                    hosts.add(published)
+        return sorted(hosts)
 
     def _observability(self) -> wc.Observability:
         """Remote-write URLs and the Grafana link, from the COS integrations present."""
@@ -207,18 +289,43 @@ class ClusterManagerCharm(ops.CharmBase):
     # Reconcile.
 
     def _reconcile(self, _: ops.EventBase) -> None:
+        self._publish_address()
         if self.unit.is_leader():
             self._reconcile_leader()
         self._publish_telemetry()
+        self.unit.set_ports(*SERVED_PORTS)
         if self.container.can_connect():
             self._forward_logs()
-        inputs = self._workload_inputs()
-        if isinstance(inputs, ops.StatusBase):
-            self._stop_workload()
-        else:
-            self._configure_workload(*inputs)
+            self._set_workload_version()
+        try:
+            inputs = self._workload_inputs()
+        except InputProblem as problem:
+            if problem.stop:
+                self._stop_workload()
+            else:
+                logger.info("workload left as it is: %s", problem.status.message)
+            return
+        self._configure_workload(*inputs)
+
+    def _publish_address(self) -> None:
+        peer = self.model.get_relation(PEER)
+        address = self._own_address()
+        if (
+            peer is not None
+            and address
+            and peer.data[self.unit].get(unit_address.PEER_KEY) != address
+        ):
+            peer.data[self.unit][unit_address.PEER_KEY] = address
 
     def _reconcile_leader(self) -> None:
+        database = self.model.get_relation(DATABASE)
+        if database is not None:
+            pg.request(database, self.app, DATABASE_NAME)
+        for relation in self.model.relations[SEND_CA_CERT]:
+            # The library says so only in relation-created; a new leader or an upgraded
+            # charm says it again, or providers keep answering in the v0 form.
+            if relation.data[self.app].get("version") != "1":
+                relation.data[self.app]["version"] = "1"
         if self.model.get_relation(PEER) is None:
             return
         self.secrets.ensure_shared(self._connector_names())
@@ -228,7 +335,6 @@ class ClusterManagerCharm(ops.CharmBase):
         config = self.charm_config
         if (
             self.traefik_route.relation is not None
-            and not self.config_error
             and config.management_api_domain
             and config.cluster_connector_domain
         ):
@@ -241,14 +347,16 @@ class ClusterManagerCharm(ops.CharmBase):
                     connector_port=pebble_layer.CONNECTOR_PORT,
                     hosts=self._unit_hosts(),
                     health_check=config.traefik_health_check,
-                )
+                ),
+                raw=True,
             )
 
     def _publish_telemetry(self) -> None:
         """Scrape targets (every unit) and, from the leader, scrape jobs and dashboards."""
-        address = traefik_config.unit_host(self.unit.name, self.app.name, self.model.name)
+        address = self._own_address()
         for relation in self.model.relations[METRICS_ENDPOINT]:
-            cos.publish_scrape_unit(relation, self.unit, address)
+            if address:
+                cos.publish_scrape_unit(relation, self.unit, address)
         if not self.unit.is_leader():
             return
         topology = cos.topology(self)
@@ -278,6 +386,8 @@ class ClusterManagerCharm(ops.CharmBase):
         topology = cos.topology(self)
         labels = {f"juju_{key}": value for key, value in topology.items() if key != "charm_name"}
         labels["juju_charm"] = topology["charm_name"]
+        # The label COS dashboards select logs by, as Loki's own log forwarding sets it.
+        labels["job"] = f"juju_{JujuTopology.from_charm(self).identifier}"
         layer = log_forwarding.build_layer(urls, planned, labels, pebble_layer.SERVICE)
         if log_forwarding.needs_update(layer, planned):
             self.container.add_layer(log_forwarding.LAYER, layer, combine=True)
@@ -285,42 +395,60 @@ class ClusterManagerCharm(ops.CharmBase):
 
     def _workload_inputs(
         self,
-    ) -> tuple[wc.DatabaseCredentials, SharedSecrets, ManagementTls] | ops.StatusBase:
-        """Everything the workload needs, or the status that says what is missing."""
-        if self.config_error:
-            return ops.BlockedStatus(f"invalid config: {self.config_error}")
+    ) -> tuple[wc.DatabaseCredentials, SharedSecrets, ManagementTls, str, str]:
+        """Everything the workload needs; raises InputProblem saying what is missing."""
         missing_options = self.charm_config.missing_options()
         if missing_options:
-            return ops.BlockedStatus(f"missing config: {', '.join(missing_options)}")
+            # Config never stops a running service (it may run on options set before).
+            raise InputProblem(ops.BlockedStatus(f"missing config: {', '.join(missing_options)}"))
         missing = [name for name in (DATABASE, CERTIFICATES) if not self.model.relations[name]]
         if missing:
-            return ops.BlockedStatus(f"missing integrations: {', '.join(missing)}")
+            raise InputProblem(
+                ops.BlockedStatus(f"missing integrations: {', '.join(missing)}"), stop=True
+            )
         if not self.container.can_connect():
-            return ops.WaitingStatus("waiting for Pebble in the workload container")
+            raise InputProblem(ops.WaitingStatus("waiting for Pebble in the workload container"))
+        oidc_client_secret = self._oidc_client_secret()
         database = self._database_credentials()
-        if database is None:
-            return ops.WaitingStatus("waiting for database credentials")
         shared = self.secrets.shared()
-        if shared is None or shared.connector is None:
-            return ops.WaitingStatus("waiting for the leader to share the application secrets")
+        if shared is None or shared.connector is None or shared.internal_key is None:
+            raise InputProblem(
+                ops.WaitingStatus("waiting for the leader to share the application secrets")
+            )
         tls = self.secrets.management_tls()
         domain = self.charm_config.management_api_domain
         if tls is None or domain not in tls.names:
-            return ops.WaitingStatus(f"waiting for a certificate for {domain}")
-        return database, shared, tls
+            raise InputProblem(ops.WaitingStatus(f"waiting for a certificate for {domain}"))
+        own_address = self._own_address()
+        if own_address is None:
+            raise InputProblem(ops.WaitingStatus("waiting for this unit's network address"))
+        return database, shared, tls, oidc_client_secret, own_address
 
     def _files(
-        self, database: wc.DatabaseCredentials, shared: SharedSecrets, tls: ManagementTls
+        self,
+        database: wc.DatabaseCredentials,
+        shared: SharedSecrets,
+        tls: ManagementTls,
+        oidc_client_secret: str,
+        own_address: str,
     ) -> dict[PurePosixPath, tuple[str, int]]:
         assert shared.connector is not None
+        assert shared.internal_key is not None
         trusted_cas = sorted(self.trusted_cas.get_all_certificates())
         addresses = wc.connector_addresses(
             self.charm_config.cluster_connector_domain,
             routed_by_traefik=self.traefik_route.relation is not None,
             port=pebble_layer.CONNECTOR_PORT,
+            unit_hosts=self._unit_hosts(),
         )
         settings = wc.settings(
-            self.charm_config, database, addresses, bool(trusted_cas), self._observability()
+            self.charm_config,
+            database,
+            addresses,
+            bool(trusted_cas),
+            self._observability(),
+            oidc_client_secret=oidc_client_secret,
+            internal_host=own_address,
         )
         files = {
             wc.CONFIG_FILE: (wc.render_toml(settings), 0o600),
@@ -329,6 +457,7 @@ class ClusterManagerCharm(ops.CharmBase):
             wc.CONNECTOR_CERT_FILE: (shared.connector.certificate, 0o644),
             wc.CONNECTOR_KEY_FILE: (shared.connector.private_key, 0o600),
             wc.SESSION_KEY_FILE: (shared.session_key, 0o600),
+            wc.INTERNAL_KEY_FILE: (shared.internal_key, 0o600),
         }
         if trusted_cas:
             files[wc.TRUSTED_CA_FILE] = (
@@ -358,9 +487,15 @@ class ClusterManagerCharm(ops.CharmBase):
         return changed
 
     def _configure_workload(
-        self, database: wc.DatabaseCredentials, shared: SharedSecrets, tls: ManagementTls
+        self,
+        database: wc.DatabaseCredentials,
+        shared: SharedSecrets,
+        tls: ManagementTls,
+        oidc_client_secret: str,
+        own_address: str,
     ) -> None:
-        files_changed = self._push_changed(self._files(database, shared, tls))
+        files = self._files(database, shared, tls, oidc_client_secret, own_address)
+        files_changed = self._push_changed(files)
         layer = pebble_layer.build_layer(wc.CONFIG_FILE, WORKLOAD_USER)
         plan = self.container.get_plan()
         if plan.services.get(pebble_layer.SERVICE) != layer.services.get(
@@ -384,6 +519,14 @@ class ClusterManagerCharm(ops.CharmBase):
             self.container.stop(pebble_layer.SERVICE)
             logger.info("workload stopped until its inputs are complete")
 
+    def _set_workload_version(self) -> None:
+        try:
+            version = self.container.pull(VERSION_FILE).read().strip()
+        except (ops.pebble.PathError, ops.pebble.APIError):
+            return
+        if version and len(version) <= 64:
+            self.unit.set_workload_version(version)
+
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
         """Drop revisions of our own secrets that no unit reads any more."""
         if event.secret.label and event.secret.label.startswith("cluster-manager-"):
@@ -392,15 +535,21 @@ class ClusterManagerCharm(ops.CharmBase):
     # Status.
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        inputs = self._workload_inputs()
-        if isinstance(inputs, ops.BlockedStatus):
-            event.add_status(inputs)
+        if self.config_problem:
+            event.add_status(ops.BlockedStatus(self.config_problem))
+            return
+        try:
+            self._workload_inputs()
+        except InputProblem as problem:
+            if isinstance(problem.status, ops.BlockedStatus):
+                event.add_status(problem.status)
+                return
+            if not self.model.relations[TRAEFIK_ROUTE]:
+                event.add_status(ops.BlockedStatus(f"missing integrations: {TRAEFIK_ROUTE}"))
+            event.add_status(problem.status)
             return
         if not self.model.relations[TRAEFIK_ROUTE]:
             event.add_status(ops.BlockedStatus(f"missing integrations: {TRAEFIK_ROUTE}"))
-        if isinstance(inputs, ops.StatusBase):
-            event.add_status(inputs)
-            return
         checks = self.container.get_checks(pebble_layer.READINESS_CHECK)
         ready = checks.get(pebble_layer.READINESS_CHECK)
         if ready is None or ready.status != ops.pebble.CheckStatus.UP:
@@ -410,6 +559,7 @@ class ClusterManagerCharm(ops.CharmBase):
             self.charm_config.cluster_connector_domain,
             routed_by_traefik=True,
             port=pebble_layer.CONNECTOR_PORT,
+            unit_hosts=(),
         )
         event.add_status(
             ops.ActiveStatus(f"UI {self.charm_config.management_url}, connector {addresses[0]}")

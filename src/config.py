@@ -21,6 +21,10 @@ REQUIRED_OPTIONS = (
 )
 
 _MAX_TEXT = 1024
+# A Juju secret URI: "secret:", optionally "//<model-uuid>/", then a 20-character ID.
+_SECRET_URI = re.compile(r"^secret:(//[0-9a-f-]{36}/)?[0-9a-z]{20}$")
+# The key of a Juju user secret that holds the OIDC client secret.
+OIDC_SECRET_KEY = "client-secret"
 
 
 class ConfigError(ValueError):
@@ -46,7 +50,7 @@ class CharmConfig:
     oidc_admin_group: str = "admins"
     log_level: str = "info"
     stale_after_intervals: float = 3.0
-    traefik_health_check: bool = True
+    traefik_health_check: bool = False
 
     def __post_init__(self) -> None:
         """Refuse values the workload could not run with, naming the option."""
@@ -76,6 +80,15 @@ class CharmConfig:
             raise ConfigError("oidc-groups-claim: must not be empty")
         if not self.oidc_admin_group.strip():
             raise ConfigError("oidc-admin-group: must not be empty")
+        if self.oidc_client_secret.startswith("secret:") and not _SECRET_URI.match(
+            self.oidc_client_secret
+        ):
+            raise ConfigError("oidc-client-secret: 'secret:' but not a Juju secret URI")
+
+    @property
+    def oidc_client_secret_uri(self) -> str | None:
+        """The Juju secret holding the client secret, if the option names one."""
+        return self.oidc_client_secret if self.oidc_client_secret.startswith("secret:") else None
 
     def missing_options(self) -> list[str]:
         """Names of the required options that are not set."""

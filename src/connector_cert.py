@@ -112,3 +112,8 @@ def fingerprint(certificate_pem: str) -> str:
 def new_session_key() -> str:
     """A random key for sealing session cookies, hex encoded (64 characters)."""
     return secrets.token_hex(SESSION_KEY_BYTES)
+
+
+def new_internal_key() -> str:
+    """A fresh key units use to authenticate each other: 32 random bytes as 64 hex digits."""
+    return secrets.token_hex(32)

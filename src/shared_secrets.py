@@ -1,4 +1,6 @@
-"""Application secrets every unit needs: session key, connector identity, Management API TLS.
+"""Application secrets every unit needs: keys, connector identity, Management API TLS.
+
+The keys are the session key (cookies) and the internal key (unit-to-unit channel).
 
 The leader writes them into Juju application secrets and publishes their IDs and a
 digest of their content in the peer relation's application databag; the digest changing
@@ -19,6 +21,7 @@ from connector_cert import (
     generate,
     names_of,
     needs_new_certificate,
+    new_internal_key,
     new_session_key,
 )
 
@@ -36,10 +39,11 @@ MANAGEMENT_TLS_DIGEST_KEY = "management-tls-secret-digest"
 
 @dataclasses.dataclass(frozen=True)
 class SharedSecrets:
-    """The session key and, once the connector domain is known, the connector identity."""
+    """Session key, unit-to-unit key and, once the connector domain is known, its identity."""
 
     session_key: str
     connector: ConnectorIdentity | None
+    internal_key: str | None = None  # 64 hex characters; units authenticate each other
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +72,17 @@ def _shared_from(content: dict[str, str]) -> SharedSecrets | None:
             certificate=content["connector-certificate"],
             private_key=content["connector-private-key"],
         )
-    return SharedSecrets(session_key=content["session-key"], connector=connector)
+    return SharedSecrets(
+        session_key=content["session-key"],
+        connector=connector,
+        internal_key=content.get("internal-key") or None,
+    )
 
 
 def _shared_content(shared: SharedSecrets) -> dict[str, str]:
     content = {"session-key": shared.session_key}
+    if shared.internal_key:
+        content["internal-key"] = shared.internal_key
     if shared.connector:
         content["connector-certificate"] = shared.connector.certificate
         content["connector-private-key"] = shared.connector.private_key
@@ -139,6 +149,8 @@ class SecretStore:
         current = _shared_from(self._content(SHARED_ID_KEY, SHARED_LABEL))
         session_key = current.session_key if current else new_session_key()
         connector = current.connector if current else None
+        # Made once; secrets written before the key existed get it on the next reconcile.
+        internal_key = (current.internal_key if current else None) or new_internal_key()
         if connector_names and needs_new_certificate(connector, connector_names):
             if connector is not None:
                 logger.warning(
@@ -148,7 +160,9 @@ class SecretStore:
                     sorted(connector_names),
                 )
             connector = generate(connector_names)
-        shared = SharedSecrets(session_key=session_key, connector=connector)
+        shared = SharedSecrets(
+            session_key=session_key, connector=connector, internal_key=internal_key
+        )
         self._write(SHARED_LABEL, SHARED_ID_KEY, SHARED_DIGEST_KEY, _shared_content(shared))
         return shared
 

@@ -11,14 +11,9 @@ from collections.abc import Iterable
 
 # Traefik's entrypoint for TLS traffic (port 443) in the traefik-k8s charm.
 TLS_ENTRYPOINT = "websecure"
-# TCP health checks (Traefik 3.5 and later): a unit that stops answering leaves the rotation.
+# TCP health checks (Traefik 3.5 and later; Traefik 2.11, which traefik-k8s runs, and 3.0 to 3.4
+# refuse the whole file with them): a unit that stops answering leaves the rotation.
 HEALTH_CHECK = {"interval": "5s", "timeout": "3s"}
-
-
-def unit_host(unit_name: str, app_name: str, model_name: str) -> str:
-    """The stable in-cluster DNS name Kubernetes gives a unit's pod."""
-    pod = unit_name.replace("/", "-")
-    return f"{pod}.{app_name}-endpoints.{model_name}.svc.cluster.local"
 
 
 def _route(
@@ -44,7 +39,7 @@ def build_config(
     connector_domain: str,
     connector_port: int,
     hosts: Iterable[str],
-    health_check: bool = True,
+    health_check: bool = False,
 ) -> dict:
     """Routers and services for both servers; ``name`` keeps them apart from other apps'.
 

@@ -21,6 +21,10 @@ CONNECTOR_CERT_FILE = CONFIG_DIR / "connector.crt"
 CONNECTOR_KEY_FILE = CONFIG_DIR / "connector.key"
 SESSION_KEY_FILE = CONFIG_DIR / "session.key"
 TRUSTED_CA_FILE = CONFIG_DIR / "trusted-ca.pem"
+INTERNAL_KEY_FILE = CONFIG_DIR / "internal.key"
+
+# The unit-to-unit channel (issue 12): other units reach this one on this port.
+INTERNAL_PORT = 9004
 
 # Traefik's TLS entrypoint listens on 443: what clusters dial when Traefik routes them.
 TRAEFIK_TLS_PORT = 443
@@ -30,19 +34,21 @@ TRAEFIK_TLS_PORT = 443
 class DatabaseCredentials:
     """What the database integration hands over."""
 
-    endpoints: str  # "host:port[,host:port...]", the primary first
+    endpoints: tuple[str, ...]  # "host:port", the primary first
     username: str
     password: str
     database: str
+    tls: bool = False  # the provider has TLS on: require it
 
     @property
     def dsn(self) -> str:
         """A libpq URI for the first (primary) endpoint, credentials percent-encoded."""
-        host_port = self.endpoints.split(",")[0].strip()
+        host_port = self.endpoints[0]
         user = quote(self.username, safe="")
         password = quote(self.password, safe="")
         database = quote(self.database, safe="")
-        return f"postgresql://{user}:{password}@{host_port}/{database}"
+        query = "?sslmode=require" if self.tls else ""
+        return f"postgresql://{user}:{password}@{host_port}/{database}{query}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +60,17 @@ class Observability:
     grafana_dashboard_uid: str = ""
 
 
-def connector_addresses(connector_domain: str, routed_by_traefik: bool, port: int) -> list[str]:
-    """The "host:port" list join tokens hand out to clusters."""
-    return [f"{connector_domain}:{TRAEFIK_TLS_PORT if routed_by_traefik else port}"]
+def connector_addresses(
+    connector_domain: str, routed_by_traefik: bool, port: int, unit_hosts: Sequence[str]
+) -> list[str]:
+    """The "host:port" list join tokens hand out to clusters.
+
+    Behind Traefik, the connector domain on Traefik's TLS port. Without Traefik that name
+    points at nothing that serves the connector, so tokens name the units themselves.
+    """
+    if routed_by_traefik:
+        return [f"{connector_domain}:{TRAEFIK_TLS_PORT}"]
+    return [f"{host}:{port}" for host in sorted(set(unit_hosts))]
 
 
 def settings(
@@ -65,6 +79,9 @@ def settings(
     addresses: Sequence[str],
     with_trusted_ca: bool,
     observability: Observability,
+    *,
+    oidc_client_secret: str,
+    internal_host: str,
 ) -> dict[str, object]:
     """The flat settings mapping the workload reads from its TOML file."""
     values: dict[str, object] = {
@@ -78,7 +95,7 @@ def settings(
         "connector_addresses": list(addresses),
         "oidc_issuer": config.oidc_issuer,
         "oidc_client_id": config.oidc_client_id,
-        "oidc_client_secret": config.oidc_client_secret,
+        "oidc_client_secret": oidc_client_secret,
         "oidc_audience": config.oidc_audience,
         "oidc_groups_claim": config.oidc_groups_claim,
         "oidc_admin_group": config.oidc_admin_group,
@@ -87,6 +104,9 @@ def settings(
         "remote_write_urls": list(observability.remote_write_urls),
         "grafana_url": observability.grafana_url,
         "grafana_dashboard_uid": observability.grafana_dashboard_uid,
+        "internal_port": INTERNAL_PORT,
+        "internal_address": f"{internal_host}:{INTERNAL_PORT}",
+        "internal_key_file": str(INTERNAL_KEY_FILE),
     }
     if with_trusted_ca:
         values["trusted_ca_file"] = str(TRUSTED_CA_FILE)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -23,7 +25,7 @@ import hypothesis
 import pytest
 from cluster_manager import db
 from cluster_manager.certificates import ensure_self_signed_files
-from cluster_manager.embedded_postgres import EmbeddedPostgres
+from cluster_manager.embedded_postgres import EmbeddedPostgres, PostgresNotFoundError, find_bin_dir
 from cluster_manager.processes import stop_process
 from cluster_manager.server import Servers
 from cluster_manager.settings import Settings
@@ -41,6 +43,88 @@ pytest_plugins = ["oidc_fixtures", "e2e_fixtures"]
 hypothesis.settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     hypothesis.settings.load_profile("ci")
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """A program some tests run, the Debian package it comes from, and who needs it."""
+
+    name: str
+    package: str
+    found: Callable[[], bool]
+    needed_by: Callable[[pytest.Item], bool]
+
+
+def _postgres_found() -> bool:
+    try:
+        find_bin_dir()
+    except PostgresNotFoundError:
+        return False
+    return True
+
+
+def _node_found() -> bool:
+    """Node.js 20.19 or later (what oidc-provider needs), and npm."""
+    if shutil.which("npm") is None or (node := shutil.which("node")) is None:
+        return False
+    result = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
+    major, minor, *_ = (result.stdout.strip().lstrip("v") + ".0.0").split(".")
+    return major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= (20, 19)
+
+
+def _module_uses(item: pytest.Item, *names: str) -> bool:
+    module = getattr(item, "module", None)
+    return any(hasattr(module, name) for name in names)
+
+
+PROGRAMS = (
+    Program(
+        "PostgreSQL",
+        "postgresql",
+        _postgres_found,
+        lambda item: (
+            "postgres_dsn" in getattr(item, "fixturenames", ())
+            and not os.environ.get("CLUSTER_MANAGER_TEST_DSN")
+        ),
+    ),
+    Program(
+        "prometheus",
+        "prometheus",
+        lambda: bool(shutil.which("prometheus") or os.path.exists("/usr/bin/prometheus")),
+        lambda item: _module_uses(item, "PrometheusServer"),
+    ),
+    Program(
+        "chromium",
+        "chromium",
+        lambda: bool(os.environ.get("CLUSTER_MANAGER_CHROMIUM") or shutil.which("chromium")),
+        lambda item: _module_uses(item, "launch", "chromium_path"),
+    ),
+    Program(
+        "Node.js 20.19+ and npm",
+        "nodejs npm",
+        _node_found,
+        lambda item: bool({"idp", "start_demo"} & set(getattr(item, "fixturenames", ()))),
+    ),
+)
+
+
+def missing_programs(items: Iterable[pytest.Item]) -> list[Program]:
+    """The programs the given tests need that this machine lacks."""
+    items = list(items)
+    return [p for p in PROGRAMS if any(map(p.needed_by, items)) and not p.found()]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop with one line naming the Debian packages when a program the tests need is missing."""
+    if missing := missing_programs(session.items):
+        names = ", ".join(p.name for p in missing)
+        packages = " ".join(p.package for p in missing)
+        pytest.exit(
+            f"missing {names}: apt-get install {packages} (or run ./run-tests, which installs"
+            " what the tests need)",
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )
+
 
 TEMPLATE_DATABASE = "mcm_template"
 _database_numbers = itertools.count(1)

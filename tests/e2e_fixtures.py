@@ -85,9 +85,10 @@ def served_certificate(port: int, server_name: str, host: str = "127.0.0.1") -> 
 class Traefik:
     """A Traefik process: static configuration with one TLS entrypoint, the file provider."""
 
-    def __init__(self, directory: Path, port: int) -> None:
+    def __init__(self, directory: Path, port: int, binary: Path | None = None) -> None:
         self.directory = directory
         self.port = port
+        self.binary = binary  # another Traefik release than the test group's, if given
         self.dynamic_file = directory / "dynamic.yaml"
         self.static_file = directory / "traefik.yaml"
         self.log_file = directory / "traefik.log"
@@ -113,7 +114,7 @@ class Traefik:
         self.static_file.write_text(json.dumps(static, indent=2))
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                [str(traefik_binary()), f"--configFile={self.static_file}"],
+                [str(self.binary or traefik_binary()), f"--configFile={self.static_file}"],
                 stdout=log,
                 stderr=log,
                 cwd=self.directory,
@@ -186,6 +187,7 @@ def deployment_tls(directory: Path) -> tuple[str, str]:
         [CONNECTOR_DOMAIN],
     )
     (directory / "session.key").write_text(os.urandom(32).hex())  # as the charm writes it
+    (directory / "internal.key").write_text(os.urandom(32).hex())  # unit-to-unit channel
     return management, connector
 
 
@@ -201,6 +203,7 @@ def deploy(
         tls_dir = directory / "tls"
         management_fp, connector_fp = deployment_tls(tls_dir)
         port, management_port, connector_port = free_port(), free_port(), free_port()
+        internal_port = free_port()
         management_url = f"https://{MANAGEMENT_DOMAIN}:{port}"
         client = idp.register_client(management_url)
         shared = {
@@ -213,6 +216,8 @@ def deploy(
             "connector_key_file": str(tls_dir / "connector.key"),
             "connector_addresses": (f"{CONNECTOR_DOMAIN}:{port}",),
             "session_key_file": str(tls_dir / "session.key"),
+            "internal_key_file": str(tls_dir / "internal.key"),
+            "internal_port": internal_port,
             "oidc_issuer": idp.issuer,
             "oidc_client_id": client["client_id"],
             "oidc_client_secret": client.get("client_secret", ""),
@@ -221,7 +226,14 @@ def deploy(
         }
         hosts = [f"127.0.0.{2 + i}" for i in range(units)]
         processes = [
-            server_process(management_host=host, connector_host=host, **shared) for host in hosts
+            server_process(
+                management_host=host,
+                connector_host=host,
+                internal_host=host,
+                internal_address=f"{host}:{internal_port}",
+                **shared,
+            )
+            for host in hosts
         ]
         traefik = Traefik(directory, port)
         started.append(traefik)
@@ -232,6 +244,9 @@ def deploy(
             connector_domain=CONNECTOR_DOMAIN,
             connector_port=connector_port,
             hosts=hosts,
+            # The operator's opt-in (the charm's default is off, for traefik-k8s's Traefik
+            # 2.11); the test group's Traefik is 3.5 or later, which has TCP health checks.
+            health_check=True,
         )
 
         def routed() -> bool:

@@ -32,6 +32,17 @@ DB_USER = "relation_7"
 DB_PASSWORD = "p@ss:w/rd"
 DB_ENDPOINTS = "postgresql-k8s-primary.dev.svc.cluster.local:5432"
 MODEL = testing.Model(name="dev")
+APP = "microcloud-cluster-manager-k8s"
+# Kubernetes's cluster domain is configurable: the tests use one that is not cluster.local.
+CLUSTER_DOMAIN = "mcm.internal"
+
+
+def unit_host(unit: int) -> str:
+    """The name a unit's pod has in the tests' Kubernetes."""
+    return f"{APP}-{unit}.{APP}-endpoints.dev.svc.{CLUSTER_DOMAIN}"
+
+
+UNIT_0_HOST = unit_host(0)
 CONFIG = {
     "management-api-domain": MANAGEMENT_DOMAIN,
     "cluster-connector-domain": CONNECTOR_DOMAIN,
@@ -113,3 +124,15 @@ def non_leader_view(leader: testing.State, container: testing.Container) -> test
         containers={container},
         unit_status=testing.UnknownStatus(),
     )
+
+
+def with_relations(state: testing.State, *relations: testing.RelationBase) -> testing.State:
+    """The state with these relations added, replacing any on the same endpoint."""
+    endpoints = {rel.endpoint for rel in relations}
+    kept = {rel for rel in state.relations if rel.endpoint not in endpoints}
+    return dataclasses.replace(state, relations=kept | set(relations))
+
+
+def service_status(state: testing.State) -> pebble.ServiceStatus | None:
+    """The workload service's status in the state's container."""
+    return state.get_container("cluster-manager").service_statuses.get("cluster-manager")

@@ -19,6 +19,7 @@ from charm_scenario import (
     DB_PASSWORD,
     DB_USER,
     MODEL,
+    UNIT_0_HOST,
     certificates_relation,
     sign_requested_certificates,
 )
@@ -29,7 +30,10 @@ from charmlibs.interfaces.tls_certificates import (
 )
 from ops import testing
 
+import unit_address
 from charm import ClusterManagerCharm
+
+REQUESTED = json.dumps(["username", "password", "tls", "tls-ca", "uris"])
 
 
 @pytest.fixture
@@ -59,26 +63,46 @@ def peer() -> testing.PeerRelation:
     return testing.PeerRelation("cluster-manager-peers")
 
 
+@pytest.fixture(autouse=True)
+def pod_fqdn(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The pod's host name, as Kubernetes sets it (simulated; a non-default cluster domain)."""
+    monkeypatch.setattr(unit_address, "fqdn", lambda: UNIT_0_HOST)
+    return UNIT_0_HOST
+
+
 @pytest.fixture
 def db_secret() -> testing.Secret:
-    """The user credentials postgresql-k8s shares with the charm."""
-    return testing.Secret({"username": DB_USER, "password": DB_PASSWORD}, owner=None, label=None)
+    """The user credentials postgresql-k8s shares with the charm (``secret-user``).
+
+    Content keys as data_interfaces v0 groups them: canonical/postgresql-k8s-operator
+    lib/charms/data_platform_libs/v0/data_interfaces.py:1129-1131 (SECRET_LABEL_MAP user group).
+    """
+    return testing.Secret(
+        {"username": DB_USER, "password": DB_PASSWORD, "uris": "postgresql://..."},
+        owner=None,
+        label=None,
+    )
 
 
 @pytest.fixture
 def database(db_secret: testing.Secret) -> testing.Relation:
-    """A database relation whose provider answered the charm's request (v1 contract)."""
-    response = {
-        "resource": "cluster_manager",
-        "salt": "0123456789abcdef",
-        "request-id": "c0ffee",
-        "endpoints": DB_ENDPOINTS,
-        "secret-user": db_secret.id,
-    }
+    """A database relation postgresql-k8s answered in the v0 form, credentials in a secret.
+
+    The answer postgresql-k8s writes: canonical/postgresql-k8s-operator (main = 14)
+    src/relations/postgresql_provider.py:130-164 (credentials, endpoints, uris, tls, version,
+    database); our request is in the requirer's app databag.
+    """
     return testing.Relation(
         "database",
         remote_app_name="postgresql-k8s",
-        remote_app_data={"version": "v1", "requests": json.dumps([response])},
+        local_app_data={"database": "cluster_manager", "requested-secrets": REQUESTED},
+        remote_app_data={
+            "endpoints": DB_ENDPOINTS,
+            "database": "cluster_manager",
+            "version": "14.15",
+            "tls": "False",
+            "secret-user": db_secret.id,
+        },
     )
 
 

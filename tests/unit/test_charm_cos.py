@@ -7,9 +7,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from charm_scenario import new_logs, with_checks
+from charm_scenario import UNIT_0_HOST, new_logs, unit_host, with_checks
 from cosl import LZMABase64
 from ops import pebble, testing
+
+import unit_address
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD_SOURCE = ROOT / "workload" / "cluster_manager"
@@ -178,14 +180,12 @@ def test_leader_publishes_the_scrape_job_and_its_topology(ctx, running_leader):
     assert {rule["alert"] for rule in rules} >= {"ClusterManagerUnitDown"}
     assert all(rule["labels"]["juju_model"] == "dev" for rule in rules)
     unit_data = out.get_relation(relation.id).local_unit_data
-    assert unit_data["prometheus_scrape_unit_address"] == (
-        "microcloud-cluster-manager-k8s-0.microcloud-cluster-manager-k8s-endpoints"
-        ".dev.svc.cluster.local"
-    )
+    assert unit_data["prometheus_scrape_unit_address"] == UNIT_0_HOST
     assert unit_data["prometheus_scrape_unit_name"] == "microcloud-cluster-manager-k8s/0"
 
 
-def test_other_units_publish_only_their_own_address(other_ctx, container):
+def test_other_units_publish_only_their_own_address(other_ctx, container, monkeypatch):
+    monkeypatch.setattr(unit_address, "fqdn", lambda: unit_host(1))
     relation = testing.Relation("metrics-endpoint", remote_app_name="prometheus")
     state = testing.State(
         leader=False,
@@ -199,9 +199,7 @@ def test_other_units_publish_only_their_own_address(other_ctx, container):
     assert published.local_unit_data["prometheus_scrape_unit_name"] == (
         "microcloud-cluster-manager-k8s/1"
     )
-    assert published.local_unit_data["prometheus_scrape_unit_address"].startswith(
-        "microcloud-cluster-manager-k8s-1.microcloud-cluster-manager-k8s-endpoints.dev."
-    )
+    assert published.local_unit_data["prometheus_scrape_unit_address"] == unit_host(1)
 
 
 # grafana-dashboard

@@ -30,7 +30,7 @@ def _workload_setting_names() -> set[str]:
 
 
 def _settings(**config: object) -> dict[str, object]:
-    database = wc.DatabaseCredentials("db:5432", "user", "pw", "cluster_manager")
+    database = wc.DatabaseCredentials(("db:5432",), "user", "pw", "cluster_manager")
     observability = wc.Observability(("http://prom:9090/api/v1/write",), "http://g", "uid")
     return wc.settings(
         CharmConfig(**config),  # type: ignore[arg-type]
@@ -38,11 +38,36 @@ def _settings(**config: object) -> dict[str, object]:
         ["c.example.com:443"],
         True,
         observability,
+        oidc_client_secret="s3cret",
+        internal_host="unit-0.app-endpoints.dev.svc.k8s.example",
     )
 
 
 def test_every_rendered_key_is_a_workload_setting():
     assert set(_settings()) <= _workload_setting_names()
+
+
+def test_internal_channel_settings_name_this_units_address_and_the_key_file():
+    settings = _settings()
+    assert settings["internal_port"] == 9004
+    assert settings["internal_address"] == "unit-0.app-endpoints.dev.svc.k8s.example:9004"
+    assert settings["internal_key_file"] == "/etc/cluster-manager/internal.key"
+    assert settings["oidc_client_secret"] == "s3cret"
+
+
+def test_dsn_requires_tls_when_the_provider_has_it_on():
+    credentials = wc.DatabaseCredentials(("pg:5432",), "u", "p", "db", tls=True)
+    assert credentials.dsn == "postgresql://u:p@pg:5432/db?sslmode=require"
+
+
+def test_without_traefik_tokens_name_every_unit_never_the_connector_domain():
+    hosts = ["u-1.app-endpoints.m.svc.k8s.example", "u-0.app-endpoints.m.svc.k8s.example"]
+    addresses = wc.connector_addresses("c.example.com", False, 9001, hosts)
+    assert addresses == [
+        "u-0.app-endpoints.m.svc.k8s.example:9001",
+        "u-1.app-endpoints.m.svc.k8s.example:9001",
+    ]
+    assert wc.connector_addresses("c.example.com", True, 9001, hosts) == ["c.example.com:443"]
 
 
 @pytest.mark.parametrize(
@@ -55,7 +80,7 @@ def test_rendered_toml_reads_back_the_same_values(awkward):
 
 
 def test_dsn_percent_encodes_credentials_and_uses_the_primary():
-    credentials = wc.DatabaseCredentials("pg-0:5432,pg-1:5432", "u@x", "p/w:d?", "db")
+    credentials = wc.DatabaseCredentials(("pg-0:5432", "pg-1:5432"), "u@x", "p/w:d?", "db")
     assert credentials.dsn == "postgresql://u%40x:p%2Fw%3Ad%3F@pg-0:5432/db"
 
 

@@ -3,7 +3,7 @@
 import dataclasses
 
 import pytest
-from charm_scenario import CONFIG, with_checks
+from charm_scenario import CONFIG, relation, with_checks
 from ops import pebble, testing
 
 
@@ -59,15 +59,40 @@ def test_missing_traefik_route_blocks_but_the_workload_runs(ctx, running_leader)
         ("oidc-admin-group", "", "oidc-admin-group: must not be empty"),
     ],
 )
-def test_invalid_option_blocks_naming_the_option(ctx, running_leader, option, value, message):
+def test_invalid_option_blocks_naming_the_option_and_keeps_serving(
+    config_dir, ctx, running_leader, option, value, message
+):
+    before = (config_dir / "config.toml").read_text()
     out = ctx.run(ctx.on.config_changed(), _with_config(running_leader, **{option: value}))
     assert isinstance(out.unit_status, testing.BlockedStatus)
     assert out.unit_status.message.startswith("invalid config: ")
     assert message in out.unit_status.message
-    # The workload never runs with a configuration the charm refused.
+    # A typo is no outage: the workload keeps running on the last good configuration.
     assert out.get_container("cluster-manager").service_statuses == {
-        "cluster-manager": pebble.ServiceStatus.INACTIVE
+        "cluster-manager": pebble.ServiceStatus.ACTIVE
     }
+    assert (config_dir / "config.toml").read_text() == before
+    assert (
+        out.get_container("cluster-manager").plan
+        == running_leader.get_container("cluster-manager").plan
+    )
+
+
+def test_fixed_option_is_applied_after_a_typo(config_dir, ctx, running_leader):
+    typo = ctx.run(ctx.on.config_changed(), _with_config(running_leader, **{"log-level": "x"}))
+    fixed = ctx.run(ctx.on.config_changed(), _with_config(typo, **{"log-level": "debug"}))
+    assert 'log_level = "DEBUG"' in (config_dir / "config.toml").read_text()
+    assert not isinstance(fixed.unit_status, testing.BlockedStatus)
+
+
+def test_unset_required_option_blocks_and_keeps_serving(config_dir, ctx, running_leader):
+    before = (config_dir / "config.toml").read_text()
+    out = ctx.run(ctx.on.config_changed(), _with_config(running_leader, **{"oidc-client-id": ""}))
+    assert out.unit_status == testing.BlockedStatus("missing config: oidc-client-id")
+    assert out.get_container("cluster-manager").service_statuses == {
+        "cluster-manager": pebble.ServiceStatus.ACTIVE
+    }
+    assert (config_dir / "config.toml").read_text() == before
 
 
 def test_unit_without_pebble_waits_for_it(ctx, leader_state):
@@ -84,4 +109,25 @@ def test_database_without_credentials_yet_waits(ctx, running_leader):
         running_leader, relations=(running_leader.relations - {database}) | {unanswered}
     )
     out = ctx.run(ctx.on.relation_changed(unanswered), state)
-    assert out.unit_status == testing.WaitingStatus("waiting for database credentials")
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for postgresql-k8s to create the database"
+    )
+
+
+def test_typo_never_stops_a_running_service_even_without_remembered_options(ctx, running_leader):
+    """A unit whose charm state holds no last good options (e.g. upgraded) still serves."""
+    state = dataclasses.replace(
+        _with_config(running_leader, **{"management-api-domain": "Not A Domain"}),
+        stored_states=set(),
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status.message.startswith("invalid config: management-api-domain")
+    assert out.get_container("cluster-manager").service_statuses == {
+        "cluster-manager": pebble.ServiceStatus.ACTIVE
+    }
+    # The certificate in use is still asked for, and Traefik keeps its routes.
+    for endpoint in ("certificates", "traefik-route"):
+        assert (
+            relation(out, endpoint).local_app_data
+            == relation(running_leader, endpoint).local_app_data
+        )

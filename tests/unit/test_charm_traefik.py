@@ -4,14 +4,25 @@ import dataclasses
 import tomllib
 
 import yaml
-from charm_scenario import CONNECTOR_DOMAIN, MANAGEMENT_DOMAIN, non_leader_view, relation
+from charm_scenario import (
+    APP,
+    CONNECTOR_DOMAIN,
+    MANAGEMENT_DOMAIN,
+    UNIT_0_HOST,
+    non_leader_view,
+    relation,
+    unit_host,
+)
 from ops import testing
 
-APP = "microcloud-cluster-manager-k8s"
+import unit_address
+
+_host = unit_host
 
 
-def _host(unit: int) -> str:
-    return f"{APP}-{unit}.{APP}-endpoints.dev.svc.cluster.local"
+def _peers(*units: int) -> dict[int, dict[str, str]]:
+    """Peer unit databags as each unit's charm publishes them (its own address)."""
+    return {unit: {"address": unit_host(unit)} for unit in units}
 
 
 def _submitted(state: testing.State) -> dict:
@@ -34,35 +45,29 @@ def test_routes_pass_tls_through_by_sni_to_each_server(running_leader):
             "tls": {"passthrough": True},
         },
     }
-    health_check = {"interval": "5s", "timeout": "3s"}
+    # No TCP health check by default: traefik-k8s's Traefik 2.11 would refuse the whole file.
     assert tcp["services"] == {
-        f"dev-{APP}-management": {
-            "loadBalancer": {
-                "servers": [{"address": f"{_host(0)}:9000"}],
-                "healthCheck": health_check,
-            }
-        },
-        f"dev-{APP}-connector": {
-            "loadBalancer": {
-                "servers": [{"address": f"{_host(0)}:9001"}],
-                "healthCheck": health_check,
-            }
-        },
+        f"dev-{APP}-management": {"loadBalancer": {"servers": [{"address": f"{_host(0)}:9000"}]}},
+        f"dev-{APP}-connector": {"loadBalancer": {"servers": [{"address": f"{_host(0)}:9001"}]}},
     }
 
 
-def test_health_checks_can_be_left_out_for_older_traefik(ctx, running_leader):
+def test_routes_ask_traefik_k8s_to_take_them_raw(running_leader):
+    assert relation(running_leader, "traefik-route").local_app_data["raw"] == "True"
+
+
+def test_health_checks_only_when_the_operator_asks(ctx, running_leader):
     state = dataclasses.replace(
-        running_leader, config={**running_leader.config, "traefik-health-check": False}
+        running_leader, config={**running_leader.config, "traefik-health-check": True}
     )
     out = ctx.run(ctx.on.config_changed(), state)
     for service in _submitted(out)["tcp"]["services"].values():
-        assert "healthCheck" not in service["loadBalancer"]
+        assert service["loadBalancer"]["healthCheck"] == {"interval": "5s", "timeout": "3s"}
 
 
 def test_new_units_join_the_load_balancer(ctx, running_leader):
     peer = relation(running_leader, "cluster-manager-peers")
-    scaled = dataclasses.replace(peer, peers_data={1: {}, 2: {}})
+    scaled = dataclasses.replace(peer, peers_data=_peers(1, 2))
     state = dataclasses.replace(
         running_leader, relations=(running_leader.relations - {peer}) | {scaled}
     )
@@ -78,7 +83,7 @@ def test_new_units_join_the_load_balancer(ctx, running_leader):
 
 def test_departed_units_leave_the_load_balancer(ctx, running_leader):
     peer = relation(running_leader, "cluster-manager-peers")
-    scaled = dataclasses.replace(peer, peers_data={1: {}})
+    scaled = dataclasses.replace(peer, peers_data=_peers(1))
     state = dataclasses.replace(
         running_leader, relations=(running_leader.relations - {peer}) | {scaled}
     )
@@ -124,9 +129,39 @@ def test_only_the_leader_writes_routes(other_ctx, running_leader, container):
     assert relation(out, "traefik-route").local_app_data == {}
 
 
-def test_without_traefik_tokens_point_at_the_connector_port(config_dir, ctx, running_leader):
+def test_without_traefik_tokens_name_the_units_not_the_connector_domain(
+    config_dir, ctx, running_leader
+):
     traefik = relation(running_leader, "traefik-route")
     out = ctx.run(ctx.on.relation_broken(traefik), running_leader)
     settings = tomllib.loads((config_dir / "config.toml").read_text())
-    assert settings["connector_addresses"] == [f"{CONNECTOR_DOMAIN}:9001"]
+    # The connector domain points at Traefik; without it only the units serve the connector.
+    assert settings["connector_addresses"] == [f"{UNIT_0_HOST}:9001"]
     assert out.unit_status == testing.BlockedStatus("missing integrations: traefik-route")
+
+
+def test_unit_without_a_domain_name_is_reached_on_its_ingress_address(
+    ctx, running_leader, monkeypatch
+):
+    monkeypatch.setattr(unit_address, "fqdn", lambda: "pod-without-domain")
+    out = ctx.run(ctx.on.config_changed(), running_leader)
+    servers = _submitted(out)["tcp"]["services"][f"dev-{APP}-connector"]["loadBalancer"]
+    assert servers["servers"] == [{"address": "192.0.2.0:9001"}]
+
+
+def test_peer_addresses_that_are_not_host_names_are_ignored(ctx, running_leader):
+    peer = relation(running_leader, "cluster-manager-peers")
+    scaled = dataclasses.replace(
+        peer, peers_data={1: {"address": "evil.example.com:1/x"}, 2: {"address": unit_host(2)}}
+    )
+    state = dataclasses.replace(
+        running_leader, relations=(running_leader.relations - {peer}) | {scaled}
+    )
+    out = ctx.run(ctx.on.relation_changed(scaled, remote_unit=1), state)
+    servers = _submitted(out)["tcp"]["services"][f"dev-{APP}-connector"]["loadBalancer"]
+    assert servers["servers"] == [{"address": f"{_host(n)}:9001"} for n in (0, 2)]
+
+
+def test_each_unit_publishes_its_address_to_its_peers(running_leader):
+    peer = relation(running_leader, "cluster-manager-peers")
+    assert peer.local_unit_data["address"] == UNIT_0_HOST

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import tomllib
 
 import ops
@@ -10,12 +11,17 @@ from charm_scenario import (
     CONNECTOR_DOMAIN,
     DB_ENDPOINTS,
     MANAGEMENT_DOMAIN,
+    UNIT_0_HOST,
     new_logs,
+    non_leader_view,
     relation,
     sign_requested_certificates,
+    unit_host,
 )
 from cryptography import x509
 from ops import testing
+
+import unit_address
 
 CONFIG_FILE = "/etc/cluster-manager/config.toml"
 
@@ -44,6 +50,9 @@ def test_config_file_carries_every_setting_the_workload_needs(config_dir, ctx, r
         "remote_write_urls": [],
         "grafana_url": "",
         "grafana_dashboard_uid": "",
+        "internal_port": 9004,
+        "internal_address": f"{UNIT_0_HOST}:9004",
+        "internal_key_file": "/etc/cluster-manager/internal.key",
     }
 
 
@@ -141,7 +150,7 @@ def test_removed_ca_integration_drops_the_trusted_ca_setting(
 def test_new_database_endpoint_is_written_to_the_dsn(config_dir, ctx, running_leader):
     database = relation(running_leader, "database")
     data = dict(database.remote_app_data)
-    data["requests"] = data["requests"].replace(DB_ENDPOINTS, "10.1.2.3:5432")
+    data["endpoints"] = "10.1.2.3:5432"
     moved = dataclasses.replace(database, remote_app_data=data)
     state = dataclasses.replace(
         running_leader, relations=(running_leader.relations - {database}) | {moved}
@@ -212,3 +221,50 @@ def test_renewed_management_certificate_is_served_after_a_restart(
     issued = json.loads(renewed.remote_app_data["certificates"])[0]["certificate"]
     assert served.startswith(issued.strip())
     assert "workload configuration changed; restarted" in new_logs(ctx, since)
+
+
+def test_internal_key_is_64_hex_and_shared_with_every_unit(
+    config_dir, other_ctx, running_leader, tmp_path, monkeypatch
+):
+    key = (config_dir / "internal.key").read_text()
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert (config_dir / "internal.key").stat().st_mode & 0o777 == 0o600
+    other_dir = tmp_path / "unit-1-etc"
+    other_dir.mkdir()
+    container = testing.Container(
+        "cluster-manager",
+        can_connect=True,
+        mounts={"config": testing.Mount(location="/etc/cluster-manager", source=other_dir)},
+    )
+    monkeypatch.setattr(unit_address, "fqdn", lambda: unit_host(1))
+    other_ctx.run(other_ctx.on.config_changed(), non_leader_view(running_leader, container))
+    assert (other_dir / "internal.key").read_text() == key
+    settings = tomllib.loads((other_dir / "config.toml").read_text())
+    assert settings["internal_address"] == f"{unit_host(1)}:9004"
+
+
+def test_internal_key_survives_reconciles(config_dir, ctx, running_leader):
+    key = (config_dir / "internal.key").read_text()
+    ctx.run(ctx.on.config_changed(), running_leader)
+    assert (config_dir / "internal.key").read_text() == key
+
+
+def test_unit_opens_the_ports_it_serves(running_leader):
+    assert {port.port for port in running_leader.opened_ports} == {9000, 9001, 9002, 9004}
+
+
+def test_workload_version_comes_from_the_image(ctx, running_leader, tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "version").write_text("0.1.0\n")
+    container = running_leader.get_container("cluster-manager")
+    with_version = dataclasses.replace(
+        container,
+        mounts={
+            **container.mounts,
+            "share": testing.Mount(location="/usr/share/cluster-manager", source=share),
+        },
+    )
+    state = dataclasses.replace(running_leader, containers={with_version})
+    out = ctx.run(ctx.on.pebble_ready(with_version), state)
+    assert out.workload_version == "0.1.0"

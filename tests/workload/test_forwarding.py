@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import struct
 
 import cramjam
+import pytest
 from cluster_manager.fleet import StatusGenerator
 from cluster_manager.forwarding import Forwarder, ForwardingLimits, remote_write
+from cluster_manager.forwarding import series as conversion
 from cluster_manager.forwarding.exposition import parse_metrics
-from cluster_manager.forwarding.series import Submission, build_batch
+from cluster_manager.forwarding.series import ConversionLimits, HeadCache, Submission, build_batch
 from cluster_manager.heartbeats import parse_heartbeat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_server import scrape, value
 
 
@@ -130,3 +136,265 @@ def test_forwarder_without_destinations_does_nothing():
 
     assert not forwarder.enabled
     assert forwarder.queued_heartbeats == 0
+
+
+# The reader this project shipped before (a regular expression per line), as the reference for
+# what is a valid line: right, but quadratic on blanks, so only short lines are given to it.
+_OLD_SAMPLE = re.compile(
+    r"[ \t]*([a-zA-Z_:][a-zA-Z0-9_:]*)[ \t]*(?:\{(.*)\})?[ \t]*[ \t]([^ \t]+)"
+    r"(?:[ \t]+([^ \t]+))?[ \t]*"
+)
+_OLD_PAIR = r'[ \t]*[a-zA-Z_][a-zA-Z0-9_]*[ \t]*=[ \t]*"(?:[^"\\]|\\.)*"[ \t]*'
+_OLD_LABELS = re.compile(f"(?:{_OLD_PAIR},)*(?:{_OLD_PAIR})?")
+_OLD_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\]|\\.)*)"')
+_OLD_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+_OLD_SPECIAL = {"+Inf": math.inf, "-Inf": -math.inf, "Inf": math.inf, "NaN": math.nan}
+
+
+def reference_samples(text: str) -> tuple[list, int]:
+    samples, bad = [], 0
+    for line in text.split("\n"):
+        if not line or line[0] == "#" or line.isspace():
+            continue
+        if line[-1] == "\r":
+            line = line[:-1]
+        if line.lstrip()[:1] == "#":
+            continue
+        match = _OLD_SAMPLE.fullmatch(line)
+        try:
+            if match is None:
+                raise ValueError
+            name, label_text, value_text, timestamp = match.groups()
+            pairs = []
+            if label_text:
+                if _OLD_LABELS.fullmatch(label_text) is None:
+                    raise ValueError
+                for key, raw in _OLD_LABEL.findall(label_text):
+                    pairs.append((key, re.sub(r"\\(.)", lambda m: _OLD_ESCAPES[m.group(1)], raw)))
+            if len(dict(pairs)) != len(pairs) or "__name__" in dict(pairs):
+                raise ValueError
+            if value_text in _OLD_SPECIAL:
+                number = _OLD_SPECIAL[value_text]
+            elif "_" in value_text or not (value_text[0].isdigit() or value_text[0] in "+-."):
+                raise ValueError
+            else:
+                number = float(value_text)
+            if timestamp is not None and re.fullmatch(r"-?[0-9]+", timestamp) is None:
+                raise ValueError
+        except (ValueError, KeyError):
+            bad += 1
+            continue
+        samples.append((name, tuple(p for p in pairs if p[1]), number))
+    return samples, bad
+
+
+def same(samples: list) -> list:
+    """Samples comparable with NaN in them (by the bytes of each value)."""
+    return [(name, labels, struct.pack("<d", number)) for name, labels, number in samples]
+
+
+NAMES = st.sampled_from(["lxd_a", "lxd_b:c", "_x", "lxd_a", "0bad", "lxd-bad", ""])
+LABEL_VALUES = st.sampled_from(["", "v", "a b", "}", '\\"', "\\\\", "\\n", "\\q", "x,y", "=", "é"])
+VALUES = st.sampled_from(
+    ["1", "1.5", "-2e-05", "NaN", "+Inf", "-Inf", "Inf", "1_0", "inf", "", "x", "\u0661", ".5"]
+)
+BLANKS = st.sampled_from([" ", "  ", "\t", " \t", ""])
+
+
+@st.composite
+def metric_lines(draw) -> str:
+    if draw(st.integers(0, 9)) == 0:  # anything at all, from the characters that matter
+        return draw(st.text(alphabet=' \t{}"=,\\#\rabx_01.:-+\x0c', max_size=30))
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from(["# HELP lxd_a Help.", "# TYPE lxd_a gauge", "  # x", ""]))
+    line = draw(BLANKS) + draw(NAMES)
+    if draw(st.booleans()):
+        keys = draw(st.lists(st.sampled_from(["a", "b", "name", "cluster", "__name__", "9"])))
+        pairs = [
+            f'{draw(BLANKS)}{key}{draw(BLANKS)}={draw(BLANKS)}"{draw(LABEL_VALUES)}"{draw(BLANKS)}'
+            for key in keys
+        ]
+        line += draw(BLANKS) + "{" + ",".join(pairs) + draw(st.sampled_from(["", ","])) + "}"
+    line += draw(st.sampled_from([" ", "\t", "  ", ""])) + draw(VALUES)
+    if draw(st.integers(0, 4)) == 0:
+        line += draw(BLANKS) + draw(st.sampled_from(["1700000000000", "-5", "x", ""]))
+    return line + draw(st.sampled_from(["", "", "\r", " "]))
+
+
+metric_texts = st.lists(metric_lines(), max_size=12).map("\n".join)
+
+
+@given(metric_texts)
+@settings(max_examples=400, deadline=None)
+def test_reader_agrees_with_the_regular_expression_it_replaced(text):
+    parsed = parse_metrics(text)
+
+    samples, bad = reference_samples(text)
+    assert (same(parsed.samples), parsed.bad_lines) == (same(samples), bad)
+
+
+def forwarded(text: str, *, forget: bool) -> tuple[list, int]:
+    """What one heartbeat with ``text`` as its member's metrics becomes (sorted series)."""
+    if forget:
+        conversion.forget()
+    _, heartbeat = heartbeat_with_metrics(text)
+    batch = build_batch([Submission("c1", heartbeat, 1_700_000_000_000)])
+    series = [
+        (sorted(labels.items()), struct.pack("<d", number), timestamp)
+        for labels, number, timestamp in remote_write.series_of(remote_write.decode(batch.payload))
+    ]
+    return sorted(series), batch.bad_lines
+
+
+@given(metric_texts, metric_texts)
+@settings(max_examples=300, deadline=None)
+def test_remembered_series_give_the_same_request_as_a_first_reading(before, text):
+    first_sight = forwarded(text, forget=True)
+
+    forwarded(before, forget=True)
+    after_before = forwarded(text, forget=False)
+    again = forwarded(text, forget=False)
+
+    assert after_before == first_sight
+    assert again == first_sight
+
+
+def test_a_known_host_with_new_values_is_read_like_a_new_one():
+    generator = StatusGenerator("known", members=1, metrics_bytes=20 * 1024)
+    texts = [generator.next()["server_metrics"][0]["metrics"] for _ in range(3)]
+    texts[2] += 'lxd_new{a="1"} 5\nlxd_bad{ 1\nlxd_a{x="1"} NaN\n'
+    conversion.forget()
+    remembered: tuple[list, int] = ([], 0)
+    for text in texts:
+        remembered = forwarded(text, forget=False)
+        assert remembered == forwarded(text, forget=True)
+    assert remembered[1] == 1
+    assert len(remembered[0]) == len(parse_metrics(texts[2]).samples) + len(
+        conversion.cluster_series("c1", heartbeat_with_metrics("")[1])
+    )
+
+
+def heartbeat_of(cluster: str, text: str, members: int = 1) -> Submission:
+    _, heartbeat = heartbeat_with_metrics(text)
+    heartbeat.server_metrics[:] = [
+        type(heartbeat.server_metrics[0])(member=f"m{i}", service="LXD", metrics=text)
+        for i in range(members)
+    ]
+    return Submission(cluster, heartbeat, 1_700_000_000_000)
+
+
+def lxd_series(batch) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for labels, _, _ in remote_write.series_of(remote_write.decode(batch.payload)):
+        if labels["__name__"].startswith("lxd_"):
+            counts[labels["cluster"]] = counts.get(labels["cluster"], 0) + 1
+    return counts
+
+
+def test_heartbeat_over_its_time_budget_is_cut_and_the_rest_of_the_batch_is_whole():
+    hostile = "".join(f'lxd_x{{n="{n}",pad="{"p" * 50}"}} 1\n' for n in range(20_000))
+    normal = "".join(f'lxd_y{{n="{n}"}} 2\n' for n in range(200))  # under one clock check
+    conversion.forget()
+
+    batch = build_batch(
+        [heartbeat_of("hostile", hostile, members=2), heartbeat_of("normal", normal)],
+        ConversionLimits(cpu_seconds=0.001),
+    )
+
+    assert batch.cut == ("hostile",)
+    counts = lxd_series(batch)
+    assert counts["normal"] == 200
+    assert counts.get("hostile", 0) < 20_000
+
+
+def test_metrics_over_the_size_budget_are_not_forwarded_and_counted():
+    text = "".join(f"lxd_{n} {n}\n" for n in range(100))
+    conversion.forget()
+
+    batch = build_batch(
+        [heartbeat_of("big", text, members=3)], ConversionLimits(max_metrics_chars=2 * len(text))
+    )
+
+    assert batch.cut == ("big",)
+    assert lxd_series(batch) == {"big": 200}  # two members fit, the third does not
+
+
+def test_a_line_over_the_line_limit_is_bad_without_being_read():
+    text = 'lxd_ok 1\nlxd_long{a="' + "x" * 70_000 + '"} 1\nlxd_ok2 2\n'
+
+    batch = build_batch([heartbeat_of("c1", text)], ConversionLimits(max_line_chars=65_536))
+
+    assert batch.bad_lines == 1
+    assert lxd_series(batch) == {"c1": 2}
+
+
+def test_a_label_that_is_not_unicode_is_a_bad_line_not_a_failed_batch():
+    text = 'lxd_ok 1\nlxd_s{a="\ud800"} 1\n'
+    _, heartbeat = heartbeat_with_metrics(text)
+    heartbeat.storage_pool_usages.append({"name": "\udcff", "member": "", "total": 1, "usage": 1})
+
+    batch = build_batch([Submission("c1", heartbeat, 1)])
+
+    assert batch.bad_lines == 1
+    pools = [
+        labels["pool"]
+        for labels, _, _ in remote_write.series_of(remote_write.decode(batch.payload))
+        if labels["__name__"] == "mcm_cluster_storage_pool_used_bytes"
+    ]
+    assert "?" in pools
+
+
+def test_remembered_series_are_bounded_per_member_and_in_total():
+    text = "".join(f'lxd_x{{n="{n}"}} 1\n' for n in range(500))
+    limits = ConversionLimits(cache_heads_per_member=100, cache_bytes=60_000)
+    conversion.forget()
+
+    for cluster in ("a", "b", "c", "d"):
+        batch = build_batch([heartbeat_of(cluster, text)], limits)
+        assert lxd_series(batch) == {cluster: 500}
+
+    cache = conversion.head_cache(limits)
+    size, _ = remote_write.sample_tail(1_700_000_000_000)
+    assert isinstance(cache, HeadCache)
+    assert cache.bytes <= 60_000
+    assert 1 <= len(cache) < 4
+    kept = cache.get(("a", "m0", size))
+    assert kept is not None
+    assert 0 < len(kept.heads) <= 100  # members in use keep their place
+    assert cache.get(("d", "m0", size)) is None  # no room for the last one
+
+
+def test_a_member_idle_for_long_makes_room_for_a_new_one():
+    limits = ConversionLimits(cache_bytes=2_500, cache_idle_seconds=600)
+    cache = HeadCache(limits)
+    heads = {f"lxd_x{{n={n}}}": b"p" * 50 for n in range(5)}  # about 1,000 bytes
+
+    def remembered(cluster: str) -> int:
+        entry = cache.get((cluster, "m", 1))
+        return len(entry.heads) if entry is not None else 0
+
+    cache.put(("a", "m", 1), conversion.Remembered(dict(heads)), now=0)
+    cache.put(("b", "m", 1), conversion.Remembered(dict(heads)), now=100)
+    cache.put(("c", "m", 1), conversion.Remembered(dict(heads)), now=500)  # no room for c
+    assert (remembered("a"), remembered("c")) == (5, 0)
+    cache.put(("c", "m", 1), conversion.Remembered(dict(heads)), now=650)  # a is idle now
+
+    assert (remembered("a"), remembered("b"), remembered("c")) == (0, 5, 5)
+    assert cache.bytes <= 2_500
+
+
+@pytest.mark.parametrize("timestamp", [0, 1, 127, 128, 1_700_000_000_123, -1])
+def test_written_requests_are_read_back_by_the_protobuf_library(timestamp):
+    size, tail = remote_write.sample_tail(timestamp)
+    labels = (("__name__", "m"), ("a", ""), ("b", "é" * 200))
+    pieces: list[bytes] = []
+    prefix = remote_write.series_prefix(remote_write.encode_labels(labels), size)
+
+    remote_write.append_series(pieces, prefix, -0.5, tail)
+    remote_write.append_series(pieces, prefix, math.inf, tail)
+
+    request = remote_write.decode(remote_write.encode(pieces))
+    assert list(remote_write.series_of(request)) == [
+        ({"__name__": "m", "a": "", "b": "é" * 200}, -0.5, timestamp),
+        ({"__name__": "m", "a": "", "b": "é" * 200}, math.inf, timestamp),
+    ]

@@ -220,3 +220,37 @@ def test_remote_write_url_is_shown_without_credentials():
         == "https://prom.example:9090/api/v1/write"
     )
     assert json.dumps(sender.display_url("http://[::1]:9090/w")) == '"http://[::1]:9090/w"'
+
+
+async def test_one_cluster_sending_crafted_metrics_does_not_stall_the_others(
+    forwarding_server, prometheus, enrol
+):
+    # Lines of blanks after a name made the old regular expression try every split of them:
+    # 70 KiB stopped all remote writes for 21 s. Each line here is under the line limit, so
+    # only a reader that is linear in the line gets through them in time.
+    attacker = await enrol("hostile-1", metrics_bytes=1024)
+    victim = await enrol("edge-victim", metrics_bytes=8 * 1024, seed="victim")
+    crafted = attacker.status.next()
+    crafted["server_metrics"] = [
+        {
+            "member": f"m{i}",
+            "service": "LXD",
+            "metrics": "".join(f"lxd_a{n}" + " \t" * 20_000 + "\n" for n in range(4)),
+        }
+        for i in range(3)
+    ]
+    payload = victim.status.next()
+    before = await scrape(forwarding_server.ops_port)
+
+    status, body = await attacker.heartbeat(crafted)
+    assert status == 200, body
+    status, body = await victim.heartbeat(payload)
+    assert status == 200, body
+
+    query = f'mcm_cluster_memory_used_bytes{{cluster="edge-victim"}} == {payload["memory_usage"]}'
+    await prometheus.wait_for(query, within=5)
+    member = payload["server_metrics"][0]["member"]
+    assert await prometheus.query(f'count({{cluster="edge-victim",member="{member}"}}) > 0')
+    after = await scrape(forwarding_server.ops_port)
+    bad = "mcm_forward_bad_metric_lines_total"
+    assert value(after, bad) - value(before, bad) == 12

@@ -35,6 +35,10 @@ UNLIMITED = {
     "heartbeat_burst": 10**6,
     "join_rate_per_minute": 1e6,
     "join_burst": 10**6,
+    "probe_rate_per_second": 1e6,
+    "probe_burst": 10**6,
+    "unverified_rate_per_second": 1e6,
+    "unverified_burst": 10**6,
 }
 LEAK = re.compile(r"Traceback|File \"|(/[\w.-]+)+\.py\b|site-packages")
 

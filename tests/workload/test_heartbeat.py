@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
+from datetime import UTC, datetime, timedelta
+from random import Random
 
+import aiohttp
 import pytest
+from aiohttp import web
 from cluster_manager import clusters, tokens
-from cluster_manager.fleet import SimulatedCluster
+from cluster_manager.certificates import certificate_file_fingerprint
+from cluster_manager.connector.limits import ConnectorLimits
+from cluster_manager.envelope import sync_response
+from cluster_manager.fleet import LeakingAnswerError, SimulatedCluster
+from cluster_manager.fleet.cluster import JOIN_PATH, STATUS_PATH
+from cluster_manager.join_token import JoinToken
+from cluster_manager.metrics import REGISTRY
+from cluster_manager.mtls import server_context
+from cluster_manager.settings import Settings
+from connector_support import raw_cluster_request
 from msgspec import to_builtins
 from support import table_rows
 
@@ -41,7 +55,7 @@ async def test_heartbeat_is_stored_with_the_payload_values(cluster, pool):
     status, body = await cluster.heartbeat(payload)
 
     assert status == 200, body
-    assert json.loads(body)["type"] == "sync"
+    assert body == b""
     shown = to_builtins(await clusters.get_cluster(pool, "edge-1"))
     for key in (
         "memory_total_amount",
@@ -254,6 +268,137 @@ async def test_rate_limited_response_says_when_to_retry(start_server, enrol):
     retry_after = [line for line in response.split(b"\r\n") if line.startswith(b"Retry-After")]
     assert len(retry_after) == 1
     assert 1 <= int(retry_after[0].split(b":")[1]) <= 60
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", STATUS_PATH), ("DELETE", JOIN_PATH)], ids=["status", "leave"]
+)
+async def test_success_is_an_empty_200_that_closes_the_connection(cluster, method, path):
+    """The daemon never reads a 200's body: any body would pin one of its sockets (issue 12).
+
+    canonical/microcloud f26e73c, client/cluster_manager_client.go:119-143 (sendRequest): a new
+    http.Transport per request, and the body is read only when the status is not 200.
+    """
+    body = cluster.status.next_body() if method == "POST" else b""
+
+    status, headers, rest = await raw_cluster_request(cluster, method, path, body)
+
+    assert status == 200
+    assert headers["connection"].lower() == "close"
+    assert headers["content-length"] == "0"
+    assert rest == b""
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda: sync_response({}),  # a body: the daemon would never read or close it
+        lambda: web.Response(status=200),  # empty, but the connection stays open
+    ],
+    ids=["body", "keep-alive"],
+)
+async def test_simulated_daemon_detects_an_answer_that_would_leak_a_socket(tls_dir, answer):
+    async def handle(_request: web.Request) -> web.Response:
+        return answer()
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    cert, key = str(tls_dir / "connector.crt"), str(tls_dir / "connector.key")
+    site = web.TCPSite(
+        runner, "127.0.0.1", 0, ssl_context=server_context(cert, key, request_client_cert=True)
+    )
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    cluster = SimulatedCluster("edge-1")
+    cluster.use_token(
+        JoinToken(
+            secret="s",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            addresses=(f"127.0.0.1:{port}",),
+            server_name="edge-1",
+            fingerprint=certificate_file_fingerprint(cert),
+        ).encode()
+    )
+    try:
+        with pytest.raises(LeakingAnswerError):
+            await cluster.heartbeat()
+    finally:
+        await runner.cleanup()
+
+
+async def test_errors_keep_their_json_body(cluster):
+    status, headers, rest = await raw_cluster_request(cluster, "POST", STATUS_PATH, b"{")
+
+    assert status == 400
+    assert error_of(rest) == "body is not valid JSON"
+    assert headers["connection"].lower() == "close"
+
+
+async def test_leave_right_after_a_burst_of_heartbeats_succeeds(start_server, enrol, pool):
+    """Issue 12: the leave shared the heartbeat bucket, and was refused after a burst."""
+    servers = await start_server(heartbeat_rate_per_minute=1, heartbeat_burst=2)
+    cluster = await enrol(servers.settings)
+    statuses = [(await cluster.heartbeat(check=False))[0] for _ in range(3)]
+
+    status, body = await cluster.leave(check=False)
+
+    assert statuses == [200, 200, 429]
+    assert status == 200, body
+    assert await pool.fetchval("SELECT count(*) FROM remote_clusters") == 0
+
+
+def refused_count(reason: str) -> float:
+    return REGISTRY.get_sample_value("mcm_connector_rate_limited_total", {"reason": reason}) or 0
+
+
+async def test_refusals_are_logged_once_per_cluster_and_counted_by_reason(
+    start_server, enrol, caplog
+):
+    servers = await start_server(heartbeat_rate_per_minute=1, heartbeat_burst=1)
+    noisy = await enrol(servers.settings, "noisy")
+    other = await enrol(servers.settings, "other")
+    counted = refused_count("heartbeat")
+    caplog.set_level(logging.WARNING, logger="cluster_manager.connector.limits")
+
+    statuses = [(await noisy.heartbeat(check=False))[0] for _ in range(5)]
+    statuses += [(await other.heartbeat(check=False))[0] for _ in range(3)]
+
+    assert statuses == [200, 429, 429, 429, 429, 200, 429, 429]
+    assert refused_count("heartbeat") - counted == 6
+    logged = [r.getMessage() for r in caplog.records if "rate limited" in r.getMessage()]
+    assert len(logged) == 2, logged  # one line per cluster, not one per refusal
+    assert any(noisy.fingerprint in line and "cluster noisy" in line for line in logged), logged
+    async with aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{servers.settings.ops_port}/metrics"
+        async with session.get(url) as response:
+            exposed = await response.text()
+    assert 'mcm_connector_rate_limited_total{reason="heartbeat"}' in exposed
+
+
+def test_a_cluster_reporting_every_10_seconds_is_never_refused(monkeypatch):
+    """Default sizing: 10 s with jitter, a restart, and two senders during a leader change.
+
+    canonical/microcloud f26e73c, cmd/microcloudd/cluster_manager_task.go:24-37 and :81-95:
+    every member runs the ticker (reset to the stored update_interval_seconds after each send)
+    and sends only while it sees itself as the database leader, so two members can send while
+    the leader changes.
+    """
+    clock = [0.0]
+    monkeypatch.setattr("cluster_manager.ratelimit.time.monotonic", lambda: clock[0])
+    limits = ConnectorLimits.from_settings(Settings())
+    random = Random(10)  # noqa: S311 - jitter, not a secret
+    sent_at = []
+    t = 0.0
+    while t < 86400:  # a day at 10 s, each send up to 3 s late or early
+        sent_at.append(t + random.uniform(-3, 3))
+        t += 10
+    sent_at += [3600 + 10 * n + 5 for n in range(60)]  # ten minutes with a second sender
+    sent_at += [7200 + n for n in range(3)]  # a restart sends at once, twice more
+    for moment in sorted(sent_at):
+        clock[0] = moment
+        limits.heartbeat.check("fingerprint", "heartbeats")  # raises TooManyRequests if refused
 
 
 async def test_cluster_that_leaves_is_gone_and_refused(cluster, pool):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import msgspec
@@ -132,4 +133,4 @@ def test_path_parameters_are_declared():
         if "{" not in path:
             continue
         declared = {p["name"] for p in operations.get("parameters", []) if p["in"] == "path"}
-        assert declared == {"name"}, path
+        assert declared == set(re.findall(r"{(\w+)}", path)), path

@@ -31,6 +31,7 @@ from cluster_manager.management.sessions import SESSION_COOKIE
 from conftest import ServerProcess
 from e2e_fixtures import create_token
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 from ui_browser import base_url
 
 MAX_EXAMPLES = 30
@@ -101,6 +102,11 @@ CONFIG = schemathesis.Config.from_dict(
                 "checks": {"positive_data_acceptance": {"enabled": False}},
             },
             {
+                # Signing out needs the session's CSRF token; a generated one is refused (403).
+                "include-path": "/oidc/logout",
+                "checks": {"positive_data_acceptance": {"enabled": False}},
+            },
+            {
                 # A duration string's bounds (1 minute to 1 year whatever the unit) are more
                 # than a pattern says: "0" or "1s" matches it and is refused (400).
                 "include-path": "/1.0/remote-cluster-join-token",
@@ -124,7 +130,51 @@ schema = schemathesis.openapi.from_dict(document(), config=CONFIG)
 def test_every_operation_answers_generated_requests_as_documented(case, api):
     response = case.call(**api)
 
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
+    tunnel_down = "/lxd/" in case.formatted_path and response.status_code == 503
+    if tunnel_down:  # the generated clusters have no reverse tunnel: a documented answer
+        assert "tunnel not connected" in response.json()["error"]
+    else:
+        assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
     assert not STACK_TRACE.search(response.text), response.text
     # Probes (e.g. the same request without the session) go out the same way.
+    case.validate_response(
+        response,
+        headers=api["headers"],
+        transport_kwargs=api,
+        excluded_checks=[not_a_server_error] if tunnel_down else None,
+    )
+
+
+# Found by schemathesis outside CI's fixed profile: `GET /1.0/remote-cluster?health=` (one empty
+# item, which the enum forbids) was answered 200. Kept with the rest of its class: an empty item
+# anywhere in a comma-separated filter is refused, naming the parameter, as the document says.
+EMPTY_ITEMS = ("", " ", ",", "warning,", ",stale", "warning,,stale", "warning, ,stale")
+
+
+def test_an_empty_item_in_a_list_filter_is_refused(api):
+    operation = schema["/1.0/remote-cluster"]["GET"]
+    for health in EMPTY_ITEMS:
+        case = operation.Case(query={"health": health})
+        response = case.call(**api)
+
+        assert response.status_code == 400, f"health={health!r}: {response.text}"
+        assert response.json()["error"].startswith("health"), response.text
+        case.validate_response(response, headers=api["headers"], transport_kwargs=api)
+    listed = operation.Case(query={"health": "warning,stale"}).call(**api)
+    assert listed.status_code == 200, listed.text
+
+
+def test_text_with_a_nul_is_refused_and_the_document_says_so(api):
+    """Found by schemathesis outside CI's profile: a NUL in ``search`` was schema-valid."""
+    operation = schema["/1.0/remote-cluster"]["GET"]
+    case = operation.Case(query={"search": "edge\x00"})
+    response = case.call(**api)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "search: must not contain NUL"
     case.validate_response(response, headers=api["headers"], transport_kwargs=api)
+    changes = document()["components"]["schemas"]["ClusterChanges"]["properties"]["description"]
+    search = next(p for p in operation.definition.raw["parameters"] if p["name"] == "search")
+    for text in (changes, search["schema"]):
+        assert not re.fullmatch(text["pattern"], "edge\x00")
+        assert re.fullmatch(text["pattern"], "edge 1")

@@ -1,13 +1,16 @@
 """Signing in to the Management API through a real OpenID provider (oidc-provider).
 
 The server under test is the auth layer (setup_auth) on a small app with the /1.0 routes the
-rules name, served over real TLS; every token is issued and signed by the provider.
+rules name, served over real TLS, on PostgreSQL (signed-out sessions live there); every token
+is issued and signed by the provider.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +20,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 from cluster_manager import mtls
+from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware, sync_response
+from cluster_manager.management import revocations
 from cluster_manager.management.auth import csrf_token, current_user, setup_auth
 from cluster_manager.management.oidc import OidcClient, client_ssl_context
+from cluster_manager.management.revocations import REVOKED, RevokedSessions
 from cluster_manager.management.sessions import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -28,6 +34,7 @@ from cluster_manager.management.sessions import (
     load_key,
 )
 from cluster_manager.settings import Settings
+from e2e_fixtures import wait_until as poll
 from oidc_fixtures import (
     USERS,
     TestIdp,
@@ -63,6 +70,7 @@ async def ui_root(request: web.Request) -> web.Response:
 
 def auth_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
+    app.cleanup_ctx.append(pool_context(settings, max_size=2))
     setup_auth(app, settings)
     app.router.add_get("/1.0/configuration", configuration)
     app.router.add_get("/1.0/remote-cluster", clusters)
@@ -72,8 +80,17 @@ def auth_app(settings: Settings) -> web.Application:
 
 
 @pytest.fixture
+def apps() -> dict[int, web.Application]:
+    """The apps start_server started, by management port."""
+    return {}
+
+
+@pytest.fixture
 async def start_server(
-    tls_dir: Path, make_oidc_settings: Callable[..., dict[str, Any]]
+    tls_dir: Path,
+    database_dsn: str,
+    apps: dict[int, web.Application],
+    make_oidc_settings: Callable[..., dict[str, Any]],
 ) -> AsyncIterator[StartServer]:
     """Start the auth app over TLS; keywords: ``client`` metadata and settings overrides."""
     runners: list[web.AppRunner] = []
@@ -84,6 +101,7 @@ async def start_server(
             "management_cert_file": str(tls_dir / "management.crt"),
             "management_key_file": str(tls_dir / "management.key"),
             "session_key_file": str(tls_dir / "session.key"),
+            "database_dsn": database_dsn,
             **make_oidc_settings(**(client or {})),
             **overrides,
         }
@@ -96,6 +114,7 @@ async def start_server(
         )
         site = web.TCPSite(runner, "127.0.0.1", settings.management_port, ssl_context=context)
         await site.start()
+        apps[settings.management_port] = runner.app
         return settings
 
     yield start
@@ -400,9 +419,9 @@ async def test_logout_ends_the_session_here_and_at_the_provider(start_server, br
     http = browsers(settings)
     await sign_in(http, settings)
 
-    async with http.get("/oidc/logout", allow_redirects=False) as response:
-        assert response.status == 302
-        location = response.headers["Location"]
+    async with http.post("/oidc/logout") as response:  # as the UI does, with X-CSRF-Token
+        location = (await envelope(response))["metadata"]["redirect"]
+        assert response.status == 200
         assert response.cookies[SESSION_COOKIE]["max-age"] == "0"
     query = parse_qs(urlsplit(location).query)
     assert location.startswith(idp.issuer + "/session/end?")
@@ -469,3 +488,154 @@ async def test_provider_down_at_start_answers_503_then_recovers(start_server, br
             assert response.headers["Location"].startswith(f"https://127.0.0.1:{port}/auth?")
     finally:
         late.stop()
+
+
+def session_cookie(http: aiohttp.ClientSession) -> str:
+    return next(c.value for c in http.cookie_jar if c.key == SESSION_COOKIE)
+
+
+async def status_with_cookie(http: aiohttp.ClientSession, url: str, cookie: str) -> int:
+    """GET ``url`` sending only the given session cookie, as a thief with a saved copy would."""
+    async with http.get(url, headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}) as response:
+        await response.read()
+        return response.status
+
+
+def wait_until(condition: Callable[[], bool]) -> Awaitable[None]:
+    async def check() -> bool:
+        return condition()
+
+    return poll(check, within=10, every=0.05)
+
+
+async def test_saved_cookie_stops_working_after_logout_on_every_unit(start_server, browsers, apps):
+    first = await start_server()
+    second = await start_server(  # another unit: same client, key and database, its own port
+        oidc_client_id=first.oidc_client_id, oidc_client_secret=first.oidc_client_secret
+    )
+    revoked_on_second = apps[second.management_port][REVOKED]
+    await wait_until(lambda: revoked_on_second.listening)
+    http = browsers(first)
+    await sign_in(http, first)
+    saved = session_cookie(http)
+    urls = [
+        f"https://127.0.0.1:{unit.management_port}/1.0/remote-cluster" for unit in (first, second)
+    ]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as thief:
+        assert [await status_with_cookie(thief, url, saved) for url in urls] == [200, 200]
+
+        async with http.post("/oidc/logout") as response:
+            assert response.status == 200, await response.text()
+        await wait_until(lambda: len(revoked_on_second) == 1)  # told by NOTIFY, not by a read
+
+        assert [await status_with_cookie(thief, url, saved) for url in urls] == [401, 401]
+        async with thief.get(urls[1], headers={"Cookie": f"{SESSION_COOKIE}={saved}"}) as r:
+            assert "signed out" in (await envelope(r))["error"]
+            assert r.cookies[SESSION_COOKIE]["max-age"] == "0"
+
+
+async def test_signed_out_session_is_refused_by_a_unit_started_later(start_server, browsers):
+    first = await start_server()
+    http = browsers(first)
+    await sign_in(http, first)
+    saved = session_cookie(http)
+    async with http.post("/oidc/logout") as response:
+        assert response.status == 200
+
+    later = await start_server(
+        oidc_client_id=first.oidc_client_id, oidc_client_secret=first.oidc_client_secret
+    )
+    url = f"https://127.0.0.1:{later.management_port}/1.0/remote-cluster"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as thief:
+        assert await status_with_cookie(thief, url, saved) == 401
+
+
+async def test_logout_by_get_changes_nothing(start_server, browsers):
+    settings = await start_server()
+    http = browsers(settings)
+    await sign_in(http, settings)
+    async with http.get("/oidc/logout", allow_redirects=False) as response:
+        assert response.status == 405
+        assert SESSION_COOKIE not in response.cookies
+    async with http.get("/1.0/remote-cluster") as response:
+        assert response.status == 200
+
+
+async def test_cross_site_logout_is_refused(start_server, browsers):
+    settings = await start_server()
+    http = browsers(settings)
+    await sign_in(http, settings)
+    token = http.headers.pop("X-CSRF-Token")
+    attempts = [
+        {"data": {"logout": "yes"}},  # a form on another site: no token
+        {"data": {"csrf_token": "guessed"}},
+        {"headers": {"X-CSRF-Token": token[:-2] + "xx"}},
+        {"headers": {"X-CSRF-Token": token, "Origin": "https://evil.example"}},
+    ]
+    for attempt in attempts:
+        async with http.post("/oidc/logout", allow_redirects=False, **attempt) as response:
+            body = await envelope(response)
+            assert response.status == 403, (attempt, body)
+            assert SESSION_COOKIE not in response.cookies
+    async with http.get("/1.0/remote-cluster") as response:
+        assert response.status == 200  # still signed in
+
+
+async def test_logout_form_with_the_token_redirects_to_the_provider(start_server, browsers, idp):
+    settings = await start_server()
+    http = browsers(settings)
+    await sign_in(http, settings)
+    token = http.headers.pop("X-CSRF-Token")
+    async with http.post(
+        "/oidc/logout",
+        data={"csrf_token": token},
+        headers={"Origin": settings.management_url},
+        allow_redirects=False,
+    ) as response:
+        assert response.status == 303
+        assert response.headers["Location"].startswith(idp.issuer + "/session/end?")
+        assert response.cookies[SESSION_COOKIE]["max-age"] == "0"
+    async with http.get("/1.0/remote-cluster") as response:
+        assert response.status == 401
+
+
+async def test_logout_without_a_session_only_clears_cookies(start_server, browsers):
+    settings = await start_server()
+    http = browsers(settings)
+    async with http.post("/oidc/logout", allow_redirects=False) as response:
+        assert response.status == 303
+        assert response.headers["Location"] == "/"
+
+
+async def test_expired_revocations_are_pruned(database_dsn, pool, monkeypatch):
+    monkeypatch.setattr(revocations, "PRUNE_INTERVAL", 0.0)
+    monkeypatch.setattr(revocations, "ALIVE_INTERVAL", 0.05)
+    revoked = RevokedSessions(pool)
+    await revoked.revoke("expired", time.time() - 1)
+    await revoked.revoke("current", time.time() + 3600)
+    assert len(revoked) == 2
+    listener = asyncio.create_task(revoked.listen(database_dsn))
+    rows: list[str] = []
+    try:
+        for _ in range(200):
+            rows = [r["session_id"] for r in await pool.fetch("SELECT * FROM revoked_sessions")]
+            if rows == ["current"] and len(revoked) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert rows == ["current"]
+        assert len(revoked) == 1
+        assert await revoked.is_revoked("current")
+    finally:
+        listener.cancel()
+
+
+async def test_without_its_listener_a_unit_reads_revocations_from_the_table(pool):
+    elsewhere = RevokedSessions(pool)
+    await elsewhere.revoke("signed-out", time.time() + 60)
+    await elsewhere.revoke("long-expired", time.time() - 60)
+    here = RevokedSessions(pool)  # its listener is not connected: its memory may miss some
+
+    assert not here.listening
+    assert await here.is_revoked("signed-out")
+    assert not await here.is_revoked("long-expired")  # its cookie has expired anyway
+    assert not await here.is_revoked("still-signed-in")

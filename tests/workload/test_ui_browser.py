@@ -9,9 +9,10 @@ CLUSTER_MANAGER_SCREENSHOTS=docs uv run --group test pytest tests/workload/test_
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cluster_manager import tokens
@@ -19,10 +20,12 @@ from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.management.sessions import SESSION_COOKIE
 from cluster_manager.seed import SET_LAST_HEARTBEAT, insert_fleet
 from oidc_fixtures import USERS
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Route, async_playwright
 from ui_browser import NARROW, base_url, expect, launch, new_page, screenshot, sign_in
 
 GRAFANA = "https://grafana.example.test"
+# What a busy 2-core machine may need for what normally shows at once (ms, as Playwright takes).
+SLOW = 30_000
 DASHBOARD = "mcm-cluster"
 
 
@@ -241,7 +244,8 @@ async def test_revoke_a_token_and_remove_a_cluster(ui, settings, pool):
 
 async def test_sign_out_ends_the_session(ui, settings):
     await admin(ui, settings)
-    await ui.get_by_role("link", name="Sign out").click()
+    await ui.get_by_role("button", name="Sign out").click()  # a POST with the CSRF token
+    await expect(ui).to_have_url(re.compile(r"/session/end"))
     await ui.get_by_role("button", name="Sign out").click()  # the identity provider asks
     await ui.goto(base_url(settings) + "/")
 
@@ -270,13 +274,46 @@ async def test_api_failure_shows_a_clear_message_and_recovers(ui, settings, pool
     await admin(ui, settings)
     await ui.context.set_offline(True)
     ui.problems.allow("ERR_INTERNET_DISCONNECTED")  # type: ignore[attr-defined]
+    # Even during the first load (a busy machine), the click is not lost: it runs after it.
     await ui.get_by_role("button", name="Refresh").click()
 
     alert = ui.get_by_role("alert")
-    await expect(alert).to_contain_text("Cannot reach the Cluster Manager")
+    await expect(alert).to_contain_text("Cannot reach the Cluster Manager", timeout=SLOW)
     await ui.context.set_offline(False)
     await alert.get_by_role("button", name="Try again").click()
+    await expect(ui.get_by_role("alert")).to_have_count(0, timeout=SLOW)
+
+
+async def test_refresh_clicked_during_a_load_runs_after_it(ui, settings, pool):
+    await enrol(pool, settings, "edge-1")
+    await ui.clock.install()
+    await admin(ui, settings)
+    await expect(ui.get_by_text(re.compile(r"^Updated "))).to_be_visible(timeout=SLOW)
+    # Stop the page's clock: no periodic refresh (every 30 s) may stand in for the lost click.
+    await ui.clock.pause_at(datetime.now(UTC) + timedelta(seconds=5))
+    held = asyncio.Event()
+    seen = [asyncio.Event(), asyncio.Event()]  # the first and the second overview request
+    requests: list[str] = []
+
+    async def hold(route: Route) -> None:
+        requests.append(route.request.url)
+        seen[min(len(requests), 2) - 1].set()
+        if len(requests) == 1:
+            await held.wait()
+        await route.continue_()
+
+    await ui.route("**/1.0/overview", hold)
+    refresh = ui.get_by_role("button", name="Refresh")
+    await refresh.click()
+    async with asyncio.timeout(SLOW / 1000):
+        await seen[0].wait()  # a load in flight, held by the route
+    await refresh.click()  # asked for meanwhile: not dropped
+    held.set()
+
+    async with asyncio.timeout(SLOW / 1000):
+        await seen[1].wait()
     await expect(ui.get_by_role("alert")).to_have_count(0)
+    assert len(requests) == 2
 
 
 async def test_unknown_cluster_page_says_so(ui, settings):

@@ -160,6 +160,27 @@ def cmd_cluster_remove(args: argparse.Namespace) -> None:
     print(f"removed cluster {args.name}")
 
 
+def cmd_cluster_lxd(args: argparse.Namespace) -> None:
+    """GET a path of a cluster's LXD API through its reverse tunnel; print LXD's answer."""
+    from cluster_manager.tunnel import Tunnels
+
+    settings = settings_for(args)
+    path = "/1.0/" + args.path.removeprefix("/").removeprefix("1.0").removeprefix("/")
+
+    async def work(pool: asyncpg.Pool) -> tuple[int, Any]:
+        service = Tunnels(settings, pool)  # no tunnel here: it goes to the unit holding it
+        try:
+            return await service.request(args.name, "GET", path.rstrip("/"))
+        finally:
+            await service.close()
+
+    status, envelope = asyncio.run(_with_pool(settings, work))
+    if envelope is None or status >= 400:
+        message = envelope.get("error", "") if envelope else "no LXD response"
+        raise CliError(f"cluster {args.name} answered {status}: {message}")
+    print(json.dumps(envelope, indent=2))
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """Run everything locally with an embedded PostgreSQL."""
     from cluster_manager import demo
@@ -167,61 +188,84 @@ def cmd_demo(args: argparse.Namespace) -> None:
     demo.run(state_dir(args), simulate=args.simulate)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line."""
-    parser = argparse.ArgumentParser(
-        prog="cluster-manager",
-        description="MicroCloud Cluster Manager: servers, migrations, tokens, clusters, demo.",
-    )
+def _shared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML settings file (or CLUSTER_MANAGER_CONFIG)")
     parser.add_argument(
         "--state-dir",
         help=f"demo state folder (or {STATE_DIR_ENV}; default ./{DEFAULT_STATE_DIR})",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    # The shared options are accepted before or after any command: each subparser repeats them
+    # with SUPPRESS defaults, so a value given after the command replaces one given before it
+    # and an absent one leaves it alone.
+    shared = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _shared_options(shared)
+    parser = argparse.ArgumentParser(
+        prog="cluster-manager",
+        description="MicroCloud Cluster Manager: servers, migrations, tokens, clusters, demo.",
+    )
+    _shared_options(parser)
+    parser.set_defaults(config=None, state_dir=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser(
         "serve",
+        parents=[shared],
         help="run the servers",
         description="Run the Management API, the Cluster Connector and the ops server.",
         epilog=settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     ).set_defaults(func=cmd_serve)
-    commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    demo = commands.add_parser("demo", help="run a local demo with an embedded PostgreSQL")
+    commands.add_parser(
+        "migrate", parents=[shared], help="apply database migrations"
+    ).set_defaults(func=cmd_migrate)
+    demo = commands.add_parser(
+        "demo", parents=[shared], help="run a local demo with an embedded PostgreSQL"
+    )
     demo.add_argument(
         "--simulate", type=int, default=0, metavar="N", help="also run N simulated clusters"
     )
     demo.set_defaults(func=cmd_demo)
 
-    token = commands.add_parser("token", help="join tokens").add_subparsers(
+    token = commands.add_parser("token", parents=[shared], help="join tokens").add_subparsers(
         dest="token_command", required=True, metavar="ACTION"
     )
-    create = token.add_parser("create", help="create a join token; prints only the token")
+    create = token.add_parser(
+        "create", parents=[shared], help="create a join token; prints only the token"
+    )
     create.add_argument("name")
     create.add_argument("--description", default="")
     create.add_argument("--expires-in", metavar="DURATION", help="e.g. 30m, 12h, 7d")
     create.set_defaults(func=cmd_token_create)
-    listing = token.add_parser("list", help="list pending tokens")
+    listing = token.add_parser("list", parents=[shared], help="list pending tokens")
     listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(func=cmd_token_list)
-    revoke = token.add_parser("revoke", help="revoke a pending token")
+    revoke = token.add_parser("revoke", parents=[shared], help="revoke a pending token")
     revoke.add_argument("name")
     revoke.set_defaults(func=cmd_token_revoke)
 
-    cluster = commands.add_parser("cluster", help="enrolled clusters").add_subparsers(
-        dest="cluster_command", required=True, metavar="ACTION"
-    )
-    listing = cluster.add_parser("list", help="list clusters")
+    cluster = commands.add_parser(
+        "cluster", parents=[shared], help="enrolled clusters"
+    ).add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    listing = cluster.add_parser("list", parents=[shared], help="list clusters")
     listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(func=cmd_cluster_list)
-    show = cluster.add_parser("show", help="show one cluster")
+    show = cluster.add_parser("show", parents=[shared], help="show one cluster")
     show.add_argument("name")
     show.add_argument("--format", choices=("table", "json"), default="table")
     show.set_defaults(func=cmd_cluster_show)
-    remove = cluster.add_parser("remove", help="remove a cluster")
+    remove = cluster.add_parser("remove", parents=[shared], help="remove a cluster")
     remove.add_argument("name")
     remove.set_defaults(func=cmd_cluster_remove)
+    lxd = cluster.add_parser(
+        "lxd", help="GET the cluster's LXD API through its reverse tunnel (any unit's config)"
+    )
+    lxd.add_argument("name")
+    lxd.add_argument("path", help="after /1.0/, e.g. instances?recursion=1")
+    lxd.set_defaults(func=cmd_cluster_lxd)
     return parser
 
 

@@ -16,7 +16,7 @@ from cluster_manager import cluster_health
 from cluster_manager.cluster_health import ClusterWarning, Health
 from cluster_manager.clusters import CLUSTER_COLUMNS, EnrolledCluster, Status, cluster_fields
 from cluster_manager.errors import NotFound
-from cluster_manager.fields import Bytes, Count, Ratio
+from cluster_manager.fields import NO_NUL_REGEX, Bytes, Count, Ratio, Timestamp
 from cluster_manager.settings import Settings
 
 MAX_LIMIT = 500
@@ -50,10 +50,14 @@ SORT_KEYS = {
 assert set(SORT_KEYS) == set(get_args(SortKey))
 ORDERS = {"asc": "ASC", "desc": "DESC"}
 
+# When the cluster's reverse tunnel connected to some unit (NULL: no tunnel); see tunnel.store.
+TUNNEL_SQL = """(
+    SELECT t.connected_at FROM remote_cluster_tunnels t WHERE t.cluster_id = c.id
+) AS tunnel_connected_at"""
 ROW_COLUMNS = f"""
 {CLUSTER_COLUMNS},
 d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
-h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age
+h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, {TUNNEL_SQL}
 """
 # $1 stale seconds, $2 ILIKE pattern or NULL, $3 status or NULL, $4 health states or NULL.
 FILTER_SQL = """
@@ -75,7 +79,8 @@ page AS (
 )
 SELECT {CLUSTER_COLUMNS},
        d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
-       page.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, total.count AS total
+       page.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, total.count AS total,
+       {TUNNEL_SQL}
 FROM (SELECT count(*) FROM matching) AS total
 LEFT JOIN page ON true
 LEFT JOIN remote_clusters c ON c.id = page.id
@@ -92,14 +97,21 @@ class ClusterQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     search: Annotated[
         str,
-        msgspec.Meta(max_length=MAX_SEARCH, description="case-insensitive substring of the name"),
+        msgspec.Meta(
+            max_length=MAX_SEARCH,
+            pattern=NO_NUL_REGEX,
+            description="case-insensitive substring of the name",
+        ),
     ] = ""
     status: Annotated[
         Literal["", Status], msgspec.Meta(description="cluster status; empty for any")
     ] = ""
     health: Annotated[
         tuple[Health, ...],
-        msgspec.Meta(description="comma-separated health states (any of them matches)"),
+        msgspec.Meta(
+            min_length=1,
+            description="comma-separated health states, any matching; leave it out for any",
+        ),
     ] = ()
     sort: Annotated[
         SortKey,
@@ -133,6 +145,13 @@ class Cluster(EnrolledCluster, kw_only=True):
     storage_max_usage_ratio: Annotated[
         Ratio | None,
         msgspec.Meta(description="usage/total of the fullest pool; null when no pool has a size"),
+    ]
+    tunnel_connected: Annotated[
+        bool, msgspec.Meta(description="whether the cluster's reverse tunnel is connected")
+    ]
+    tunnel_connected_at: Annotated[
+        Timestamp | None,
+        msgspec.Meta(description="when the tunnel connected to some unit; null without one"),
     ]
 
 
@@ -169,6 +188,8 @@ def cluster_view(row: asyncpg.Record, stale_after: float) -> Cluster:
         storage_total_amount=_number(row["storage_total"]),
         storage_usage=_number(row["storage_usage"]),
         storage_max_usage_ratio=row["storage_max_usage_ratio"],
+        tunnel_connected=row["tunnel_connected_at"] is not None,
+        tunnel_connected_at=row["tunnel_connected_at"],
     )
 
 

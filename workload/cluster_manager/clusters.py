@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
@@ -161,27 +162,45 @@ def cluster_fields(row: asyncpg.Record) -> dict[str, Any]:
     )
 
 
-def _check_secret(
-    stored_secret: str, name: str, token_text: Any, authorization: str | None, body: bytes
-) -> None:
-    """Accept the token carried in the body, or an HMAC of the body made with the secret."""
-    if authorization is not None:
-        scheme, _, signature = authorization.partition(" ")
-        if scheme != HMAC_SCHEME or len(signature) != 64:
-            raise Forbidden("invalid join signature")
-        expected = hmac.new(stored_secret.encode(), body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
-            raise Forbidden("invalid join signature")
-        return
-    if token_text is None:
-        raise Forbidden("the join needs a token or a signature")
+# One answer, one status, for every join whose proof fails: an unknown name, a pending name with
+# the wrong secret or signature, an enrolled name. A caller without the token learns nothing
+# about which names exist; the operator is told what to do.
+INVALID_JOIN = (
+    "invalid join token: it is wrong, used, expired or revoked, or not for this cluster name; "
+    "create a new one on the Cluster Manager (cluster-manager token create NAME) and join with it"
+)
+
+
+def _signature(authorization: str | None) -> str | None:
+    """The hex digest of an HMAC-signed join, or None when the token is in the body."""
+    if authorization is None:
+        return None
+    scheme, _, signature = authorization.partition(" ")
+    signature = signature.strip().lower()
+    if scheme != HMAC_SCHEME or len(signature) != 64:
+        raise BadRequest(f"Authorization must be '{HMAC_SCHEME} <hex HMAC-SHA256 of the body>'")
+    return signature
+
+
+def _body_token(token_text: Any, name: str) -> JoinToken:
     try:
         token = JoinToken.decode(token_text)
     except InvalidTokenError as error:
         raise BadRequest(f"token: {error}") from None
-    same_secret = hmac.compare_digest(token.secret.encode(), stored_secret.encode())
-    if not same_secret or token.server_name != name:
-        raise Forbidden("invalid join token")
+    if token.server_name != name:
+        raise BadRequest("token: it is for another cluster name than cluster_name")
+    return token
+
+
+def _proves_secret(
+    stored_secret: str, signature: str | None, token: JoinToken | None, body: bytes
+) -> bool:
+    """Whether the request proves the secret: an HMAC of the body, or the token in the body."""
+    if signature is not None:
+        expected = hmac.new(stored_secret.encode(), body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected.encode(), signature.encode())
+    carried = token.secret if token is not None else ""
+    return hmac.compare_digest(carried.encode(), stored_secret.encode())
 
 
 async def join_cluster(
@@ -190,10 +209,15 @@ async def join_cluster(
     body: bytes,
     authorization: str | None,
     peer_der: bytes | None,
+    on_proof: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Enrol a cluster with its join token; the token is consumed in the same transaction.
 
     ``payload`` is the parsed ``body``; the raw bytes are what an HMAC signature covers.
+    ``peer_der`` is the certificate presented over TLS: it must be the body's certificate.
+    Everything that does not depend on stored state is checked first, with precise errors.
+    Then a failed proof of the secret gets :data:`INVALID_JOIN`, whatever the name's state.
+    ``on_proof(name)`` runs once the secret is proven (the per-name rate limit); it may raise.
     """
     name = validation.cluster_name(payload.get("cluster_name"))
     try:
@@ -201,24 +225,29 @@ async def join_cluster(
     except InvalidCertificateError as error:
         raise BadRequest(f"cluster_certificate: {error}") from None
     der = der_of(certificate)
-    if peer_der is not None and peer_der != der:
+    if peer_der is None:
+        raise Forbidden("a join must present the cluster certificate over TLS")
+    if peer_der != der:
         raise Forbidden("cluster_certificate is not the certificate presented over TLS")
+    signature = _signature(authorization)
     token_text = payload.get("token")
+    if signature is None and token_text is None:
+        raise BadRequest("the join needs a token in the body or an HMAC signature")
+    token = _body_token(token_text, name) if signature is None else None
     async with pool.acquire() as connection, connection.transaction():
-        token = await connection.fetchrow(SELECT_TOKEN_FOR_UPDATE, name)
-        if token is None:
-            if await connection.fetchval(SELECT_CLASH, name, ""):
-                raise Conflict(f"a cluster named {name!r} is already enrolled")
-            raise Forbidden("invalid join token")
-        _check_secret(token["secret"], name, token_text, authorization, body)
-        if token["expires_at"] <= datetime.now(UTC):
-            raise Forbidden("join token has expired")
+        stored = await connection.fetchrow(SELECT_TOKEN_FOR_UPDATE, name)
+        if stored is None or not _proves_secret(stored["secret"], signature, token, body):
+            raise Forbidden(INVALID_JOIN)
+        if on_proof is not None:
+            on_proof(name)
+        if stored["expires_at"] <= datetime.now(UTC):
+            raise Forbidden("join token has expired: create a new one on the Cluster Manager")
         cert_fingerprint = fingerprint(der)
         if await connection.fetchval(SELECT_CLASH, name, cert_fingerprint):
             raise Conflict("a cluster with this name or certificate is already enrolled")
         pem = payload["cluster_certificate"]
         row = await connection.fetchrow(
-            INSERT_CLUSTER, name, token["description"], pem, cert_fingerprint
+            INSERT_CLUSTER, name, stored["description"], pem, cert_fingerprint
         )
         await connection.execute(DELETE_TOKEN, name)
     return {

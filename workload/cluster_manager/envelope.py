@@ -51,6 +51,17 @@ def sync_response(metadata: Any = None, status: int = 200) -> web.Response:
     return web.Response(body=_encode(body), status=status, content_type="application/json")
 
 
+def empty_ok() -> web.Response:
+    """Answer 200 with no body and close the connection.
+
+    What the MicroCloud daemon needs on join, status and leave: it never reads or closes the body
+    of a 200, so any body pins one of its sockets for good (PROTOCOL.md).
+    """
+    response = web.Response(status=200)
+    response.force_close()
+    return response
+
+
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:

@@ -47,6 +47,8 @@ class JoinToken:
             body = json.loads(base64.b64decode(text.strip(), validate=True))
         except (binascii.Error, ValueError):
             raise InvalidTokenError("token is not base64-encoded JSON") from None
+        except RecursionError:
+            raise InvalidTokenError("token is nested too deeply") from None
         if not isinstance(body, dict):
             raise InvalidTokenError("token is not a JSON object")
         for key in ("secret", "server_name", "fingerprint", "expires_at"):

@@ -50,6 +50,13 @@ HEARTBEATS_REFUSED = prometheus_client.Counter(
     "too_large, unavailable (database), error.",
     ["reason"],
 )
+CONNECTOR_RATE_LIMITED = prometheus_client.Counter(
+    "mcm_connector_rate_limited",
+    "Connector requests refused with 429, by reason: heartbeat, leave, join_client, join_name "
+    "(per certificate or name), clusters (the ceiling over identified clusters), unverified "
+    "(joins and unknown certificates), probe (requests without a client certificate).",
+    ["reason"],
+)
 CLUSTERS = prometheus_client.Gauge(
     "mcm_clusters", "Enrolled clusters by status (read from the database at scrape).", ["status"]
 )
@@ -75,6 +82,11 @@ FORWARD_SERIES = prometheus_client.Counter(
 )
 FORWARD_BAD_LINES = prometheus_client.Counter(
     "mcm_forward_bad_metric_lines", "Lines of members' metrics text skipped as invalid."
+)
+FORWARD_CUT = prometheus_client.Counter(
+    "mcm_forward_metrics_cut_heartbeats",
+    "Heartbeats whose members' metrics were not all forwarded: over the conversion budget "
+    "(CPU time or characters per heartbeat).",
 )
 FORWARD_CPU = prometheus_client.Counter(
     "mcm_forward_conversion_cpu_seconds",

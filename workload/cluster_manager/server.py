@@ -1,4 +1,10 @@
-"""Run the servers: management and connector over TLS, ops over plain HTTP, in one process."""
+"""Run the servers: management and connector over TLS, ops over plain HTTP, in one process.
+
+Connection limits (see the README's "Security" section): every connection must finish its
+first request's headers within the keep-alive time (after its TLS handshake, itself bounded),
+lives at most a bounded age, and each server holds at most its share of the process's file
+descriptors (:mod:`cluster_manager.listening`).
+"""
 
 from __future__ import annotations
 
@@ -9,20 +15,35 @@ import ssl
 
 from aiohttp import web
 
-from cluster_manager import db, logs, mtls, ops
+from cluster_manager import connection_age, db, listening, logs, mtls, ops, tunnel
 from cluster_manager.connector.app import create_app as create_connector_app
 from cluster_manager.management.app import create_app as create_management_app
+from cluster_manager.security_headers import add_security_headers
 from cluster_manager.settings import Settings, SettingsError
+from cluster_manager.tunnel import channel
 
 logger = logging.getLogger(__name__)
 
+# Idle (or half-sent) connections are closed after this many seconds without a whole request.
+MANAGEMENT_KEEPALIVE = 10.0  # browsers reopen at once; 10 s keeps a page's bursts on one socket
+OPS_KEEPALIVE = 5.0  # probes and Prometheus, once every few seconds at most
+CONNECTOR_KEEPALIVE = 5.0  # the MicroCloud client opens a new connection per request
+INTERNAL_KEEPALIVE = 15.0  # other units reuse their connections to this unit
+# A connection older than this is cut: no request of these servers takes nearly as long, and
+# the 10 s idle limit closes a browser's connection between two refreshes of a page.
+MANAGEMENT_MAX_AGE = 120.0
+OPS_MAX_AGE = 120.0
+# Each server's share of the open-files limit (the rest: database pools, files, listeners).
+CONNECTOR_SHARE, MANAGEMENT_SHARE, OPS_SHARE, INTERNAL_SHARE = 0.4, 0.2, 0.05, 0.05
+
 
 class BoundedTLSSite(web.TCPSite):
-    """A TLS site whose handshakes time out and whose connections live a bounded time.
+    """A site whose handshakes time out, whose connections live a bounded time, and are capped.
 
-    aiohttp has no timeout for reading request headers; capping every connection's age (the
+    aiohttp has no timeout for reading a request's body; capping every connection's age (the
     MicroCloud client opens a new connection per request) stops slow or idle clients from
-    holding sockets.
+    holding sockets. ``ssl_context`` None serves plain HTTP. ``max_connections`` caps the
+    connections open at once (see :mod:`cluster_manager.listening`).
     """
 
     def __init__(
@@ -31,13 +52,17 @@ class BoundedTLSSite(web.TCPSite):
         host: str,
         port: int,
         *,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | None,
         handshake_timeout: float,
         max_age: float | None,
+        max_connections: int = listening.MAX_LIMIT,
+        name: str = "server",
     ) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
         self._handshake_timeout = handshake_timeout
         self._max_age = max_age
+        self._max_connections = max_connections
+        self._name = name
 
     async def start(self) -> None:
         """Listen, wrapping the protocol factory with the connection deadline."""
@@ -53,21 +78,26 @@ class BoundedTLSSite(web.TCPSite):
                 loop.call_later(max_age, _abort, handler)
             return handler
 
+        sock = listening.listening_socket(
+            self._host, self._port, self._backlog, self._name, self._max_connections
+        )
         self._server = await loop.create_server(
             protocol,
-            self._host,
-            self._port,
+            sock=sock,
             ssl=self._ssl_context,
-            ssl_handshake_timeout=self._handshake_timeout,
+            ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None,
             backlog=self._backlog,
-            reuse_address=True,
         )
         self._bound_port = self._server.sockets[0].getsockname()[1]
 
 
 def _abort(handler: web.RequestHandler) -> None:
     transport = handler.transport
-    if transport is not None and not transport.is_closing():
+    if (
+        transport is not None
+        and not transport.is_closing()
+        and not connection_age.exempt(transport)
+    ):
         transport.abort()
 
 
@@ -80,6 +110,9 @@ class Servers:
         self.management_port = 0
         self.connector_port = 0
         self.ops_port = 0
+        self._previous_exception_handler: listening.ExceptionHandler | None = None
+        self._handler_installed = False
+        self.internal_port = 0
 
     async def start(self) -> None:
         """Migrate the database, then start listening."""
@@ -100,19 +133,39 @@ class Servers:
         connector_tls = mtls.server_context(
             settings.connector_cert_file, settings.connector_key_file, request_client_cert=True
         )
-        management = await self._runner(create_management_app(settings), access_log=True)
+        limit = listening.raise_open_files_limit()
+        self._previous_exception_handler = listening.quiet_accept_errors(
+            asyncio.get_running_loop()
+        )
+        self._handler_installed = True
+        hub = tunnel.TunnelHub(settings)  # this unit's tunnels, shared by both apps
+        management_app = create_management_app(settings)
+        management_app[tunnel.TUNNEL_HUB] = hub
+        management = await self._runner(
+            management_app,
+            tls=True,
+            access_log=True,
+            keepalive_timeout=MANAGEMENT_KEEPALIVE,
+        )
         site = BoundedTLSSite(
             management,
             settings.management_host,
             settings.management_port,
             ssl_context=management_tls,
             handshake_timeout=settings.tls_handshake_timeout,
-            max_age=None,
+            max_age=MANAGEMENT_MAX_AGE,
+            max_connections=listening.share(limit, MANAGEMENT_SHARE, 16),
+            name="management",
         )
         await site.start()
         self.management_port = site.port
+        connector_app = create_connector_app(settings)
+        connector_app[tunnel.TUNNEL_HUB] = hub
         connector = await self._runner(
-            create_connector_app(settings), access_log=False, keepalive_timeout=5
+            connector_app,
+            tls=True,
+            access_log=False,
+            keepalive_timeout=CONNECTOR_KEEPALIVE,
         )
         site = BoundedTLSSite(
             connector,
@@ -121,15 +174,27 @@ class Servers:
             ssl_context=connector_tls,
             handshake_timeout=settings.tls_handshake_timeout,
             max_age=settings.connection_max_age,
+            max_connections=listening.share(limit, CONNECTOR_SHARE, 32),
+            name="connector",
         )
         await site.start()
         self.connector_port = site.port
-        ops_runner = await self._runner(ops.create_app(settings), access_log=False)
-        ops_site = web.TCPSite(
-            ops_runner, settings.ops_host, settings.ops_port, reuse_address=True
+        ops_runner = await self._runner(
+            ops.create_app(settings), tls=False, access_log=False, keepalive_timeout=OPS_KEEPALIVE
+        )
+        ops_site = BoundedTLSSite(
+            ops_runner,
+            settings.ops_host,
+            settings.ops_port,
+            ssl_context=None,
+            handshake_timeout=settings.tls_handshake_timeout,
+            max_age=OPS_MAX_AGE,
+            max_connections=listening.share(limit, OPS_SHARE, 8),
+            name="ops",
         )
         await ops_site.start()
         self.ops_port = ops_site.port
+        self.internal_port = await self._start_internal(hub, limit)
         logger.info(
             "serving management on %s, connector on %s, ops on %s",
             self.management_port,
@@ -137,7 +202,36 @@ class Servers:
             self.ops_port,
         )
 
-    async def _runner(self, app: web.Application, **kwargs: object) -> web.AppRunner:
+    async def _start_internal(self, hub: tunnel.TunnelHub, limit: int) -> int:
+        """The unit-to-unit channel (reverse tunnels), when a shared key is configured."""
+        key = channel.load_key(self.settings)
+        if key is None:
+            return 0
+        runner = await self._runner(
+            channel.create_app(self.settings, hub, key),
+            access_log=False,
+            keepalive_timeout=INTERNAL_KEEPALIVE,
+        )
+        # Requests wait in a cluster's queue, so no age cap; the caps on idle time and on
+        # connections still hold.
+        site = BoundedTLSSite(
+            runner,
+            self.settings.internal_host,
+            self.settings.internal_port,
+            ssl_context=None,
+            handshake_timeout=self.settings.tls_handshake_timeout,
+            max_age=None,
+            max_connections=listening.share(limit, INTERNAL_SHARE, 16),
+            name="internal",
+        )
+        await site.start()
+        return site.port
+
+    async def _runner(
+        self, app: web.Application, *, tls: bool = False, **kwargs: object
+    ) -> web.AppRunner:
+        """Set up a runner; every answer gets the security headers (HSTS only with ``tls``)."""
+        add_security_headers(app, tls=tls)
         kwargs.setdefault("handle_signals", False)
         kwargs.setdefault("shutdown_timeout", 5)
         if kwargs.pop("access_log", True):
@@ -154,6 +248,9 @@ class Servers:
         for runner in reversed(self.runners):
             await runner.cleanup()
         self.runners.clear()
+        if self._handler_installed:
+            asyncio.get_running_loop().set_exception_handler(self._previous_exception_handler)
+            self._handler_installed = False
 
 
 def stop_on_signals() -> asyncio.Event:

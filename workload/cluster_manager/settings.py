@@ -25,6 +25,17 @@ CONFIG_ENV = "CLUSTER_MANAGER_CONFIG"
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - a server listens on every interface
 
 
+# Connector token buckets: name -> the unit of its "<name>_rate_per_<unit>" setting.
+RATE_LIMITS = {
+    "heartbeat": "minute",
+    "leave": "minute",
+    "join": "minute",
+    "connector": "second",
+    "unverified": "second",
+    "probe": "second",
+}
+
+
 class SettingsError(ValueError):
     """A setting is missing or has a value of the wrong kind."""
 
@@ -77,20 +88,42 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     token_expiry: Annotated[int, doc("default join-token lifetime, seconds", ge=60)] = 86400
 
     # Connector limits.
-    max_heartbeat_bytes: Annotated[int, doc("largest heartbeat body, bytes", ge=1)] = (
-        16 * 1024 * 1024
+    max_heartbeat_bytes: Annotated[
+        int, doc("largest heartbeat body (after decompression), bytes", ge=1)
+    ] = 16 * 1024 * 1024
+    max_join_bytes: Annotated[int, doc("largest join body after decompression, bytes", ge=1)] = (
+        64 * 1024
     )
-    max_join_bytes: Annotated[int, doc("largest join body, bytes", ge=1)] = 64 * 1024
-    heartbeat_rate_per_minute: Annotated[float, doc("heartbeats per minute per cluster", gt=0)] = (
-        6.0
-    )
-    heartbeat_burst: Annotated[int, doc("heartbeat burst per cluster", ge=1)] = 10
-    join_rate_per_minute: Annotated[float, doc("joins per minute per claimed name", gt=0)] = 5.0
-    join_burst: Annotated[int, doc("join burst per claimed name", ge=1)] = 5
+    # Sized so that a cluster reporting every 10 s or slower is never refused, even while two
+    # members send during a change of database leader.
+    heartbeat_rate_per_minute: Annotated[
+        float, doc("heartbeats per minute per cluster certificate", gt=0)
+    ] = 12.0
+    heartbeat_burst: Annotated[int, doc("heartbeat burst per cluster certificate", ge=1)] = 20
+    join_rate_per_minute: Annotated[
+        float,
+        doc("joins per minute per client certificate, and per name once proven", gt=0),
+    ] = 5.0
+    join_burst: Annotated[int, doc("join burst per certificate and per name", ge=1)] = 5
     connector_rate_per_second: Annotated[
-        float, doc("ceiling over every connector request, per second", gt=0)
+        float, doc("ceiling over identified clusters' requests, per second", gt=0)
     ] = 1000.0
-    connector_burst: Annotated[int, doc("burst over every connector request", ge=1)] = 2000
+    connector_burst: Annotated[int, doc("burst over identified clusters' requests", ge=1)] = 2000
+    probe_rate_per_second: Annotated[
+        float, doc("requests without a client certificate (GET / probes), per second", gt=0)
+    ] = 200.0
+    probe_burst: Annotated[int, doc("burst of requests without a client certificate", ge=1)] = 400
+    unverified_rate_per_second: Annotated[
+        float, doc("joins and unknown certificates (database work), per second", gt=0)
+    ] = 100.0
+    unverified_burst: Annotated[int, doc("burst of joins and unknown certificates", ge=1)] = 500
+    leave_rate_per_minute: Annotated[
+        float, doc("leaves per minute per cluster certificate (not the heartbeat bucket)", gt=0)
+    ] = 6.0
+    leave_burst: Annotated[int, doc("leave burst per cluster certificate", ge=1)] = 5
+    rate_limit_log_interval: Annotated[
+        Seconds, doc("seconds between log lines for one refused key and reason")
+    ] = 60.0
     connection_max_age: Annotated[Seconds, doc("seconds a connector connection may live")] = 30.0
     tls_handshake_timeout: Annotated[Seconds, doc("seconds a TLS handshake may take")] = 10.0
 
@@ -120,8 +153,46 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     grafana_url: Annotated[str, doc("Grafana URL the UI links to")] = ""
     grafana_dashboard_uid: Annotated[str, doc("Grafana dashboard the UI links to")] = ""
 
+    # Reverse tunnel and the unit-to-unit channel.
+    internal_host: Annotated[str, doc("unit-to-unit channel (plain HTTP) listen address")] = (
+        ANY_ADDRESS
+    )
+    internal_port: Annotated[Port, doc("unit-to-unit channel port")] = 9004
+    internal_address: Annotated[
+        str, doc("host:port other units reach this one at (default 127.0.0.1:<internal_port>)")
+    ] = ""
+    internal_key_file: Annotated[
+        str, doc("hex key (32+ bytes decoded) shared by every unit; signs unit-to-unit requests")
+    ] = ""
+    tunnel_request_timeout: Annotated[
+        Seconds, doc("seconds a request through a tunnel may take (the daemon gives LXD 30)")
+    ] = 35.0
+    tunnel_max_frame_bytes: Annotated[
+        int, doc("largest tunnel frame, bytes, either direction", ge=1)
+    ] = 8 * 1024 * 1024
+    tunnel_max_in_flight: Annotated[
+        int, doc("requests in flight per tunnel; more are refused", ge=1)
+    ] = 16
+    tunnel_ping_interval: Annotated[Seconds, doc("seconds between pings of an idle tunnel")] = 20.0
+    tunnel_pong_timeout: Annotated[
+        Seconds, doc("seconds an idle tunnel may stay silent before it is closed")
+    ] = 10.0
+
     def __post_init__(self) -> None:
-        """Refuse a connector address that is not host:port (msgspec names the setting)."""
+        """Refuse what a declared constraint cannot say (msgspec names the setting).
+
+        Checked here too, since a Struct built directly does not check its constraints.
+        """
+        for name, unit in RATE_LIMITS.items():
+            rate = getattr(self, f"{name}_rate_per_{unit}")
+            if not rate > 0 or getattr(self, f"{name}_burst") < 1:
+                raise SettingsError(
+                    f"{name}_rate_per_{unit}: must be above 0 and {name}_burst at least 1"
+                )
+        if not self.internal_address:
+            msgspec.structs.force_setattr(
+                self, "internal_address", f"127.0.0.1:{self.internal_port}"
+            )
         for address in self.connector_addresses:
             host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit():

@@ -22,6 +22,10 @@ def parse_json_object(body: bytes, what: str = "body") -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest(f"{what} is not valid JSON") from None
+    except RecursionError:
+        # The decoder refuses nesting deeper than the interpreter's recursion limit (about a
+        # thousand levels) in linear time; no payload of this service nests more than a few.
+        raise BadRequest(f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise BadRequest(f"{what} must be a JSON object")
     return value

@@ -3,7 +3,9 @@
 Same server context (a client certificate is asked for and any is accepted, see
 :mod:`cluster_manager.mtls`), same listening site (handshake timeout, bounded connection age),
 same keep-alive setting as the Cluster Connector. The handler reads the body (decrypting it is
-the TLS stack's cost, not the application's) and answers 200 with an empty LXD envelope.
+the TLS stack's cost, not the application's) and answers as the connector does: the probe
+(``GET /``) with an empty LXD envelope, anything else with an empty 200 that closes the
+connection.
 
 Run: ``python -m cluster_manager.bench.baseline --cert C --key K --port P``.
 """
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from cluster_manager import mtls
-from cluster_manager.envelope import sync_response
+from cluster_manager.envelope import empty_ok, sync_response
 from cluster_manager.server import BoundedTLSSite
 from cluster_manager.settings import Settings
 
@@ -28,7 +30,7 @@ MAX_BODY = Settings.max_heartbeat_bytes
 async def handle(request: web.Request) -> web.Response:
     """Read the request and answer success, whatever it was."""
     await request.read()
-    return sync_response()
+    return sync_response() if request.method == "GET" else empty_ok()
 
 
 def create_app() -> web.Application:

@@ -182,6 +182,7 @@ class RealServer(ServerProcess):
         )
         self.config = directory / "cluster-manager.toml"
         self.dsn = ""
+        self.extra: dict[str, object] = {}  # more settings (e.g. the tunnel benchmark's)
 
     def start(self) -> None:
         """Start PostgreSQL, write the config, start the server, wait until it listens."""
@@ -216,6 +217,11 @@ class RealServer(ServerProcess):
             "join_burst": UNLIMITED,
             "connector_rate_per_second": float(UNLIMITED),
             "connector_burst": UNLIMITED,
+            "probe_rate_per_second": float(UNLIMITED),
+            "probe_burst": UNLIMITED,
+            "unverified_rate_per_second": float(UNLIMITED),
+            "unverified_burst": UNLIMITED,
+            **self.extra,
         }
         self.config.write_text(render_config(values))
         self._spawn(

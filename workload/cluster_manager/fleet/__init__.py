@@ -16,6 +16,8 @@ One cluster (tests)::
     status, body = await cluster.leave()
     # A status other than 200 raises RequestRefusedError (.status, .body); check=False returns it.
     # A certificate that does not match the token raises CertificateMismatchError.
+    # A 200 with a body or without Connection: close (it would leak a socket in the real
+    # daemon) raises LeakingAnswerError.
 
 A fleet (demo)::
 
@@ -32,6 +34,7 @@ from cluster_manager.fleet.client import (
     ClusterIdentity,
     ConnectorError,
     ConnectorUnreachableError,
+    LeakingAnswerError,
     RequestRefusedError,
 )
 from cluster_manager.fleet.cluster import NotJoinedError, SimulatedCluster
@@ -47,6 +50,7 @@ __all__ = [
     "ConnectorUnreachableError",
     "Fleet",
     "FleetStats",
+    "LeakingAnswerError",
     "NotJoinedError",
     "RequestRefusedError",
     "SimulatedCluster",

@@ -10,7 +10,9 @@ client in CPU; no keep-alive reuse, no session resumption):
    :class:`CertificateMismatchError`);
 3. :func:`send` opens a second connection, TLS 1.3 only, trusting only that certificate, checking
    the host name, presenting the cluster's own certificate, with the Go client's headers; any
-   status but 200 raises :class:`RequestRefusedError` carrying the status and body.
+   status but 200 raises :class:`RequestRefusedError` carrying the status and body. A 200 that
+   would leak a socket in the real daemon (a body, or no ``Connection: close``: the daemon never
+   reads or closes a 200's body) raises :class:`LeakingAnswerError`.
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ class RequestRefusedError(ConnectorError):
 
 class ProtocolViolationError(ConnectorError):
     """The server's answer is not HTTP/1.1 this client can read."""
+
+
+class LeakingAnswerError(ProtocolViolationError):
+    """A 200 the MicroCloud daemon would leak a socket on (PROTOCOL.md).
+
+    The daemon builds a transport per request and never reads or closes the body of a 200
+    (canonical/microcloud f26e73c, client/cluster_manager_client.go:119-143): only an empty 200
+    on a connection the server closes leaves nothing open.
+    """
 
 
 class ClusterIdentity:
@@ -218,16 +229,27 @@ async def send(
         )
         try:
             writer.write(request)
-            status, response = await read_response(reader)
+            headers_seen: dict[str, str] = {}
+            status, response = await read_response(reader, headers_seen)
         finally:
             await _close(writer)
+    if status == 200 and (response or headers_seen.get("connection", "").lower() != "close"):
+        raise LeakingAnswerError(
+            f"{method} {path}: a 200 with {len(response)} body bytes and Connection: "
+            f"{headers_seen.get('connection', '(none)')} would leak a socket in the daemon"
+        )
     if check and status != 200:
         raise RequestRefusedError(status, response)
     return status, response
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Read one HTTP/1.1 response; return its status and (decoded) body."""
+async def read_response(
+    reader: asyncio.StreamReader, headers_seen: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 response; return its status and (decoded) body.
+
+    ``headers_seen``, when given, receives the response headers (lower-case names).
+    """
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError:
@@ -244,6 +266,8 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
+    if headers_seen is not None:
+        headers_seen.update(headers)
     if status in (204, 304) or status < 200:
         return status, b""
     body = await _read_body(reader, headers)

@@ -7,6 +7,10 @@ heartbeats does none of that CPU work. Each destination has its own backlog of e
 and its own sender task, which posts them in order and retries a failed one with exponential
 backoff (capped, with jitter), so one slow destination does not hold back another.
 
+Each heartbeat's conversion has a budget of CPU time and characters
+(:class:`~cluster_manager.forwarding.series.ConversionLimits`): what goes over it is not
+forwarded and is counted in ``mcm_forward_metrics_cut_heartbeats_total``.
+
 Bounds, both dropping the OLDEST (newer data matters more to a dashboard) and counting drops in
 ``mcm_forward_dropped_heartbeats_total``: the queue of heartbeats waiting for conversion (count
 and characters of metrics text), and each destination's backlog of encoded requests (bytes).
@@ -21,6 +25,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
+import math
 import multiprocessing
 import random
 import ssl
@@ -34,7 +39,13 @@ import aiohttp
 
 from cluster_manager import metrics
 from cluster_manager.forwarding import remote_write
-from cluster_manager.forwarding.series import Batch, Submission, build_batch
+from cluster_manager.forwarding.series import (
+    CONVERSION_LIMITS,
+    Batch,
+    ConversionLimits,
+    Submission,
+    build_batch,
+)
 from cluster_manager.heartbeats import Heartbeat
 
 logger = logging.getLogger(__name__)
@@ -55,6 +66,7 @@ class ForwardingLimits:
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
     workers: int = 1  # processes parsing and encoding
+    conversion: ConversionLimits = CONVERSION_LIMITS  # per heartbeat, and the worker's cache
 
 
 LIMITS = ForwardingLimits()
@@ -197,6 +209,7 @@ class Forwarder:
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._last_cut_log = -math.inf
 
     @property
     def enabled(self) -> bool:
@@ -245,6 +258,18 @@ class Forwarder:
         self._queued_chars -= chars
         return batch
 
+    def _log_cut(self, clusters: tuple[str, ...]) -> None:
+        # At most once a minute: a cluster sending garbage must not fill the log either.
+        now = time.monotonic()
+        if now - self._last_cut_log < 60:
+            return
+        self._last_cut_log = now
+        logger.warning(
+            "metrics of %s heartbeats cut short by the conversion budget, e.g. from %r",
+            len(clusters),
+            clusters[0],
+        )
+
     def _new_executor(self) -> concurrent.futures.ProcessPoolExecutor:
         # spawn: a fork of a process running an event loop, a pool and threads is not safe.
         executor = concurrent.futures.ProcessPoolExecutor(
@@ -263,7 +288,9 @@ class Forwarder:
             submissions = self._take_batch()
             assert self._executor is not None
             try:
-                batch = await loop.run_in_executor(self._executor, build_batch, submissions)
+                batch = await loop.run_in_executor(
+                    self._executor, build_batch, submissions, self.limits.conversion
+                )
             except BrokenProcessPool:
                 logger.error("the forwarding worker died; starting a new one")
                 self._executor.shutdown(wait=False, cancel_futures=True)
@@ -275,6 +302,9 @@ class Forwarder:
                 metrics.FORWARD_DROPPED.labels("conversion_failed").inc(len(submissions))
                 continue
             metrics.FORWARD_BAD_LINES.inc(batch.bad_lines)
+            if batch.cut:
+                metrics.FORWARD_CUT.inc(len(batch.cut))
+                self._log_cut(batch.cut)
             metrics.FORWARD_CPU.inc(batch.cpu_seconds)
             for destination in self.destinations:
                 destination.enqueue(batch)

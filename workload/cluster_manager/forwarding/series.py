@@ -4,6 +4,17 @@
 parsing and encoding hundreds of KiB of metrics text per heartbeat is CPU work the connector's
 event loop must not do.
 
+A member's series are the same minute after minute; only their values change. The worker
+remembers, per cluster and member, each line's head (the text before the value) with the
+encoded bytes of its series (:class:`HeadCache`), so a known line costs one dictionary look-up
+and one ``float``; only new lines are parsed and encoded. The memory is bounded per member and in
+total (least recently seen members are forgotten first), and what a member did not send in its
+last heartbeat is forgotten.
+
+Each heartbeat has a budget (:class:`ConversionLimits`): at most so many characters of metrics
+text and so much CPU time. Past it, the rest of its members' metrics is not forwarded and the
+heartbeat is counted as cut, so one cluster sending garbage cannot hold up the others.
+
 Cluster-level series, each labelled ``cluster``:
 
 - ``mcm_cluster_instances{status}``, ``mcm_cluster_members{status}`` (the usual statuses are sent
@@ -22,15 +33,39 @@ label of the member's own called ``cluster`` or ``member`` is kept as ``exported
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
+from collections import OrderedDict
+from itertools import compress, repeat
+from operator import itemgetter
+from typing import cast
 
 from cluster_manager.forwarding import remote_write
-from cluster_manager.forwarding.exposition import Labels, parse_metrics
+from cluster_manager.forwarding.exposition import BadLine, Labels, read_line, value_of
 from cluster_manager.heartbeats import Heartbeat
 
 INSTANCE_STATUSES = ("Running", "Stopped", "Frozen", "Error")
 MEMBER_STATUSES = ("Online", "Offline", "Evacuated")
 ADDED_LABELS = ("cluster", "member")
+MIB = 1024 * 1024
+_VALUE_START = frozenset("0123456789+-.")
+_FIRST, _LAST = itemgetter(0), itemgetter(2)
+_CHECK_EVERY = 256  # lines between looks at the clock
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionLimits:
+    """What one heartbeat may cost the worker, and what the worker remembers."""
+
+    max_metrics_chars: int = 16 * MIB  # members' metrics text per heartbeat
+    max_line_chars: int = 64 * 1024  # a longer line is bad (LXD's are under 300)
+    cpu_seconds: float = 0.5  # per heartbeat
+    cache_heads_per_member: int = 100_000
+    cache_bytes: int = 256 * MIB  # all members together, approximately
+    cache_idle_seconds: float = 600.0  # a member not seen for so long makes room for others
+
+
+CONVERSION_LIMITS = ConversionLimits()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +91,105 @@ class Batch:
     series: int
     bad_lines: int
     cpu_seconds: float
+    cut: tuple[str, ...] = ()  # clusters whose heartbeat went over its budget
+
+
+# Per entry: the head, the bytes and the dictionary slot (object headers, hash, pointers).
+_ENTRY_OVERHEAD = 150
+
+
+@dataclasses.dataclass(eq=False)
+class Remembered:
+    """What the worker keeps of a member: its heads, and the layout of its last text.
+
+    When a text has the same heads in the same order as the last one (the usual case), one
+    comparison of the two lists replaces a look-up per line.
+    """
+
+    heads: dict[str, bytes]  # line head -> series prefix (b"" for a comment)
+    lines: list[str] | None = None  # the last text's heads, line by line (the dict's keys)
+    prefixes: list[bytes] = dataclasses.field(default_factory=list)  # of each of those lines
+    samples: list[bytes] = dataclasses.field(default_factory=list)  # of its sample lines
+    unique: bool = True  # no series twice among them
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes held."""
+        heads = self.heads
+        size = sum(map(len, heads)) + sum(map(len, heads.values()))
+        return size + _ENTRY_OVERHEAD * len(heads) + 24 * len(self.lines or ())
+
+
+class HeadCache:
+    """Per (cluster, member): line head -> encoded series up to its value, bounded.
+
+    When full, a member not remembered yet is only taken in place of members idle for
+    ``cache_idle_seconds``: with more members than room, evicting the least recently seen on
+    every heartbeat would forget each member just before it comes back (no member would ever
+    be found), while keeping the ones already in keeps a share of the fleet fast.
+    """
+
+    def __init__(self, limits: ConversionLimits) -> None:
+        self.limits = limits
+        # key -> (what is remembered, approximate bytes, last seen), least recently seen first
+        self._members: OrderedDict[tuple[str, str, int], tuple[Remembered, int, float]] = (
+            OrderedDict()
+        )
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def get(self, key: tuple[str, str, int]) -> Remembered | None:
+        """What was remembered for a member."""
+        entry = self._members.get(key)
+        return entry[0] if entry is not None else None
+
+    def put(
+        self, key: tuple[str, str, int], remembered: Remembered, now: float | None = None
+    ) -> None:
+        """Remember a member (replacing what was) if there is room."""
+        now = time.monotonic() if now is None else now
+        old = self._members.pop(key, None)
+        if old is not None and old[0] is remembered:  # unchanged: only seen again
+            self._members[key] = (remembered, old[1], now)
+            return
+        if old is not None:
+            self.bytes -= old[1]
+        if not remembered.heads:
+            return
+        size = remembered.size
+        idle_before = now - self.limits.cache_idle_seconds
+        while self.bytes + size > self.limits.cache_bytes and self._members:
+            _, (_, dropped, seen) = next(iter(self._members.items()))
+            if seen > idle_before:
+                return  # full of members in use: this one is read in full each time
+            self._members.popitem(last=False)
+            self.bytes -= dropped
+        if self.bytes + size <= self.limits.cache_bytes:
+            self._members[key] = (remembered, size, now)
+            self.bytes += size
+
+
+_cache: HeadCache | None = None
+
+
+def head_cache(limits: ConversionLimits) -> HeadCache:
+    """This process's cache (each worker process has its own)."""
+    global _cache  # one per worker process, kept between batches
+    if _cache is None or _cache.limits != limits:
+        _cache = HeadCache(limits)
+    return _cache
+
+
+def forget() -> None:
+    """Empty this process's cache (the benchmark measures the first sight of a cluster)."""
+    global _cache  # one per worker process, kept between batches
+    _cache = None
+
+
+def _encode(labels: Labels) -> bytes:
+    return remote_write.encode_labels(labels, errors="replace")
 
 
 def cluster_series(cluster: str, heartbeat: Heartbeat) -> list[tuple[Labels, float]]:
@@ -89,48 +223,215 @@ def cluster_series(cluster: str, heartbeat: Heartbeat) -> list[tuple[Labels, flo
     return out
 
 
-def member_series(cluster: str, member: str, text: str) -> tuple[list[tuple[Labels, float]], int]:
-    """A member's LXD metrics as series labelled with cluster and member, and the bad lines."""
-    parsed = parse_metrics(text)
-    added = (("cluster", cluster), ("member", member)) if member else (("cluster", cluster),)
-    series: dict[Labels, float] = {}  # a series written twice: the last line wins
-    for name, labels, value in parsed.samples:
-        if any(key in ADDED_LABELS for key, _ in labels):
-            labels = tuple(
-                (f"exported_{key}" if key in ADDED_LABELS else key, text) for key, text in labels
+class _OverBudget(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class _Member:
+    """Converting one member's text: its series (last line wins) and what was wrong."""
+
+    cluster: str
+    member: str
+    sample_size: int
+    limits: ConversionLimits
+    deadline: float
+    series: dict[bytes, float] = dataclasses.field(default_factory=dict)
+    heads: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    bad: int = 0
+    # The result: series prefixes and their values (last line wins), what to remember.
+    samples: list[bytes] = dataclasses.field(default_factory=list)
+    values: list[float] = dataclasses.field(default_factory=list)
+    remembered: Remembered | None = None
+
+    def new_line(self, line: str) -> None:
+        """A line whose head is not remembered: check it all, and remember its head."""
+        if line[-1] == "\r":
+            line = line[:-1]
+            if not line:
+                return
+        if len(line) > self.limits.max_line_chars:
+            self.bad += 1
+            return
+        try:
+            read = read_line(line)
+            if read is None:
+                return
+            labels = read.labels
+            if any(key in ADDED_LABELS for key, _ in labels):
+                labels = tuple(
+                    (f"exported_{key}" if key in ADDED_LABELS else key, text)
+                    for key, text in labels
+                )
+            added = (("cluster", self.cluster), ("member", self.member))
+            pairs = tuple(sorted((("__name__", read.name), *added[: 2 if self.member else 1],
+                                  *labels)))  # fmt: skip
+            prefix = remote_write.series_prefix(
+                remote_write.encode_labels(pairs), self.sample_size
             )
-        series[tuple(sorted((("__name__", name), *added, *labels)))] = value
-    return list(series.items()), parsed.bad_lines
+        except (BadLine, UnicodeEncodeError):
+            self.bad += 1
+            return
+        self.series[prefix] = read.value
+        if read.plain and len(self.heads) < self.limits.cache_heads_per_member:
+            self.heads[line[: read.head_end]] = prefix
+
+    def convert(self, text: str, remembered: Remembered | None) -> None:
+        """Read every line of ``text``; raise :class:`_OverBudget` when time is up."""
+        lines = text.split("\n")
+        if lines and not lines[-1]:
+            lines.pop()  # the text's final newline
+        if remembered is not None and self.known_lines(lines, remembered):
+            return
+        self.each_line(lines, remembered.heads if remembered is not None else {})
+        self.samples, self.values = list(self.series), list(self.series.values())
+        self.remembered = Remembered(self.heads)
+
+    def known_lines(self, lines: list[str], remembered: Remembered) -> bool:
+        """Read a text whose every head is remembered, without a Python step per line.
+
+        Returns False, having done nothing, if a head is new or a value needs a closer look
+        (the line by line reader then decides). Every step here is linear and done in C.
+        """
+        parts = list(map(str.rpartition, lines, repeat(" ")))
+        heads = list(map(_FIRST, parts))
+        if remembered.lines == heads:  # the same lines as last time
+            prefixes, samples = remembered.prefixes, remembered.samples
+            unique, keep = remembered.unique, remembered
+        else:
+            found = list(map(remembered.heads.get, heads))
+            if None in found:
+                return False
+            prefixes = cast("list[bytes]", found)
+            samples = list(compress(prefixes, prefixes))  # comments are remembered as b""
+            unique = len(set(samples)) == len(samples)
+            # Rebuilt from this text: what the member no longer sends is forgotten, and the
+            # dictionary's keys are the very strings of the list.
+            keep = Remembered(
+                dict(zip(heads, prefixes, strict=True)), heads, prefixes, samples, unique
+            )
+        texts = list(compress(map(_LAST, parts), prefixes))
+        joined = "\n".join(texts)
+        if "_" in joined or "\t" in joined or "\r" in joined:
+            return False
+        try:  # an empty value raises IndexError, a value float() does not read ValueError
+            if not set(map(_FIRST, texts)) <= _VALUE_START:
+                return False
+            values = list(map(float, texts))
+        except (IndexError, ValueError):
+            return False
+        if unique:
+            self.samples, self.values = samples, values
+        else:
+            series = dict(zip(samples, values, strict=True))
+            self.samples, self.values = list(series), list(series.values())
+        self.remembered = keep
+        return True
+
+    def each_line(self, lines: list[str], known: dict[str, bytes]) -> None:
+        """Read line by line; remember the heads of valid lines and comments."""
+        series, heads = self.series, self.heads
+        known_get = known.get
+        clock, deadline = time.process_time, self.deadline
+        max_heads = self.limits.cache_heads_per_member
+        countdown = _CHECK_EVERY
+        for line in lines:
+            countdown -= 1
+            if not countdown:
+                countdown = _CHECK_EVERY
+                if clock() > deadline:
+                    raise _OverBudget
+            if not line:
+                continue
+            head, _, value_text = line.rpartition(" ")
+            if line[0] == "#":
+                if head and len(heads) < max_heads:
+                    heads[head] = b""  # any line starting so is a comment
+                continue
+            prefix = known_get(head)
+            if not prefix or not value_text or "\t" in value_text or "\r" in value_text:
+                self.new_line(line)
+                continue
+            try:
+                if value_text[0] in _VALUE_START and "_" not in value_text:
+                    value = float(value_text)
+                else:
+                    value = value_of(value_text)
+            except ValueError:  # BadLine included
+                self.bad += 1
+                continue
+            series[prefix] = value
+            if len(heads) < max_heads:
+                heads[head] = prefix
 
 
-def build_batch(submissions: list[Submission]) -> Batch:
-    """Turn heartbeats into one compressed remote-write request (runs in a worker process)."""
+def build_batch(
+    submissions: list[Submission], limits: ConversionLimits = CONVERSION_LIMITS
+) -> Batch:
+    """Turn heartbeats into one compressed remote-write request (runs in a worker process).
+
+    The garbage collector is paused meanwhile: conversion makes no reference cycles, and its
+    thousands of short-lived tuples would otherwise start collections that walk the cache.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_batch(submissions, limits)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_batch(submissions: list[Submission], limits: ConversionLimits) -> Batch:
     started = time.process_time()
-    request = remote_write.WriteRequest()
+    cache = head_cache(limits)
+    pieces: list[bytes] = []
     series = bad_lines = 0
+    cut: list[str] = []
     for submission in submissions:
-        cluster, heartbeat, timestamp = (
-            submission.cluster,
-            submission.heartbeat,
-            submission.timestamp_ms,
-        )
-        samples = cluster_series(cluster, heartbeat)
+        begun = time.process_time()
+        cluster, heartbeat = submission.cluster, submission.heartbeat
+        sample_size, tail = remote_write.sample_tail(submission.timestamp_ms)
+        for labels, value in cluster_series(cluster, heartbeat):
+            remote_write.append_series(
+                pieces, remote_write.series_prefix(_encode(labels), sample_size), value, tail
+            )
+            series += 1
         seen_members = set()
+        chars = 0
         for member in heartbeat.server_metrics:
             if member.member in seen_members:
                 continue  # the same member twice would repeat its series with another value
             seen_members.add(member.member)
-            found, bad = member_series(cluster, member.member, member.metrics)
-            samples += found
-            bad_lines += bad
-        for labels, value in samples:
-            remote_write.add_series(request, labels, value, timestamp)
-        series += len(samples)
-    payload = remote_write.encode(request)
+            chars += len(member.metrics)
+            if chars > limits.max_metrics_chars:
+                cut.append(cluster)
+                break
+            key = (cluster, member.member, sample_size)
+            converting = _Member(
+                cluster, member.member, sample_size, limits, begun + limits.cpu_seconds
+            )
+            try:
+                converting.convert(member.metrics, cache.get(key))
+            except _OverBudget:
+                cut.append(cluster)
+                break
+            finally:
+                bad_lines += converting.bad
+            if converting.remembered is not None:
+                cache.put(key, converting.remembered)
+            count = len(converting.samples)
+            records: list[bytes] = [tail] * (3 * count)  # prefix, value, tail: slices in C
+            records[0::3] = converting.samples
+            records[1::3] = map(remote_write.pack_double, converting.values)
+            pieces += records
+            series += count
+    payload = remote_write.encode(pieces)
     return Batch(
         payload=payload,
         heartbeats=len(submissions),
         series=series,
         bad_lines=bad_lines,
         cpu_seconds=time.process_time() - started,
+        cut=tuple(cut),
     )

@@ -13,6 +13,7 @@ from cluster_manager.management import (
     routes_configuration,
     routes_overview,
     routes_tokens,
+    routes_tunnel,
 )
 from cluster_manager.management.auth import setup_auth
 from cluster_manager.management.keys import SETTINGS
@@ -20,6 +21,7 @@ from cluster_manager.management.requests import MAX_BODY_BYTES
 from cluster_manager.management.static_routes import setup_ui
 from cluster_manager.metrics import pool_tracking, request_metrics
 from cluster_manager.settings import Settings
+from cluster_manager.tunnel import tunnels_context
 
 
 def api_app(settings: Settings) -> web.Application:
@@ -31,12 +33,14 @@ def api_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(pool_context(settings, max_size=5))
     app.cleanup_ctx.append(pool_tracking("management"))
+    app.cleanup_ctx.append(tunnels_context(settings))
     app.add_routes(health.routes)
     app.add_routes(openapi.routes)
     app.add_routes(routes_configuration.routes)
     app.add_routes(routes_overview.routes)
     app.add_routes(routes_clusters.routes)
     app.add_routes(routes_tokens.routes)
+    app.add_routes(routes_tunnel.routes)
     return app
 
 

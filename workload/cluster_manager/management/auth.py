@@ -8,10 +8,15 @@ Rules the middleware applies:
   the groups claim and the group;
 - POST, PUT, PATCH and DELETE must carry the header ``X-CSRF-Token`` with the session's token
   (given by ``GET /1.0/configuration`` and in the cookie ``__Host-mcm_csrf``), else 403;
+- a session signed out (on any unit) is refused like an expired one: 401;
 - everything else (/health, /oidc, /openapi, the UI's static files) passes untouched.
 
 An expired access token is refreshed with the refresh token while the request waits, and the
 re-sealed cookie goes out with the response.
+
+Signing out is ``POST /oidc/logout`` with the session's CSRF token (the ``X-CSRF-Token``
+header, or the form field ``csrf_token``) from this origin: it revokes the session on every
+unit and sends the browser on to the identity provider's end-session endpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from cluster_manager.envelope import Handler, error_response
+from cluster_manager.envelope import Handler, error_response, sync_response
 from cluster_manager.errors import (
     ApiError,
     BadRequest,
@@ -47,12 +52,14 @@ from cluster_manager.management.oidc import (
     same,
 )
 from cluster_manager.management.operations import Redirect, documented
+from cluster_manager.management.revocations import REVOKED, revocation_context
 from cluster_manager.management.sessions import Sealer, Session
 from cluster_manager.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"  # the same token in a sign-out form
 LOGIN_LIFETIME = 600  # seconds between /oidc/login and /oidc/callback
 REFRESH_MARGIN = 5  # an access token this close to expiry is refreshed
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -99,8 +106,9 @@ def setup_auth(app: web.Application, settings: Settings) -> None:
     """Add the /oidc routes, the guard middleware and the identity provider client."""
     app.router.add_get("/oidc/login", login)
     app.router.add_get("/oidc/callback", callback)
-    app.router.add_get("/oidc/logout", logout)
+    app.router.add_post("/oidc/logout", logout)
     app.middlewares.append(auth_middleware)
+    app.cleanup_ctx.append(revocation_context(settings.database_dsn))
     app.cleanup_ctx.append(_auth_context(settings))
 
 
@@ -276,6 +284,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         email=_text_claim(claims, "email"),
         groups=await _groups(auth, claims, tokens.access_token),
         csrf=secrets.token_urlsafe(32),
+        session_id=secrets.token_urlsafe(18),
         expires_at=now + settings.session_lifetime,
         access_expires_at=now + tokens.expires_in,
         refresh_token=tokens.refresh_token,
@@ -302,19 +311,73 @@ def _start_session(response: web.StreamResponse, auth: _Auth, session: Session) 
     return sealed_session
 
 
-@documented(response=Redirect, signed_in=False)
+class SignOutForm(msgspec.Struct):
+    """A sign-out form: the session's CSRF token, when the X-CSRF-Token header is not sent."""
+
+    csrf_token: str = ""
+
+
+class SignedOut(msgspec.Struct):
+    """Where the browser goes next: the provider's end-session page, or /."""
+
+    redirect: str
+
+
+@documented(
+    response=SignedOut,
+    form=SignOutForm,
+    signed_in=False,
+    csrf="optional",
+    errors=(400, 403, 413, 503),
+    summary="Sign out: end the session on every unit (and at the provider, if offered)",
+    response_description="signed out (X-CSRF-Token sent): where the browser goes next",
+    also_redirects="signed out (form): the provider's end-session page or /",
+)
 async def logout(request: web.Request) -> web.StreamResponse:
-    """End the session here and, where the provider offers it, at the provider."""
+    """End the session on every unit and, where the provider offers it, at the provider.
+
+    A signed-in browser must prove the request comes from the UI: the session's CSRF token in
+    the ``X-CSRF-Token`` header (the UI's fetch, answered with JSON naming where to go next) or
+    in the form field ``csrf_token`` (answered with a redirect), and no foreign ``Origin``.
+    Without a valid session there is nothing to end: the cookies are cleared either way.
+    """
     auth = request.app[AUTH]
     payload = auth.session_sealer.open(request.cookies.get(sessions.SESSION_COOKIE))
     session = Session.from_payload(payload) if payload else None
+    header = request.headers.get(CSRF_HEADER)
     target = "/"
-    if session is not None and auth.oidc.configured:
-        base = _base_url(request, auth.settings)
-        target = await auth.oidc.end_session_url(session.id_token, base + "/") or "/"
-    response = _redirect(target)
+    if session is not None:
+        _check_origin(request, auth.settings)
+        sent = header
+        if sent is None:
+            try:
+                form = await request.post()
+            except ValueError:  # a body that is not a form: no token in it
+                form = None
+            field = form.get(CSRF_FIELD) if form is not None else None
+            sent = field if isinstance(field, str) else ""
+        if not sent or not same(sent, session.csrf):
+            raise Forbidden(f"Missing or wrong {CSRF_HEADER}: sign out from the page")
+        revoked = request.app[REVOKED]
+        if not await revoked.is_revoked(session.session_id):
+            await revoked.revoke(session.session_id, session.expires_at)
+            logger.info("signed out %s", session.subject[:64])
+        if auth.oidc.configured:
+            base = _base_url(request, auth.settings)
+            target = await auth.oidc.end_session_url(session.id_token, base + "/") or "/"
+    if header is not None:
+        response: web.StreamResponse = sync_response(SignedOut(redirect=target))
+    else:
+        response = _redirect(target, status=303)
     _clear_cookies(response, sessions.SESSION_COOKIE, sessions.CSRF_COOKIE, sessions.LOGIN_COOKIE)
     return response
+
+
+def _check_origin(request: web.Request, settings: Settings) -> None:
+    """Refuse a request a browser says comes from another origin."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != _base_url(request, settings):
+        raise Forbidden("Sign-out from another site is refused")
 
 
 # --- the guard ----------------------------------------------------------------------------
@@ -392,6 +455,8 @@ async def _load_session(request: web.Request, auth: _Auth) -> tuple[Session | No
     session = Session.from_payload(payload) if payload else None
     if session is None:
         raise _SessionEnded("Session cookie is invalid or expired: sign in again")
+    if await request.app[REVOKED].is_revoked(session.session_id):
+        raise _SessionEnded("Session ended (signed out): sign in again")
     if session.access_expires_at - REFRESH_MARGIN > time.time():
         return session, False
     if not session.refresh_token:

@@ -95,6 +95,20 @@ def _request_body(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+def _form_body(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+    form = "application/x-www-form-urlencoded"
+    return {"required": False, "content": {form: {"schema": schemas.pop(model.__name__)}}}
+
+
+def _csrf_parameter(operation: Operation, method: str) -> dict[str, Any] | None:
+    csrf = operation.csrf
+    if csrf is None and operation.signed_in and method != "get":
+        csrf = "required"
+    if csrf is None:
+        return None
+    return {**CSRF_PARAMETER, "required": csrf == "required"}
+
+
 def _responses(operation: Operation, response_schema: dict[str, Any] | None) -> dict[str, Any]:
     content: dict[str, Any]
     if operation.response is Redirect:
@@ -112,9 +126,12 @@ def _responses(operation: Operation, response_schema: dict[str, Any] | None) -> 
         }
         content = {"application/json": {"schema": envelope}}
         answers = {"200": {"description": operation.response_description, "content": content}}
+    if operation.also_redirects:
+        answers["303"] = {"description": operation.also_redirects}
     error = {"application/json": {"schema": _ref(ErrorEnvelope)}}
     for status in operation.errors:
-        answers[str(status)] = {"description": ERROR_REASONS[status], "content": error}
+        reason = operation.reasons.get(status) or ERROR_REASONS[status]
+        answers[str(status)] = {"description": reason, "content": error}
     return answers
 
 
@@ -159,13 +176,19 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
 
     models: list[Any] = [SyncEnvelope, ErrorEnvelope]
     for *_, operation in found:
-        models.extend(m for m in (operation.body, operation.query) if m is not None)
+        models.extend(
+            m for m in (operation.body, operation.query, operation.form) if m is not None
+        )
         if operation.response not in (None, Redirect, NoEnvelope):
             models.append(operation.response)
     unique = list(dict.fromkeys(models))
     refs, schemas = msgspec.json.schema_components(unique, ref_template=REF_TEMPLATE)
     schemas = openapi30(schemas)
     response_schemas = dict(zip(unique, openapi30(refs), strict=True))
+    forms = {
+        model: _form_body(model, schemas)
+        for model in dict.fromkeys(op.form for *_, op in found if op.form is not None)
+    }
     query_parameters = {
         model: _query_parameters(model, schemas)
         for model in dict.fromkeys(op.query for *_, op in found if op.query is not None)
@@ -186,14 +209,16 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
         if not operation.signed_in:
             entry["security"] = []
         parameters = []
-        if operation.signed_in and method != "get":
-            parameters.append(CSRF_PARAMETER)
+        if csrf := _csrf_parameter(operation, method):
+            parameters.append(csrf)
         if operation.query is not None:
             parameters.extend(query_parameters[operation.query])
         if parameters:
             entry["parameters"] = parameters
         if operation.body is not None:
             entry["requestBody"] = _request_body(operation.body, schemas)
+        elif operation.form is not None:
+            entry["requestBody"] = forms[operation.form]
         entry["responses"] = _responses(operation, response_schemas.get(operation.response))
         item[method] = entry
     return {

@@ -7,8 +7,8 @@ document from these records and the application's route table.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -21,7 +21,11 @@ ERROR_REASONS = {
     404: "no such name",
     409: "the name is taken",
     413: "body too large",
+    429: "too many requests already wait for this cluster's tunnel",
+    500: "the cluster answered 500 without an LXD response (its LXD failed)",
+    502: "the cluster's tunnel broke before it answered",
     503: "database unavailable",
+    504: "the cluster did not answer through its tunnel in time",
 }
 
 
@@ -40,8 +44,13 @@ class Operation:
     response: Any = None  # the envelope's metadata type; None: null; NoEnvelope; Redirect
     body: Any = None  # the request body's model
     query: Any = None  # the query string's model
+    form: Any = None  # an application/x-www-form-urlencoded body's model (optional body)
     errors: tuple[int, ...] = ()
+    reasons: Mapping[int, str] = dataclasses.field(default_factory=dict)  # beside ERROR_REASONS
     signed_in: bool = True  # needs a signed-in administrator (and, to change, X-CSRF-Token)
+    # The X-CSRF-Token header: None means required on a signed-in change, else not asked for.
+    csrf: Literal["required", "optional"] | None = None
+    also_redirects: str = ""  # besides the 200: a 303 answer, described so
     summary: str = ""
     response_description: str = "success"
 

@@ -38,12 +38,16 @@ def list_fields(model: type[msgspec.Struct]) -> frozenset[str]:
 def query_model(params: MultiMapping[str], model: type[Model]) -> Model:
     """The query string as ``model``: each parameter once, lists comma-separated.
 
-    An empty list parameter means no items; an empty item ("warning,,stale") is refused.
+    An empty list parameter means no items (the model may refuse that); an empty item
+    ("warning,,stale") is refused by the item's type.
     """
     values: dict[str, object] = {}
     lists = list_fields(model)
     for key, value in params.items():
         if key in values:
             raise BadRequest(f"{key[:64]} must be given once")
-        values[key] = (value.split(",") if value else []) if key in lists else value
+        if key in lists:
+            values[key] = [item.strip() for item in value.split(",")] if value else []
+        else:
+            values[key] = value
     return msgspec.convert(values, type=model, strict=False)

@@ -1,9 +1,10 @@
 """Sealed cookies: sessions (and the short-lived sign-in state) kept by the browser.
 
 A session is encrypted and authenticated with AES-256-GCM under a key derived from the
-``session_key_file`` every unit shares, so any unit behind the load balancer can read it and no
-server keeps session state. The plaintext carries its own expiry; the cookie name is bound in
-as associated data, so a value sealed for one cookie cannot be replayed as another.
+``session_key_file`` every unit shares, so any unit behind the load balancer can read it. The
+plaintext carries its own expiry; the cookie name is bound in as associated data, so a value
+sealed for one cookie cannot be replayed as another. Each session has a random id: signing out
+records it as revoked on every unit (see revocations.py), so a copy of the cookie stops working.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class Session:
     csrf: str
     expires_at: int  # the session ends here at the latest (session_lifetime after sign-in)
     access_expires_at: int  # when the access token needs a refresh
+    session_id: str  # random, kept across refreshes; what signing out revokes
     refresh_token: str = ""
     id_token: str = ""  # the id_token_hint for the identity provider's end-session endpoint
 
@@ -128,6 +130,7 @@ class Session:
             "csrf": self.csrf,
             "exp": self.expires_at,
             "aexp": self.access_expires_at,
+            "sid": self.session_id,
             "rt": self.refresh_token,
             "idt": self.id_token,
         }
@@ -144,6 +147,7 @@ class Session:
                 csrf=payload["csrf"],
                 expires_at=int(payload["exp"]),
                 access_expires_at=int(payload["aexp"]),
+                session_id=payload["sid"],
                 refresh_token=payload.get("rt", ""),
                 id_token=payload.get("idt", ""),
             )
@@ -154,11 +158,14 @@ class Session:
             session.name,
             session.email,
             session.csrf,
+            session.session_id,
             session.refresh_token,
             session.id_token,
             *session.groups,
         )
-        if not all(isinstance(text, str) for text in texts) or not session.csrf:
+        if not all(isinstance(text, str) for text in texts):
+            return None
+        if not session.csrf or not session.session_id:
             return None
         return session
 

@@ -7,8 +7,10 @@ Traefik charm, merges it into its own configuration and answers where it is reac
 Protocol (application databags):
 
 - requirer: ``config`` — Traefik dynamic configuration as YAML; optionally ``static`` —
-  static configuration as YAML; optionally ``raw`` — ``"true"`` asks the provider to use
-  the configuration as given.
+  static configuration as YAML; ``raw`` — exactly ``"True"`` asks the provider to use the
+  configuration as given. Any other value (``"true"`` too) or none makes traefik-k8s add, for
+  every router, a sibling ``<router>-tls`` with the same rule that terminates TLS with
+  Traefik's own certificate, which breaks TLS passthrough.
 - provider: ``external_host`` — the host name or address Traefik is reached on;
   ``scheme`` — ``http`` or ``https``.
 
@@ -41,13 +43,15 @@ LIBAPI = 0
 
 # Increment this PATCH version before using `charmcraft publish-lib` or reset
 # to 0 if you are raising the major API version.
-LIBPATCH = 1
+LIBPATCH = 2
 
 PYDEPS = ["ops>=2.17", "pyyaml"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RELATION_NAME = "traefik-route"
+# The only value of ``raw`` traefik-k8s honours (it compares the string, case included).
+RAW_TRUE = "True"
 
 
 class TraefikRouteReadyEvent(ops.EventBase):
@@ -118,7 +122,7 @@ class TraefikRouteRequirer(ops.Object):
         if static:
             wanted["static"] = yaml.safe_dump(static, sort_keys=True)
         if raw:
-            wanted["raw"] = "true"
+            wanted["raw"] = RAW_TRUE
         databag = relation.data[self._charm.app]
         changed = False
         for key in ("config", "static", "raw"):

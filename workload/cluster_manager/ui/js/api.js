@@ -64,6 +64,15 @@ async function request(method, path, body) {
   return envelope.metadata;
 }
 
+/**
+ * Sign out: POST /oidc/logout with the CSRF header ends the session on every unit, then the
+ * browser goes where the answer says (the identity provider's sign-out page, or /).
+ */
+export async function signOut() {
+  const answer = await request('POST', '/oidc/logout');
+  window.location.assign((answer && answer.redirect) || '/');
+}
+
 export const api = {
   configuration: () => request('GET', '/1.0/configuration'),
   overview: () => request('GET', '/1.0/overview'),

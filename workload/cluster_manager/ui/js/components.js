@@ -1,5 +1,6 @@
 // Pieces every page uses: headers, cards, badges, notices, dialogs, copy buttons.
 
+import { signOut } from './api.js';
 import { announce, h } from './dom.js';
 import { ago, when } from './format.js';
 
@@ -174,4 +175,19 @@ export function clearFieldErrors(form) {
     box.hidden = true;
   }
   for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+}
+
+/** The sign-out button: a POST with the CSRF token, never a link (a GET changes nothing). */
+export function signOutButton(className, before = () => {}) {
+  const control = h('button', { type: 'button', class: className }, 'Sign out');
+  control.addEventListener('click', () => {
+    before();
+    control.disabled = true;
+    signOut().catch((error) => {
+      control.disabled = false;
+      control.textContent = 'Sign out failed, try again';
+      announce(error.message);
+    });
+  });
+  return control;
 }

@@ -2,7 +2,7 @@
 
 import { api, setCsrfToken } from './api.js';
 import { announce, h, replace } from './dom.js';
-import { button, errorNotice } from './components.js';
+import { button, errorNotice, signOutButton } from './components.js';
 import * as overviewPage from './pages/overview.js';
 import * as clustersPage from './pages/clusters.js';
 import * as clusterPage from './pages/cluster.js';
@@ -24,9 +24,8 @@ const sidenav = document.getElementById('sidenav');
 const userArea = document.getElementById('user-area');
 
 let configuration = null;
-let current = null; // { page instance, refresh bookkeeping }
+let current = null; // { instance, running: the refresh in flight, again: one asked for meanwhile }
 let lastRefresh = 0;
-let refreshing = false;
 let updatedLabel = null;
 
 function setTitle(title) {
@@ -41,18 +40,34 @@ function markUpdated() {
   }
 }
 
-async function refreshNow({ announceIt = false } = {}) {
-  if (!current || refreshing || !current.instance.refresh) return;
-  refreshing = true;
-  try {
-    await current.instance.refresh();
-    markUpdated();
-    if (announceIt) announce('Data refreshed');
-  } catch {
-    // The page shows what went wrong, with a way to try again.
-  } finally {
-    refreshing = false;
+/**
+ * Refresh the current page. A refresh asked for while one is in flight (a click on Refresh
+ * during the first load) is not dropped: it runs when that one ends, so what the user sees
+ * always follows their last click.
+ */
+function refreshNow({ announceIt = false } = {}) {
+  const entry = current;
+  if (!entry || !entry.instance.refresh) return;
+  if (entry.running) {
+    entry.again = { announceIt: announceIt || Boolean(entry.again && entry.again.announceIt) };
+    return;
   }
+  entry.running = (async () => {
+    try {
+      await entry.instance.refresh();
+      if (current === entry) {
+        markUpdated();
+        if (announceIt) announce('Data refreshed');
+      }
+    } catch {
+      // The page shows what went wrong, with a way to try again.
+    } finally {
+      entry.running = null;
+      const again = entry.again;
+      entry.again = null;
+      if (again && current === entry) refreshNow(again);
+    }
+  })();
 }
 
 /** "Updated 12:04:31 [Refresh]" for a page header. */
@@ -102,17 +117,14 @@ function route({ moveFocus }) {
   highlightSection(found ? found.section : null);
   const page = found ? found.page : accessPages.notFound;
   const instance = page.mount(main, ctx) || {};
-  current = { instance };
+  current = { instance, running: null, again: null };
   if (moveFocus) {
     const heading = main.querySelector('#page-title');
     if (heading) heading.focus();
     else main.focus();
     window.scrollTo(0, 0);
   }
-  if (instance.refresh) {
-    refreshing = true;
-    instance.refresh().then(markUpdated).catch(() => {}).finally(() => { refreshing = false; });
-  }
+  refreshNow();
 }
 
 function showUser(user) {
@@ -122,7 +134,7 @@ function showUser(user) {
   }
   userArea.replaceChildren(
     h('span', { class: 'user-name', title: user.email || user.subject }, user.name || user.email || user.subject),
-    h('a', { class: 'signout', href: '/oidc/logout', on: { click: () => sessionStorage.removeItem(RETURN_KEY) } }, 'Sign out'));
+    signOutButton('signout', () => sessionStorage.removeItem(RETURN_KEY)));
 }
 
 function showOutside(page, options) {

@@ -1,7 +1,7 @@
 // Pages outside the application: sign in, not authorised, not found.
 
 import { h, asset } from '../dom.js';
-import { notice } from '../components.js';
+import { notice, signOutButton } from '../components.js';
 
 function outsideCard(...children) {
   return h('div', { class: 'outside-card' },
@@ -32,7 +32,7 @@ export function notAuthorised(root, { setTitle, user }) {
       kind: 'info',
       message: `Your groups: ${user.groups && user.groups.length ? user.groups.join(', ') : 'none'}. Ask an administrator to add you to the administrators group, then sign in again.`,
     }),
-    h('a', { class: 'button button-base', href: '/oidc/logout' }, 'Sign out')));
+    signOutButton('button button-base')));
 }
 
 export const notFound = {

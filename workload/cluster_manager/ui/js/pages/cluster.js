@@ -112,6 +112,9 @@ function details(cluster) {
     ['Joined', when(cluster.joined_at)],
     ['Last heartbeat', cluster.last_status_update_at ? when(cluster.last_status_update_at) : 'None yet'],
     ['Certificate fingerprint', h('code', { class: 'fingerprint' }, cluster.fingerprint)],
+    ['Reverse tunnel', cluster.tunnel_connected
+      ? h('span', { dataset: { tunnel: 'connected' } }, 'Tunnel connected', cluster.tunnel_connected_at ? h('span', { class: 'muted' }, ' since ', when(cluster.tunnel_connected_at)) : null)
+      : h('span', { dataset: { tunnel: 'not-connected' } }, 'Tunnel not connected', h('div', { class: 'muted small' }, 'On a member of the cluster: ', h('code', {}, 'microcloud cluster-manager set reverse_tunnel true')))],
   ];
   return card({
     title: 'Details',

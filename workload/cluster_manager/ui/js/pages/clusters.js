@@ -58,7 +58,9 @@ function clusterRow(cluster) {
   const cells = {
     name: h('td', { class: 'cell-name' },
       h('a', { href, 'data-nav': true, dataset: { focusKey: `row-${cluster.name}` } }, cluster.name),
-      cluster.description ? h('div', { class: 'cell-sub' }, cluster.description) : null),
+      cluster.description ? h('div', { class: 'cell-sub' }, cluster.description) : null,
+      h('div', { class: 'cell-sub muted', dataset: { tunnel: cluster.tunnel_connected ? 'connected' : 'not-connected' } },
+        cluster.tunnel_connected ? 'tunnel connected' : 'tunnel not connected')),
     health: h('td', {}, h('div', { class: 'badges' },
       healthBadge(cluster.health),
       warningCount > 1 || (warningCount && cluster.health !== 'warning')

@@ -1,0 +1,61 @@
+"""The manager's frames as the MicroCloud daemon's Go code reads them.
+
+canonical/microcloud ``api/types/cluster_manager.go`` lines 109-125: the request struct has
+``UUID string `json:"uuid"```, ``Headers http.Header`` (``{name: [values]}``) and
+``Body []byte`` (base64); the simulator's ``decode_request`` reads a frame the way
+``encoding/json`` fills that struct, failing where ``conn.ReadJSON`` fails (the daemon then
+drops the tunnel, ``cmd/microcloudd/cluster_manager_tunnel.go`` lines 204-210).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cluster_manager.fleet.tunnel import answer, decode_request
+from cluster_manager.tunnel import frames
+
+
+def test_request_frame_is_read_by_the_daemon_with_its_id_and_body():
+    text = frames.encode_request("abc", "PUT", "/1.0/instances/x/state", b'{"action":"stop"}')
+
+    request = decode_request(text)
+
+    assert request == {
+        "uuid": "abc",
+        "method": "PUT",
+        "path": "/1.0/instances/x/state",
+        "body": b'{"action":"stop"}',
+    }
+
+
+def test_header_as_a_plain_string_would_make_the_daemon_drop_the_tunnel():
+    frame = json.loads(frames.encode_request("abc", "GET", "/1.0", headers={"Cookie": "a=b"}))
+    assert frame["headers"] == {"Cookie": ["a=b"]}
+    decode_request(json.dumps(frame))
+
+    frame["headers"] = {"Cookie": "a=b"}  # the {name: value} form of PROTOCOL.md
+    with pytest.raises(ValueError, match=r"http\.Header"):
+        decode_request(json.dumps(frame))
+
+
+def test_daemon_answer_without_body_is_read_as_empty():
+    parsed = frames.decode_answer(answer("abc", 500))
+
+    assert (parsed.id, parsed.status, parsed.body) == ("abc", 500, b"")
+    assert frames.lxd_envelope(parsed.body) is None
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ("not json", "not JSON"),
+        ("[1]", "not a JSON object"),
+        ('{"status": 200}', "no request id"),
+        ('{"uuid": "a", "status": "200"}', "no HTTP status"),
+        ('{"uuid": "a", "status": 200, "body": "***"}', "not base64"),
+    ],
+)
+def test_frames_that_are_not_answers_are_refused_with_a_reason(frame, reason):
+    with pytest.raises(frames.FrameError, match=reason):
+        frames.decode_answer(frame)

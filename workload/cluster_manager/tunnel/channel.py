@@ -1,0 +1,186 @@
+r"""The internal unit-to-unit channel: a unit asks the unit holding a tunnel to use it.
+
+Plain HTTP on ``internal_host:internal_port``, reached at the ``internal_address`` each unit
+records with its tunnels (never through Traefik). Every request is signed with the key all
+units share (``internal_key_file``, hex, at least 32 bytes)::
+
+    X-MCM-Unit-Time:      unix seconds
+    X-MCM-Unit-Nonce:     32 hex digits, random
+    X-MCM-Unit-Signature: hex HMAC-SHA256(key, "<time>\\n<nonce>\\n<method>\\n<path>\\n" + body)
+
+The receiver checks the signature in constant time, refuses a time more than
+``MAX_SKEW`` seconds away and a nonce it has seen in that window (no replay), and answers
+401 without saying which check failed. The body is JSON ``{"cluster", "method", "path",
+"body": base64}``; the answer is ``{"status", "body": base64}`` (the cluster's answer) or the
+usual JSON error with the status a local request would have had (503, 504, 502, 429).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from cluster_manager.envelope import error_middleware
+from cluster_manager.errors import ApiError, BadRequest, TooManyRequests, Unauthorized
+from cluster_manager.settings import Settings, SettingsError
+from cluster_manager.tunnel.errors import TunnelBroken, TunnelNotConnected, TunnelTimeout
+
+logger = logging.getLogger(__name__)
+
+PATH = "/internal/1.0/tunnel/{cluster_id}"
+MAX_SKEW = 30
+MAX_NONCES = 100_000
+TIME_HEADER = "X-MCM-Unit-Time"
+NONCE_HEADER = "X-MCM-Unit-Nonce"
+SIGNATURE_HEADER = "X-MCM-Unit-Signature"
+
+
+def load_key(settings: Settings) -> bytes | None:
+    """The shared key from ``internal_key_file``; None when the setting is empty."""
+    if not settings.internal_key_file:
+        return None
+    try:
+        key = bytes.fromhex(Path(settings.internal_key_file).read_text().strip())
+    except (OSError, ValueError):
+        raise SettingsError("internal_key_file: cannot read a hex key from it") from None
+    if len(key) < 32:
+        raise SettingsError("internal_key_file: the key must be at least 32 bytes")
+    return key
+
+
+def sign(key: bytes, timestamp: str, nonce: str, method: str, path: str, body: bytes) -> str:
+    """The signature of one internal request."""
+    message = f"{timestamp}\n{nonce}\n{method}\n{path}\n".encode() + body
+    return hmac.new(key, message, "sha256").hexdigest()
+
+
+class _Nonces:
+    """Nonces seen within the time window, oldest first."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def fresh(self, nonce: str, now: float) -> bool:
+        while self._seen and (
+            len(self._seen) >= MAX_NONCES or next(iter(self._seen.values())) < now - 2 * MAX_SKEW
+        ):
+            self._seen.popitem(last=False)
+        if nonce in self._seen:
+            return False
+        self._seen[nonce] = now
+        return True
+
+
+def _authenticate(request: web.Request, key: bytes, body: bytes, nonces: _Nonces) -> None:
+    timestamp = request.headers.get(TIME_HEADER, "")
+    nonce = request.headers.get(NONCE_HEADER, "")
+    given = request.headers.get(SIGNATURE_HEADER, "")
+    expected = sign(key, timestamp, nonce, request.method, request.path_qs, body)
+    now = time.time()
+    valid = hmac.compare_digest(given.encode(), expected.encode())
+    if not valid or not timestamp.isdigit() or abs(now - int(timestamp)) > MAX_SKEW:
+        raise Unauthorized("unit-to-unit request not authenticated")
+    if len(nonce) != 32 or not nonces.fresh(nonce, now):
+        raise Unauthorized("unit-to-unit request not authenticated")
+
+
+def create_app(settings: Settings, hub: object, key: bytes) -> web.Application:
+    """The internal application: one route, every request signed."""
+    from cluster_manager.tunnel.hub import TunnelHub
+
+    assert isinstance(hub, TunnelHub)
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=2 * settings.tunnel_max_frame_bytes
+    )
+    nonces = _Nonces()
+
+    async def forwarded(request: web.Request) -> web.Response:
+        body = await request.read()
+        _authenticate(request, key, body, nonces)
+        try:
+            cluster_id = int(request.match_info["cluster_id"])
+            payload = json.loads(body)
+            name, method, path = payload["cluster"], payload["method"], payload["path"]
+            data = base64.b64decode(payload["body"] or "", validate=True)
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise BadRequest("malformed unit-to-unit request") from None
+        tunnel = hub.local(cluster_id)
+        if tunnel is None:
+            raise TunnelNotConnected(str(name), " (its tunnel just closed)")
+        answer = await tunnel.request(
+            str(method), str(path), data, settings.tunnel_request_timeout
+        )
+        encoded = base64.b64encode(answer.body).decode() if answer.body else None
+        return web.json_response({"status": answer.status, "body": encoded})
+
+    app.router.add_post(PATH, forwarded)
+    return app
+
+
+_ERRORS: dict[int, type[ApiError]] = {502: TunnelBroken, 504: TunnelTimeout}
+
+
+async def forward(
+    session: aiohttp.ClientSession,
+    key: bytes,
+    unit_address: str,
+    cluster_id: int,
+    cluster: str,
+    method: str,
+    path: str,
+    body: bytes | None,
+    time_limit: float,
+) -> tuple[int, bytes]:
+    """Ask the unit at ``unit_address`` to send a request through its tunnel."""
+    url_path = PATH.format(cluster_id=cluster_id)
+    data = json.dumps(
+        {
+            "cluster": cluster,
+            "method": method,
+            "path": path,
+            "body": base64.b64encode(body).decode() if body else None,
+        }
+    ).encode()
+    timestamp, nonce = str(int(time.time())), os.urandom(16).hex()
+    headers = {
+        TIME_HEADER: timestamp,
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: sign(key, timestamp, nonce, "POST", url_path, data),
+        "Content-Type": "application/json",
+    }
+    try:
+        async with session.post(
+            f"http://{unit_address}{url_path}",
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=time_limit, connect=5),
+        ) as response:
+            answer = await response.json(content_type=None)
+            status = response.status
+    except TimeoutError:
+        raise TunnelTimeout(
+            f"the unit holding the tunnel of cluster {cluster} did not answer in {time_limit:g} s"
+        ) from None
+    except (aiohttp.ClientError, OSError, ValueError):
+        raise TunnelNotConnected(cluster, " (the unit holding it cannot be reached)") from None
+    if status == 200 and isinstance(answer, dict) and isinstance(answer.get("status"), int):
+        return answer["status"], base64.b64decode(answer.get("body") or "")
+    message = answer.get("error", "") if isinstance(answer, dict) else ""
+    if status == 503:
+        raise TunnelNotConnected(cluster, " (its tunnel just closed)")
+    if status == 429:
+        raise TooManyRequests(str(message), retry_after=1)
+    if status in _ERRORS:
+        raise _ERRORS[status](str(message))
+    logger.warning("unit-to-unit request to %r answered %s", unit_address, status)
+    raise TunnelBroken(f"the unit holding the tunnel of cluster {cluster} answered {status}")
