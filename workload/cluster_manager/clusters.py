@@ -11,11 +11,17 @@ from typing import Annotated, Any, Literal, get_args
 import asyncpg
 import msgspec
 
-from cluster_manager import validation
-from cluster_manager.certificates import InvalidCertificateError, der_of, fingerprint, parse_pem
+from cluster_manager.certificates import (
+    MAX_CERTIFICATE_PEM,
+    InvalidCertificateError,
+    der_of,
+    fingerprint,
+    parse_pem,
+)
 from cluster_manager.errors import BadRequest, Conflict, Forbidden, NotFound
-from cluster_manager.fields import Bytes, Count, Description, Percent, Timestamp
-from cluster_manager.join_token import InvalidTokenError, JoinToken
+from cluster_manager.fields import Bytes, Count, Description, Name, Percent, Timestamp
+from cluster_manager.heartbeats import MemberMetricsSummary, StatusCount, StoragePoolUsage
+from cluster_manager.join_token import MAX_TOKEN_LENGTH, InvalidTokenError, JoinToken
 
 HMAC_SCHEME = "ClusterManager-HMAC-1.0"
 
@@ -75,30 +81,6 @@ class ClusterChanges(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
 
 
 EDITABLE_FIELDS: tuple[str, ...] = ClusterChanges.__struct_fields__
-
-
-class StatusCount(msgspec.Struct):
-    """How many instances, members or Ceph daemons are in one status."""
-
-    status: str
-    count: Count
-
-
-class StoragePoolUsage(msgspec.Struct):
-    """One storage pool's size and usage."""
-
-    name: str
-    member: Annotated[str, msgspec.Meta(description="empty for a shared (remote) pool")]
-    total: Bytes
-    usage: Bytes
-
-
-class MemberMetricsSummary(msgspec.Struct):
-    """How many bytes of metrics a member's service sent in the latest heartbeat."""
-
-    member: str
-    service: str
-    metrics_bytes: Count
 
 
 class EnrolledCluster(msgspec.Struct, kw_only=True):
@@ -182,11 +164,21 @@ def _signature(authorization: str | None) -> str | None:
     return signature
 
 
-def _body_token(token_text: Any, name: str) -> JoinToken:
+class JoinRequest(msgspec.Struct, kw_only=True):
+    """The join body (PROTOCOL.md); ``token`` may be left out when the body is HMAC-signed."""
+
+    cluster_name: Name
+    cluster_certificate: Annotated[
+        str, msgspec.Meta(max_length=MAX_CERTIFICATE_PEM, description="the cluster's certificate")
+    ]
+    token: Annotated[str, msgspec.Meta(max_length=MAX_TOKEN_LENGTH)] | None = None
+
+
+def _body_token(token_text: str, name: str) -> JoinToken:
     try:
         token = JoinToken.decode(token_text)
     except InvalidTokenError as error:
-        raise BadRequest(f"token: {error}") from None
+        raise BadRequest(str(error)) from None
     if token.server_name != name:
         raise BadRequest("token: it is for another cluster name than cluster_name")
     return token
@@ -205,7 +197,7 @@ def _proves_secret(
 
 async def join_cluster(
     pool: asyncpg.Pool,
-    payload: dict[str, Any],
+    payload: JoinRequest,
     body: bytes,
     authorization: str | None,
     peer_der: bytes | None,
@@ -213,15 +205,15 @@ async def join_cluster(
 ) -> dict[str, Any]:
     """Enrol a cluster with its join token; the token is consumed in the same transaction.
 
-    ``payload`` is the parsed ``body``; the raw bytes are what an HMAC signature covers.
+    ``payload`` is the decoded ``body``; the raw bytes are what an HMAC signature covers.
     ``peer_der`` is the certificate presented over TLS: it must be the body's certificate.
     Everything that does not depend on stored state is checked first, with precise errors.
     Then a failed proof of the secret gets :data:`INVALID_JOIN`, whatever the name's state.
     ``on_proof(name)`` runs once the secret is proven (the per-name rate limit); it may raise.
     """
-    name = validation.cluster_name(payload.get("cluster_name"))
+    name = payload.cluster_name
     try:
-        certificate = parse_pem(payload.get("cluster_certificate"))  # type: ignore[arg-type]
+        certificate = parse_pem(payload.cluster_certificate)
     except InvalidCertificateError as error:
         raise BadRequest(f"cluster_certificate: {error}") from None
     der = der_of(certificate)
@@ -230,7 +222,7 @@ async def join_cluster(
     if peer_der != der:
         raise Forbidden("cluster_certificate is not the certificate presented over TLS")
     signature = _signature(authorization)
-    token_text = payload.get("token")
+    token_text = payload.token
     if signature is None and token_text is None:
         raise BadRequest("the join needs a token in the body or an HMAC signature")
     token = _body_token(token_text, name) if signature is None else None
@@ -245,7 +237,7 @@ async def join_cluster(
         cert_fingerprint = fingerprint(der)
         if await connection.fetchval(SELECT_CLASH, name, cert_fingerprint):
             raise Conflict("a cluster with this name or certificate is already enrolled")
-        pem = payload["cluster_certificate"]
+        pem = payload.cluster_certificate
         row = await connection.fetchrow(
             INSERT_CLUSTER, name, stored["description"], pem, cert_fingerprint
         )

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
+
+from cluster_manager.errors import BadRequest
 
 NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 NAME_WORDS = "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 NO_NUL_REGEX = r"^[^\x00]*$"
+# "0.42": Go's strconv.FormatFloat(load, 'f', 2, 64) of a load average summed over members.
+LOAD_REGEX = r"^[0-9]{1,10}(\.[0-9]{1,10})?$"
 MAX_DESCRIPTION = 1024
 
 Name = Annotated[str, msgspec.Meta(pattern=NAME_REGEX, description=NAME_WORDS)]
@@ -33,7 +37,11 @@ Timestamp = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
 _FIELD_NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
 _NAMES_ITS_FIELD = re.compile(r"^[a-z_][a-z0-9_]*: ")
-_PATTERN_WORDS = {NAME_REGEX: f"expected {NAME_WORDS}", NO_NUL_REGEX: "must not contain NUL"}
+_PATTERN_WORDS = {
+    NAME_REGEX: f"expected {NAME_WORDS}",
+    NO_NUL_REGEX: "must not contain NUL",
+    LOAD_REGEX: 'expected a decimal number in a string, such as "0.42"',
+}
 _WORDS = (
     *(
         (re.compile(re.escape(f"Expected `str` matching regex {regex!r}")), words)
@@ -65,3 +73,22 @@ def field_message(error: msgspec.DecodeError, root: str = "body") -> str:
         what = what.replace(">=", "≥").replace("<=", "≤").replace("`", "")
         what = what[:1].lower() + what[1:]
     return f"{field[:64]}: {what[:200]}"
+
+
+Model = TypeVar("Model")
+_DECODERS: dict[object, msgspec.json.Decoder] = {}
+
+
+def decode(data: bytes | str, model: type[Model], what: str = "body") -> Model:
+    """``data`` (JSON) as ``model``, validated in one call.
+
+    A refusal is a ``msgspec.ValidationError``/``DecodeError`` (see :func:`field_message`);
+    nesting deeper than the interpreter allows, even in ignored fields, is a 400 too.
+    """
+    decoder = _DECODERS.get(model)
+    if decoder is None:
+        decoder = _DECODERS[model] = msgspec.json.Decoder(model)
+    try:
+        return decoder.decode(data)
+    except RecursionError:
+        raise BadRequest(f"{what} is nested too deeply") from None
