@@ -232,7 +232,7 @@ async def test_non_json_frame_fails_the_waiting_request_and_drops_the_tunnel(
     with pytest.raises(ApiError) as broken:
         await asyncio.wait_for(waiting, 3)
     assert broken.value.status == 502
-    assert "not JSON" in broken.value.message
+    assert "not valid JSON" in broken.value.message
     await wait_until(lambda: _no_rows(pool))
 
 

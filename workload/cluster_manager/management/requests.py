@@ -13,6 +13,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from cluster_manager.errors import BadRequest
+from cluster_manager.fields import decode
 
 MAX_BODY_BYTES = 64 * 1024
 Model = TypeVar("Model", bound=msgspec.Struct)
@@ -20,7 +21,7 @@ Model = TypeVar("Model", bound=msgspec.Struct)
 
 async def json_body(request: web.Request, model: type[Model]) -> Model:
     """The body as ``model``: a JSON object with only the model's fields, each valid."""
-    return msgspec.json.decode(await request.read(), type=model)
+    return decode(await request.read(), model)
 
 
 def _is_list(field: msgspec.inspect.Field) -> bool:
