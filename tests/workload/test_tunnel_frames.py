@@ -43,7 +43,7 @@ def test_daemon_answer_without_body_is_read_as_empty():
     parsed = frames.decode_answer(answer("abc", 500))
 
     assert (parsed.id, parsed.status, parsed.body) == ("abc", 500, b"")
-    assert frames.lxd_envelope(parsed.body) is None
+    assert frames.lxd_envelope(parsed.body or b"") is None
 
 
 @pytest.mark.parametrize(

@@ -222,10 +222,11 @@ async def join_cluster(
     if peer_der != der:
         raise Forbidden("cluster_certificate is not the certificate presented over TLS")
     signature = _signature(authorization)
-    token_text = payload.token
-    if signature is None and token_text is None:
-        raise BadRequest("the join needs a token in the body or an HMAC signature")
-    token = _body_token(token_text, name) if signature is None else None
+    token = None
+    if signature is None:
+        if payload.token is None:
+            raise BadRequest("the join needs a token in the body or an HMAC signature")
+        token = _body_token(payload.token, name)
     async with pool.acquire() as connection, connection.transaction():
         stored = await connection.fetchrow(SELECT_TOKEN_FOR_UPDATE, name)
         if stored is None or not _proves_secret(stored["secret"], signature, token, body):

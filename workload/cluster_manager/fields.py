@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import msgspec
 
@@ -89,6 +89,6 @@ def decode(data: bytes | str, model: type[Model], what: str = "body") -> Model:
     if decoder is None:
         decoder = _DECODERS[model] = msgspec.json.Decoder(model)
     try:
-        return decoder.decode(data)
+        return cast(Model, decoder.decode(data))
     except RecursionError:
         raise BadRequest(f"{what} is nested too deeply") from None

@@ -319,7 +319,7 @@ async def run(args: argparse.Namespace, directory: Path, dsn: str) -> str:
     off, on = results["off"], results["on"]
     sample = bodies[names[0]][0]
     series_per_heartbeat = build_batch([Submission("x", parse_heartbeat(sample), 0)]).series
-    metrics_mb = sum(len(m.metrics) for m in parse_heartbeat(sample).server_metrics) / 1e6
+    metrics_mb = sum(len(m.metrics) for m in parse_heartbeat(sample).server_metrics or ()) / 1e6
     all_bodies = [body for name in names for body in bodies[name]]
     warm = conversion_ms(all_bodies, remembered=True)
     cold = conversion_ms(all_bodies, remembered=False)

@@ -196,7 +196,7 @@ def cluster_series(cluster: str, heartbeat: Heartbeat) -> list[tuple[Labels, flo
     """The cluster-level series of a heartbeat (labels sorted, ``__name__`` included)."""
     out: list[tuple[Labels, float]] = []
 
-    def add(name: str, value: float, **labels: str) -> None:
+    def add(name: str, value: float | str, **labels: str) -> None:
         pairs = {"__name__": name, "cluster": cluster}
         pairs.update((key, text) for key, text in labels.items() if text)
         out.append((tuple(sorted(pairs.items())), float(value)))
@@ -206,7 +206,7 @@ def cluster_series(cluster: str, heartbeat: Heartbeat) -> list[tuple[Labels, flo
         ("mcm_cluster_members", heartbeat.member_statuses, MEMBER_STATUSES),
         ("mcm_cluster_ceph_members", heartbeat.ceph_statuses, ()),
     ):
-        counts = dict.fromkeys(usual, 0)
+        counts: dict[str, int] = dict.fromkeys(usual, 0)
         counts.update((entry.status, entry.count) for entry in entries or ())
         for status, count in counts.items():
             add(name, count, status=status)
