@@ -109,6 +109,25 @@ async def test_go_nil_slices_are_accepted_as_empty(cluster, pool):
     assert shown["instance_count"] == 0
 
 
+async def test_a_status_sent_twice_is_stored_once_with_the_counts_summed(cluster, pool):
+    payload = cluster.status.next()
+    payload["instance_statuses"] = [
+        {"status": "Running", "count": 2},
+        {"status": "Stopped", "count": 1},
+        {"status": "Running", "count": 3},
+    ]
+
+    status, body = await cluster.heartbeat(payload)
+
+    assert status == 200, body
+    shown = to_builtins(await clusters.get_cluster(pool, "edge-1"))
+    assert shown["instance_statuses"] == [
+        {"status": "Running", "count": 5},
+        {"status": "Stopped", "count": 1},
+    ]
+    assert shown["instance_count"] == 6
+
+
 async def test_unknown_certificate_is_refused(cluster, pool):
     stranger = SimulatedCluster("stranger")
     stranger.use_token(cluster.token_text)

@@ -193,6 +193,15 @@ async def measure(base: str, ca_file: Path, count: int, warm_up: int) -> str:
     return table(results)
 
 
+def write_session_key(path: Path) -> None:
+    """A fresh session key, hex as the charm writes it.
+
+    Raw random bytes may start or end with whitespace, which ``load_key`` strips: the bench then
+    failed to start now and then (issue 19).
+    """
+    path.write_text(os.urandom(32).hex())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(prog="python -m cluster_manager.bench management")
@@ -212,9 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ensure_self_signed_files(
                 directory / f"{name}.crt", directory / f"{name}.key", name, [HOST]
             )
-        # Hex, as the charm writes it: raw random bytes may start or end with whitespace, which
-        # load_key strips (issue 19: the bench then failed now and then).
-        (directory / "session.key").write_text(os.urandom(32).hex())
+        write_session_key(directory / "session.key")
         port = free_port()
         base = f"https://{HOST}:{port}"
         idp = start_identity_provider(directory, base)
