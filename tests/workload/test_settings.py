@@ -109,3 +109,27 @@ def test_replace_gives_a_changed_copy_and_keeps_the_original():
     assert (settings.stale_after_seconds, changed.stale_after_seconds) == (30.0, 60.0)
     with pytest.raises(AttributeError):
         settings.heartbeat_interval = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("PROBE_BURST", "0", "probe_burst: expected int ≥ 1"),
+        ("LEAVE_RATE_PER_MINUTE", "-1", "leave_rate_per_minute: expected float > 0.0"),
+        ("TUNNEL_PONG_TIMEOUT", "0", "tunnel_pong_timeout: expected float > 0.0"),
+        ("INTERNAL_PORT", "70000", "internal_port: expected int ≤ 65535"),
+    ],
+)
+def test_connector_and_tunnel_limits_are_checked_naming_the_setting(key, value, message):
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ={f"CLUSTER_MANAGER_{key}": value})
+
+    assert str(refused.value) == message
+
+
+def test_internal_address_defaults_to_the_local_internal_port():
+    assert load_settings(environ={"CLUSTER_MANAGER_INTERNAL_PORT": "9100"}).internal_address == (
+        "127.0.0.1:9100"
+    )
+    given = {"CLUSTER_MANAGER_INTERNAL_ADDRESS": "unit-1.svc:9004"}
+    assert load_settings(environ=given).internal_address == "unit-1.svc:9004"
