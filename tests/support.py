@@ -34,10 +34,11 @@ async def table_rows(pool: asyncpg.Pool) -> dict[str, list[dict[str, object]]]:
 
 def write_config(path: Path, settings: Settings) -> Path:
     """Write settings as the TOML file `cluster-manager --config` reads."""
+    defaults = Settings()
     values = {
         field: getattr(settings, field)
-        for field in settings.__dataclass_fields__
-        if getattr(settings, field) != getattr(Settings, field, None)
+        for field in settings.__struct_fields__
+        if getattr(settings, field) != getattr(defaults, field)
     }
     path.write_text(render_config(values))
     return path

@@ -267,10 +267,13 @@ async def test_deeply_nested_json_is_a_400_without_a_traceback(
         )
     )
 
+    # A typed decoder stops at the first value of the wrong type; nesting in a field it skips
+    # is refused as too deep.
+    wrong_type = "body: expected object, got array" if nested[:1] == b"[" else None
     assert [(s, error_of(b)) for s, b in answers] == [
-        (400, "body is nested too deeply"),
-        (400, "body is nested too deeply"),
-        (400, "token: token is nested too deeply"),
+        (400, wrong_type or "body is nested too deeply"),
+        (400, wrong_type or "body is nested too deeply"),
+        (400, "token: expected object, got array" if wrong_type else "token is nested too deeply"),
     ]
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.exc_info]

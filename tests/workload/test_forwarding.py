@@ -14,7 +14,7 @@ from cluster_manager.forwarding import Forwarder, ForwardingLimits, remote_write
 from cluster_manager.forwarding import series as conversion
 from cluster_manager.forwarding.exposition import parse_metrics
 from cluster_manager.forwarding.series import ConversionLimits, HeadCache, Submission, build_batch
-from cluster_manager.heartbeats import parse_heartbeat
+from cluster_manager.heartbeats import MemberMetrics, StoragePoolUsage, parse_heartbeat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_server import scrape, value
@@ -276,9 +276,8 @@ def test_a_known_host_with_new_values_is_read_like_a_new_one():
 
 def heartbeat_of(cluster: str, text: str, members: int = 1) -> Submission:
     _, heartbeat = heartbeat_with_metrics(text)
-    heartbeat.server_metrics[:] = [
-        type(heartbeat.server_metrics[0])(member=f"m{i}", service="LXD", metrics=text)
-        for i in range(members)
+    heartbeat.server_metrics = [
+        MemberMetrics(member=f"m{i}", service="LXD", metrics=text) for i in range(members)
     ]
     return Submission(cluster, heartbeat, 1_700_000_000_000)
 
@@ -329,9 +328,11 @@ def test_a_line_over_the_line_limit_is_bad_without_being_read():
 
 
 def test_a_label_that_is_not_unicode_is_a_bad_line_not_a_failed_batch():
+    """The decoder refuses lone surrogates in a body; the converter copes with them anyway."""
     text = 'lxd_ok 1\nlxd_s{a="\ud800"} 1\n'
-    _, heartbeat = heartbeat_with_metrics(text)
-    heartbeat.storage_pool_usages.append({"name": "\udcff", "member": "", "total": 1, "usage": 1})
+    _, heartbeat = heartbeat_with_metrics("lxd_ok 1\n")
+    heartbeat.server_metrics = [MemberMetrics("m1", "LXD", text)]
+    heartbeat.storage_pool_usages = [StoragePoolUsage("\udcff", "", 1, 1)]
 
     batch = build_batch([Submission("c1", heartbeat, 1)])
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from random import Random
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
 from cluster_manager import clusters, tokens
@@ -23,6 +24,7 @@ from cluster_manager.metrics import REGISTRY
 from cluster_manager.mtls import server_context
 from cluster_manager.settings import Settings
 from connector_support import raw_cluster_request
+from msgspec import to_builtins
 from support import table_rows
 
 
@@ -55,7 +57,7 @@ async def test_heartbeat_is_stored_with_the_payload_values(cluster, pool):
 
     assert status == 200, body
     assert body == b""
-    shown = await clusters.get_cluster(pool, "edge-1")
+    shown = to_builtins(await clusters.get_cluster(pool, "edge-1"))
     for key in (
         "memory_total_amount",
         "memory_usage",
@@ -85,7 +87,7 @@ async def test_next_heartbeat_overwrites_the_details(cluster, pool):
     await cluster.heartbeat(second)
 
     assert await pool.fetchval("SELECT count(*) FROM remote_cluster_details") == 1
-    assert (await clusters.get_cluster(pool, "edge-1"))["memory_usage"] == 12345
+    assert to_builtins(await clusters.get_cluster(pool, "edge-1"))["memory_usage"] == 12345
 
 
 async def test_go_nil_slices_are_accepted_as_empty(cluster, pool):
@@ -102,9 +104,28 @@ async def test_go_nil_slices_are_accepted_as_empty(cluster, pool):
     status, body = await cluster.heartbeat(payload)
 
     assert status == 200, body
-    shown = await clusters.get_cluster(pool, "edge-1")
+    shown = to_builtins(await clusters.get_cluster(pool, "edge-1"))
     assert shown["instance_statuses"] == []
     assert shown["instance_count"] == 0
+
+
+async def test_a_status_sent_twice_is_stored_once_with_the_counts_summed(cluster, pool):
+    payload = cluster.status.next()
+    payload["instance_statuses"] = [
+        {"status": "Running", "count": 2},
+        {"status": "Stopped", "count": 1},
+        {"status": "Running", "count": 3},
+    ]
+
+    status, body = await cluster.heartbeat(payload)
+
+    assert status == 200, body
+    shown = to_builtins(await clusters.get_cluster(pool, "edge-1"))
+    assert shown["instance_statuses"] == [
+        {"status": "Running", "count": 5},
+        {"status": "Stopped", "count": 1},
+    ]
+    assert shown["instance_count"] == 6
 
 
 async def test_unknown_certificate_is_refused(cluster, pool):
@@ -138,35 +159,39 @@ async def test_heartbeat_without_client_certificate_is_refused(server, settings)
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"memory_usage": "lots"}, "memory_usage must be an integer"),
-        ({"memory_total_amount": -1}, "memory_total_amount must be between"),
-        ({"cpu_load_1": "fast"}, "cpu_load_1 must be a decimal number"),
-        ({"cpu_load_5": "nan"}, "cpu_load_5 must be between"),
-        ({"instance_statuses": "Running"}, "instance_statuses must be a list"),
+        ({"memory_usage": "lots"}, "memory_usage: expected int, got str"),
+        ({"memory_total_amount": -1}, "memory_total_amount: expected int ≥ 0"),
+        ({"cpu_load_1": "fast"}, "cpu_load_1: expected a decimal number in a string"),
+        ({"cpu_load_5": "nan"}, "cpu_load_5: expected a decimal number in a string"),
+        ({"instance_statuses": "Running"}, "instance_statuses: expected array | null, got str"),
         (
             {"instance_statuses": [{"status": "Running", "count": -3}]},
-            "instance_statuses[0].count must be between",
+            "instance_statuses[0].count: expected int ≥ 0",
         ),
         (
             {"member_statuses": [{"status": "x" * 65, "count": 1}]},
-            "member_statuses[0].status must be at most 64",
+            "member_statuses[0].status: expected str of length ≤ 64",
         ),
         (
             {"storage_pool_usages": [{"name": "p", "member": "m", "total": 1.5, "usage": 0}]},
-            "storage_pool_usages[0].total must be an integer",
+            "storage_pool_usages[0].total: expected int, got float",
         ),
         (
             {"server_metrics": [{"member": "m", "metrics": 7, "service": "LXD"}]},
-            "server_metrics[0].metrics must be a string",
+            "server_metrics[0].metrics: expected str, got int",
         ),
-        ({"ui_url": "javascript:alert(1)"}, "ui_url must be an http or https URL"),
+        ({"ui_url": "javascript:alert(1)"}, "ui_url: must be an http or https URL"),
         (
             {"ceph_statuses": [{"status": "ONLINE", "count": 1}] * 65},
-            "ceph_statuses must have at most 64 entries",
+            "ceph_statuses: expected array of length ≤ 64",
         ),
-        ({"cpu_total_count": True}, "cpu_total_count must be an integer"),
-        ({"cpu_load_15": 0.42}, "cpu_load_15 must be a decimal number in a string"),
-        ({"ui_url": None}, "ui_url must be a string"),
+        ({"cpu_total_count": True}, "cpu_total_count: expected int, got bool"),
+        ({"cpu_load_15": 0.42}, "cpu_load_15: expected str, got float"),
+        ({"ui_url": None}, "ui_url: expected str, got null"),
+        (
+            {"instance_statuses": [{"status": "Run\x00", "count": 1}]},
+            "instance_statuses[0].status: must not contain NUL",
+        ),
     ],
 )
 async def test_malformed_payload_is_refused_naming_the_field(cluster, pool, change, field):
@@ -190,7 +215,7 @@ async def test_heartbeat_missing_a_key_of_the_contract_is_refused(cluster, pool,
     status, body = await cluster.heartbeat(payload, check=False)
 
     assert status == 400, body
-    assert error_of(body) == f"{key} is missing"
+    assert error_of(body) == f"{key}: required"
     assert await table_rows(pool) == before
 
 
@@ -331,7 +356,7 @@ async def test_errors_keep_their_json_body(cluster):
     status, headers, rest = await raw_cluster_request(cluster, "POST", STATUS_PATH, b"{")
 
     assert status == 400
-    assert error_of(rest) == "body is not valid JSON"
+    assert error_of(rest) == "body: not valid JSON"
     assert headers["connection"].lower() == "close"
 
 
@@ -417,8 +442,8 @@ async def test_removed_cluster_is_refused_by_other_unit(server_process, pool, en
     cluster = await enrol(unit_a.settings)
     # Both units have seen (and cached) the cluster.
     for unit in (unit_a, unit_b):
-        cluster.token = cluster.token.__class__(
-            **{**cluster.token.__dict__, "addresses": unit.settings.connector_addresses}
+        cluster.token = msgspec.structs.replace(
+            cluster.token, addresses=unit.settings.connector_addresses
         )
         assert (await cluster.heartbeat())[0] == 200
 

@@ -151,11 +151,12 @@ async def test_same_certificate_cannot_enrol_twice(server, pool, token_for):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"{not json", "body is not valid JSON"),
-        (b"[]", "body must be a JSON object"),
-        (b'{"cluster_name": 7}', "cluster_name must be 1-63"),
+        (b"{not json", "body: not valid JSON"),
+        (b"[]", "body: expected object, got array"),
+        (b'{"cluster_name": 7}', "cluster_name: expected str, got int"),
         (b'{"cluster_name": "edge-1", "cluster_certificate": "nope"}', "cluster_certificate"),
-        (b'{"cluster_name": "' + b"x" * 100 + b'"}', "cluster_name must be 1-63"),
+        (b'{"cluster_name": "' + b"x" * 100 + b'"}', "cluster_name: expected 1-63 letters"),
+        (b'{"cluster_name": "edge-1"}', "cluster_certificate: required"),
     ],
 )
 async def test_malformed_join_is_refused_naming_the_problem(

@@ -233,7 +233,7 @@ async def test_non_json_frame_fails_the_waiting_request_and_drops_the_tunnel(
     with pytest.raises(ApiError) as broken:
         await asyncio.wait_for(waiting, 3)
     assert broken.value.status == 502
-    assert "not JSON" in broken.value.message
+    assert "not valid JSON" in broken.value.message
     await wait_until(lambda: _no_rows(pool))
 
 
@@ -342,13 +342,13 @@ async def test_cluster_list_and_detail_show_whether_the_tunnel_is_connected(
     page = await cluster_listing.list_cluster_page(
         pool, servers.settings, cluster_listing.ClusterQuery()
     )
-    shown = {c["name"]: c["tunnel_connected"] for c in page["clusters"]}
+    shown = {c.name: c.tunnel_connected for c in page.clusters}
     detail = await cluster_listing.get_cluster_view(pool, servers.settings, "edge-18")
     await tunnel.close()
     await wait_until(lambda: _no_rows(pool))
     after = await cluster_listing.get_cluster_view(pool, servers.settings, "edge-18")
 
     assert shown == {"edge-18": True, "edge-19": False}
-    assert detail["tunnel_connected"] is True
-    assert detail["tunnel_connected_at"]
-    assert (after["tunnel_connected"], after["tunnel_connected_at"]) == (False, None)
+    assert detail.tunnel_connected is True
+    assert detail.tunnel_connected_at is not None
+    assert (after.tunnel_connected, after.tunnel_connected_at) == (False, None)

@@ -43,17 +43,22 @@ def test_daemon_answer_without_body_is_read_as_empty():
     parsed = frames.decode_answer(answer("abc", 500))
 
     assert (parsed.id, parsed.status, parsed.body) == ("abc", 500, b"")
-    assert frames.lxd_envelope(parsed.body) is None
+    assert frames.lxd_envelope(parsed.body or b"") is None
 
 
 @pytest.mark.parametrize(
     ("frame", "reason"),
     [
-        ("not json", "not JSON"),
-        ("[1]", "not a JSON object"),
+        ("not json", "frame: not valid JSON"),
+        ("[1]", "frame: expected object, got array"),
         ('{"status": 200}', "no request id"),
-        ('{"uuid": "a", "status": "200"}', "no HTTP status"),
-        ('{"uuid": "a", "status": 200, "body": "***"}', "not base64"),
+        ('{"uuid": "a", "status": "200"}', "status: expected int, got str"),
+        ('{"uuid": "a", "status": 600}', "status: expected int ≤ 599"),
+        ('{"uuid": "a", "status": 200, "body": "***"}', "body: invalid base64"),
+        (
+            '{"uuid": "a", "status": 200, "headers": {"X": "y"}}',
+            r"headers\[\.\.\.\]: expected array",
+        ),
     ],
 )
 def test_frames_that_are_not_answers_are_refused_with_a_reason(frame, reason):

@@ -9,7 +9,6 @@ cluster_manager_tunnel.go`` lines 203-296.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ import sys
 import time
 
 import aiohttp
+import msgspec
 import pytest
 from cluster_manager import tokens
 from cluster_manager.errors import ApiError
@@ -147,7 +147,7 @@ async def test_unit_channel_refuses_unsigned_old_or_replayed_requests(
 async def test_new_tunnel_on_the_other_unit_closes_the_old_one(two_units, tunnel_on_a, pool):
     _, unit_b = two_units
     cluster = tunnel_on_a.cluster
-    to_b = dataclasses.replace(cluster.token, addresses=unit_b.settings.connector_addresses)
+    to_b = msgspec.structs.replace(cluster.token, addresses=unit_b.settings.connector_addresses)
     same_cluster_via_b = SimulatedCluster(cluster.name, identity=cluster.identity)
     same_cluster_via_b.use_token(to_b.encode())
     second = SimulatedTunnel(same_cluster_via_b, tunnel_on_a.lxd)

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from cluster_manager import clusters, db, logs, tokens, validation
 from cluster_manager.errors import ApiError
+from cluster_manager.fields import field_message
 from cluster_manager.settings import Settings, SettingsError, load_settings
+from cluster_manager.settings import help_text as settings_help
 
 STATE_DIR_ENV = "CLUSTER_MANAGER_STATE_DIR"
 DEFAULT_STATE_DIR = ".cluster-manager"
@@ -69,6 +72,7 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
 
 
 def _output(data: Any, fmt: str, columns: Sequence[str]) -> None:
+    data = msgspec.to_builtins(data)
     if fmt == "json":
         print(json.dumps(data, indent=2))
     elif isinstance(data, list):
@@ -207,9 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(config=None, state_dir=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("serve", parents=[shared], help="run the servers").set_defaults(
-        func=cmd_serve
-    )
+    commands.add_parser(
+        "serve",
+        parents=[shared],
+        help="run the servers",
+        description="Run the Management API, the Cluster Connector and the ops server.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).set_defaults(func=cmd_serve)
     commands.add_parser(
         "migrate", parents=[shared], help="apply database migrations"
     ).set_defaults(func=cmd_migrate)
@@ -267,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except (ApiError, CliError, SettingsError) as error:
         print(f"Error: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 1
+    except msgspec.ValidationError as error:
+        print(f"Error: {field_message(error, 'arguments')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -14,13 +14,15 @@ same decision for the rows a caller shows, with the same floating-point comparis
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
-STALE = "stale"
-WARNING = "warning"
-PENDING = "pending"
-HEALTHY = "healthy"
-HEALTH_STATES = (STALE, WARNING, PENDING, HEALTHY)
+import msgspec
+
+from cluster_manager.fields import Bytes, Percent
+
+Health = Literal["stale", "warning", "pending", "healthy"]
+HEALTH_STATES: tuple[str, ...] = get_args(Health)
+STALE, WARNING, PENDING, HEALTHY = HEALTH_STATES
 
 MAX_POOL_WARNINGS = 10
 
@@ -55,6 +57,50 @@ CROSS JOIN LATERAL (SELECT {HEALTH_SQL} AS health) h
 """
 
 
+Message = Annotated[str, msgspec.Meta(description="for people: what and how much")]
+
+
+class StaleWarning(msgspec.Struct, tag="stale", tag_field="kind"):
+    """No heartbeat for longer than the staleness limit."""
+
+    message: Message
+    seconds_since_heartbeat: float
+    stale_after_seconds: float
+
+
+class MemoryWarning(msgspec.Struct, tag="memory", tag_field="kind"):
+    """Memory usage is above the cluster's threshold."""
+
+    message: Message
+    usage: Bytes
+    total: Bytes
+    usage_percent: float
+    threshold: Percent
+
+
+class StoragePoolWarning(msgspec.Struct, tag="storage_pool", tag_field="kind"):
+    """A storage pool is fuller than the cluster's disk threshold."""
+
+    message: Message
+    pool: str
+    member: Annotated[str, msgspec.Meta(description="empty for a shared (remote) pool")]
+    usage: Bytes
+    total: Bytes
+    usage_percent: float
+    threshold: Percent
+
+
+class StoragePoolsWarning(msgspec.Struct, tag="storage_pools", tag_field="kind"):
+    """More pools are above the threshold than are listed one by one."""
+
+    message: Message
+    count: Annotated[int, msgspec.Meta(ge=1, description="pools not listed")]
+    threshold: Percent
+
+
+ClusterWarning = StaleWarning | MemoryWarning | StoragePoolWarning | StoragePoolsWarning
+
+
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
@@ -68,21 +114,20 @@ def _percent(ratio: float) -> float:
     return round(ratio * 100, 2)
 
 
-def _stale_warning(row: Any, stale_after: float) -> dict[str, Any]:
+def _stale_warning(row: Any, stale_after: float) -> StaleWarning:
     age = row["heartbeat_age"]
     if row["last_status_update_at"] is None:
         message = f"no heartbeat since joining {_duration(age)} ago"
     else:
         message = f"no heartbeat for {_duration(age)}"
-    return {
-        "kind": "stale",
-        "message": f"{message} (stale after {_duration(stale_after)})",
-        "seconds_since_heartbeat": round(age, 1),
-        "stale_after_seconds": stale_after,
-    }
+    return StaleWarning(
+        message=f"{message} (stale after {_duration(stale_after)})",
+        seconds_since_heartbeat=round(age, 1),
+        stale_after_seconds=stale_after,
+    )
 
 
-def _memory_warning(row: Any) -> dict[str, Any] | None:
+def _memory_warning(row: Any) -> MemoryWarning | None:
     total, usage, threshold = (
         row["memory_total_amount"],
         row["memory_usage"],
@@ -93,17 +138,16 @@ def _memory_warning(row: Any) -> dict[str, Any] | None:
     ratio = float(usage) / float(total)  # as PostgreSQL divides double precision
     if not ratio * 100 > threshold:
         return None
-    return {
-        "kind": "memory",
-        "message": f"memory usage {_percent(ratio):g}% is above the {threshold}% threshold",
-        "usage": usage,
-        "total": total,
-        "usage_percent": _percent(ratio),
-        "threshold": threshold,
-    }
+    return MemoryWarning(
+        message=f"memory usage {_percent(ratio):g}% is above the {threshold}% threshold",
+        usage=usage,
+        total=total,
+        usage_percent=_percent(ratio),
+        threshold=threshold,
+    )
 
 
-def _pool_warnings(row: Any) -> list[dict[str, Any]]:
+def _pool_warnings(row: Any) -> list[ClusterWarning]:
     threshold = row["disk_threshold"]
     over = []
     for pool in row["storage_pool_usages"] or []:
@@ -112,44 +156,42 @@ def _pool_warnings(row: Any) -> list[dict[str, Any]]:
             if ratio * 100 > threshold:
                 over.append((ratio, pool))
     over.sort(key=lambda item: (-item[0], item[1]["name"], item[1]["member"]))
-    warnings = []
+    warnings: list[ClusterWarning] = []
     for ratio, pool in over[:MAX_POOL_WARNINGS]:
         where = f" on {pool['member']}" if pool["member"] else ""
         warnings.append(
-            {
-                "kind": "storage_pool",
-                "message": (
+            StoragePoolWarning(
+                message=(
                     f"storage pool {pool['name']}{where} is {_percent(ratio):g}% full, "
                     f"above the {threshold}% threshold"
                 ),
-                "pool": pool["name"],
-                "member": pool["member"],
-                "usage": pool["usage"],
-                "total": pool["total"],
-                "usage_percent": _percent(ratio),
-                "threshold": threshold,
-            }
+                pool=pool["name"],
+                member=pool["member"],
+                usage=pool["usage"],
+                total=pool["total"],
+                usage_percent=_percent(ratio),
+                threshold=threshold,
+            )
         )
     if len(over) > MAX_POOL_WARNINGS:
         more = len(over) - MAX_POOL_WARNINGS
         warnings.append(
-            {
-                "kind": "storage_pools",
-                "message": f"{more} more storage pools are above the {threshold}% threshold",
-                "count": more,
-                "threshold": threshold,
-            }
+            StoragePoolsWarning(
+                message=f"{more} more storage pools are above the {threshold}% threshold",
+                count=more,
+                threshold=threshold,
+            )
         )
     return warnings
 
 
-def warnings(row: Any, stale_after: float) -> list[dict[str, Any]]:
+def warnings(row: Any, stale_after: float) -> list[ClusterWarning]:
     """What is wrong with a cluster, each entry with a kind, a message and the numbers.
 
     ``row`` has the cluster and details columns plus ``heartbeat_age`` (HEARTBEAT_AGE_SQL).
     Usage warnings come from the latest heartbeat, also when it is old.
     """
-    found = []
+    found: list[ClusterWarning] = []
     if row["health"] == STALE:
         found.append(_stale_warning(row, stale_after))
     if row["cpu_total_count"] is not None:

@@ -6,14 +6,22 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import asyncpg
+import msgspec
 
-from cluster_manager import validation
-from cluster_manager.certificates import InvalidCertificateError, der_of, fingerprint, parse_pem
+from cluster_manager.certificates import (
+    MAX_CERTIFICATE_PEM,
+    InvalidCertificateError,
+    der_of,
+    fingerprint,
+    parse_pem,
+)
 from cluster_manager.errors import BadRequest, Conflict, Forbidden, NotFound
-from cluster_manager.join_token import InvalidTokenError, JoinToken
+from cluster_manager.fields import Bytes, Count, Description, Name, Percent, Timestamp
+from cluster_manager.heartbeats import MemberMetricsSummary, StatusCount, StoragePoolUsage
+from cluster_manager.join_token import MAX_TOKEN_LENGTH, InvalidTokenError, JoinToken
 
 HMAC_SCHEME = "ClusterManager-HMAC-1.0"
 
@@ -38,7 +46,6 @@ UPDATE remote_clusters SET
 WHERE name = $1
 RETURNING id
 """
-EDITABLE_FIELDS = ("description", "disk_threshold", "memory_threshold")
 
 CLUSTER_COLUMNS = """
 c.name, c.description, c.status, c.fingerprint, c.joined_at, c.last_status_update_at,
@@ -60,37 +67,81 @@ WHERE c.name = $1
 """  # noqa: S608 - constant column list
 
 
-def _timestamp(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+Status = Literal["ACTIVE", "PENDING_APPROVAL"]
+STATUSES: tuple[str, ...] = get_args(Status)
+LoadAverage = Annotated[str, msgspec.Meta(description='e.g. "0.42"; empty before a heartbeat')]
 
 
-def cluster_dict(row: asyncpg.Record) -> dict[str, Any]:
+class ClusterChanges(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What a PATCH may change; a missing field stays as it is (all or nothing)."""
+
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    disk_threshold: Percent | msgspec.UnsetType = msgspec.UNSET
+    memory_threshold: Percent | msgspec.UnsetType = msgspec.UNSET
+
+
+EDITABLE_FIELDS: tuple[str, ...] = ClusterChanges.__struct_fields__
+
+
+class EnrolledCluster(msgspec.Struct, kw_only=True):
     """A cluster with its latest heartbeat, with the upstream API model's field names."""
+
+    name: str
+    description: str
+    status: Status
+    fingerprint: Annotated[str, msgspec.Meta(description="SHA-256 of the certificate")]
+    joined_at: Timestamp
+    last_status_update_at: Timestamp | None
+    disk_threshold: Percent
+    memory_threshold: Percent
+    instance_count: Count
+    member_count: Count
+    cpu_total_count: Count
+    cpu_load_1: LoadAverage
+    cpu_load_5: LoadAverage
+    cpu_load_15: LoadAverage
+    memory_total_amount: Bytes
+    memory_usage: Bytes
+    instance_statuses: list[StatusCount]
+    member_statuses: list[StatusCount]
+    ceph_statuses: list[StatusCount]
+    storage_pool_usages: list[StoragePoolUsage]
+    server_metrics: list[MemberMetricsSummary]
+    ui_url: Annotated[str, msgspec.Meta(description="the cluster's LXD UI, or empty")]
+
+
+def cluster_fields(row: asyncpg.Record) -> dict[str, Any]:
+    """The fields of an EnrolledCluster from a row of CLUSTER_COLUMNS.
+
+    The status lists are the JSON the heartbeat stored after validating it.
+    """
     has_details = row["cpu_total_count"] is not None
-    return {
-        "name": row["name"],
-        "description": row["description"],
-        "status": row["status"],
-        "fingerprint": row["fingerprint"],
-        "joined_at": _timestamp(row["joined_at"]),
-        "last_status_update_at": _timestamp(row["last_status_update_at"]),
-        "disk_threshold": row["disk_threshold"],
-        "memory_threshold": row["memory_threshold"],
-        "instance_count": row["instance_count"] or 0,
-        "member_count": row["member_count"] or 0,
-        "cpu_total_count": row["cpu_total_count"] or 0,
-        "cpu_load_1": f"{row['cpu_load_1']:.2f}" if has_details else "",
-        "cpu_load_5": f"{row['cpu_load_5']:.2f}" if has_details else "",
-        "cpu_load_15": f"{row['cpu_load_15']:.2f}" if has_details else "",
-        "memory_total_amount": row["memory_total_amount"] or 0,
-        "memory_usage": row["memory_usage"] or 0,
-        "instance_statuses": row["instance_statuses"] or [],
-        "member_statuses": row["member_statuses"] or [],
-        "ceph_statuses": row["ceph_statuses"] or [],
-        "storage_pool_usages": row["storage_pool_usages"] or [],
-        "server_metrics": row["server_metrics"] or [],
-        "ui_url": row["ui_url"] or "",
+    loads = {
+        k: f"{row[k]:.2f}" if has_details else ""
+        for k in ("cpu_load_1", "cpu_load_5", "cpu_load_15")
     }
+    return dict(
+        **loads,
+        name=row["name"],
+        description=row["description"],
+        status=row["status"],
+        fingerprint=row["fingerprint"],
+        joined_at=row["joined_at"],
+        last_status_update_at=row["last_status_update_at"],
+        disk_threshold=row["disk_threshold"],
+        memory_threshold=row["memory_threshold"],
+        instance_count=row["instance_count"] or 0,
+        member_count=row["member_count"] or 0,
+        cpu_total_count=row["cpu_total_count"] or 0,
+        memory_total_amount=row["memory_total_amount"] or 0,
+        memory_usage=row["memory_usage"] or 0,
+        instance_statuses=row["instance_statuses"] or [],
+        member_statuses=row["member_statuses"] or [],
+        ceph_statuses=row["ceph_statuses"] or [],
+        storage_pool_usages=row["storage_pool_usages"] or [],
+        server_metrics=row["server_metrics"] or [],
+        ui_url=row["ui_url"] or "",
+    )
 
 
 # One answer, one status, for every join whose proof fails: an unknown name, a pending name with
@@ -113,11 +164,21 @@ def _signature(authorization: str | None) -> str | None:
     return signature
 
 
-def _body_token(token_text: Any, name: str) -> JoinToken:
+class JoinRequest(msgspec.Struct, kw_only=True):
+    """The join body (PROTOCOL.md); ``token`` may be left out when the body is HMAC-signed."""
+
+    cluster_name: Name
+    cluster_certificate: Annotated[
+        str, msgspec.Meta(max_length=MAX_CERTIFICATE_PEM, description="the cluster's certificate")
+    ]
+    token: Annotated[str, msgspec.Meta(max_length=MAX_TOKEN_LENGTH)] | None = None
+
+
+def _body_token(token_text: str, name: str) -> JoinToken:
     try:
         token = JoinToken.decode(token_text)
     except InvalidTokenError as error:
-        raise BadRequest(f"token: {error}") from None
+        raise BadRequest(str(error)) from None
     if token.server_name != name:
         raise BadRequest("token: it is for another cluster name than cluster_name")
     return token
@@ -136,7 +197,7 @@ def _proves_secret(
 
 async def join_cluster(
     pool: asyncpg.Pool,
-    payload: dict[str, Any],
+    payload: JoinRequest,
     body: bytes,
     authorization: str | None,
     peer_der: bytes | None,
@@ -144,15 +205,15 @@ async def join_cluster(
 ) -> dict[str, Any]:
     """Enrol a cluster with its join token; the token is consumed in the same transaction.
 
-    ``payload`` is the parsed ``body``; the raw bytes are what an HMAC signature covers.
+    ``payload`` is the decoded ``body``; the raw bytes are what an HMAC signature covers.
     ``peer_der`` is the certificate presented over TLS: it must be the body's certificate.
     Everything that does not depend on stored state is checked first, with precise errors.
     Then a failed proof of the secret gets :data:`INVALID_JOIN`, whatever the name's state.
     ``on_proof(name)`` runs once the secret is proven (the per-name rate limit); it may raise.
     """
-    name = validation.cluster_name(payload.get("cluster_name"))
+    name = payload.cluster_name
     try:
-        certificate = parse_pem(payload.get("cluster_certificate"))  # type: ignore[arg-type]
+        certificate = parse_pem(payload.cluster_certificate)
     except InvalidCertificateError as error:
         raise BadRequest(f"cluster_certificate: {error}") from None
     der = der_of(certificate)
@@ -161,10 +222,11 @@ async def join_cluster(
     if peer_der != der:
         raise Forbidden("cluster_certificate is not the certificate presented over TLS")
     signature = _signature(authorization)
-    token_text = payload.get("token")
-    if signature is None and token_text is None:
-        raise BadRequest("the join needs a token in the body or an HMAC signature")
-    token = _body_token(token_text, name) if signature is None else None
+    token = None
+    if signature is None:
+        if payload.token is None:
+            raise BadRequest("the join needs a token in the body or an HMAC signature")
+        token = _body_token(payload.token, name)
     async with pool.acquire() as connection, connection.transaction():
         stored = await connection.fetchrow(SELECT_TOKEN_FOR_UPDATE, name)
         if stored is None or not _proves_secret(stored["secret"], signature, token, body):
@@ -176,7 +238,7 @@ async def join_cluster(
         cert_fingerprint = fingerprint(der)
         if await connection.fetchval(SELECT_CLASH, name, cert_fingerprint):
             raise Conflict("a cluster with this name or certificate is already enrolled")
-        pem = payload["cluster_certificate"]
+        pem = payload.cluster_certificate
         row = await connection.fetchrow(
             INSERT_CLUSTER, name, stored["description"], pem, cert_fingerprint
         )
@@ -184,7 +246,7 @@ async def join_cluster(
     return {
         "name": row["name"],
         "status": row["status"],
-        "joined_at": _timestamp(row["joined_at"]),
+        "joined_at": row["joined_at"].isoformat(),
     }
 
 
@@ -196,17 +258,17 @@ async def leave_cluster(pool: asyncpg.Pool, cert_fingerprint: str) -> str:
     return name
 
 
-async def list_clusters(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+async def list_clusters(pool: asyncpg.Pool) -> list[EnrolledCluster]:
     """Every enrolled cluster with its latest heartbeat, by name."""
-    return [cluster_dict(row) for row in await pool.fetch(SELECT_CLUSTERS)]
+    return [EnrolledCluster(**cluster_fields(row)) for row in await pool.fetch(SELECT_CLUSTERS)]
 
 
-async def get_cluster(pool: asyncpg.Pool, name: str) -> dict[str, Any]:
+async def get_cluster(pool: asyncpg.Pool, name: str) -> EnrolledCluster:
     """One cluster with its latest heartbeat; 404 if unknown."""
     row = await pool.fetchrow(SELECT_CLUSTER, name)
     if row is None:
         raise NotFound(f"no cluster named {name!r}")
-    return cluster_dict(row)
+    return EnrolledCluster(**cluster_fields(row))
 
 
 async def remove_cluster(pool: asyncpg.Pool, name: str) -> None:
@@ -215,24 +277,14 @@ async def remove_cluster(pool: asyncpg.Pool, name: str) -> None:
         raise NotFound(f"no cluster named {name!r}")
 
 
-async def update_cluster(pool: asyncpg.Pool, name: str, changes: dict[str, Any]) -> None:
-    """Change a cluster's description and thresholds; 400 naming a bad field, 404 if unknown.
+async def update_cluster(pool: asyncpg.Pool, name: str, changes: ClusterChanges) -> None:
+    """Change a cluster's description and thresholds (checked when decoded); 404 if unknown.
 
-    Every field is checked before anything is written, and one statement writes them all.
+    One statement writes every given field.
     """
-    for field in changes:
-        if field not in EDITABLE_FIELDS:
-            raise BadRequest(
-                f"{str(field)[:64]} cannot be changed (only {', '.join(EDITABLE_FIELDS)})"
-            )
-    if not changes:
+    given = msgspec.structs.asdict(changes)
+    if all(value is msgspec.UNSET for value in given.values()):
         raise BadRequest(f"nothing to change: give any of {', '.join(EDITABLE_FIELDS)}")
-    description = changes.get("description")
-    if "description" in changes:
-        description = validation.text(description, "description", validation.MAX_DESCRIPTION)
-    thresholds = [
-        validation.threshold(changes[field], field) if field in changes else None
-        for field in ("disk_threshold", "memory_threshold")
-    ]
-    if await pool.fetchval(UPDATE_CLUSTER, name, description, *thresholds) is None:
+    values = [None if given[f] is msgspec.UNSET else given[f] for f in EDITABLE_FIELDS]
+    if await pool.fetchval(UPDATE_CLUSTER, name, *values) is None:
         raise NotFound(f"no cluster named {name!r}")

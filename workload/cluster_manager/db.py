@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from importlib import resources
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from cluster_manager.settings import Settings
@@ -15,6 +15,7 @@ from cluster_manager.settings import Settings
 logger = logging.getLogger(__name__)
 
 POOL = web.AppKey("pool", asyncpg.Pool)
+_ENCODER = msgspec.json.Encoder()
 
 # Any constant shared by every unit: pg_advisory_lock serialises migrations across processes.
 MIGRATION_LOCK_ID = 0x4D434D  # "MCM"
@@ -30,10 +31,15 @@ SELECT_APPLIED = "SELECT version FROM schema_migrations"
 INSERT_APPLIED = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
 
 
+def _json_text(value: object) -> str:
+    """JSON for a json/jsonb parameter: plain values and declared models (msgspec Structs)."""
+    return _ENCODER.encode(value).decode()
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await connection.set_type_codec(
-            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            type_name, encoder=_json_text, decoder=msgspec.json.decode, schema="pg_catalog"
         )
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import asyncpg
+import msgspec
 
-from cluster_manager import validation as v
-from cluster_manager.errors import BadRequest
+from cluster_manager.fields import LOAD_REGEX, NO_NUL_REGEX, decode
 
 MAX_STATUS_ENTRIES = 64
 MAX_STATUS_LENGTH = 64
@@ -54,163 +53,126 @@ RETURNING cluster_id
 """
 
 
-@dataclasses.dataclass(frozen=True)
-class MemberMetrics:
-    """The LXD metrics text one member sent."""
+INT64_MAX = 2**63 - 1
 
-    member: str
-    service: str
-    metrics: str
+Entries = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+Bytes64 = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX, description="bytes")]
+Load = Annotated[
+    str, msgspec.Meta(pattern=LOAD_REGEX, description='a load average as a string, e.g. "0.42"')
+]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_NAME, pattern=NO_NUL_REGEX)]
 
 
-@dataclasses.dataclass(frozen=True)
-class Heartbeat:
-    """A checked status payload."""
+class StatusCount(msgspec.Struct):
+    """How many instances, members or Ceph daemons are in one status."""
 
-    cpu_total_count: int
-    cpu_load_1: float
-    cpu_load_5: float
-    cpu_load_15: float
-    memory_total_amount: int
-    memory_usage: int
-    instance_statuses: list[dict[str, Any]]
-    member_statuses: list[dict[str, Any]]
-    ceph_statuses: list[dict[str, Any]]
-    storage_pool_usages: list[dict[str, Any]]
-    server_metrics: list[MemberMetrics]
-    ui_url: str
+    status: Annotated[str, msgspec.Meta(max_length=MAX_STATUS_LENGTH, pattern=NO_NUL_REGEX)]
+    count: Entries
+
+
+class StoragePoolUsage(msgspec.Struct):
+    """One storage pool's size and usage."""
+
+    name: Text
+    member: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=MAX_NAME,
+            pattern=NO_NUL_REGEX,
+            description="empty for a shared (remote) pool",
+        ),
+    ]
+    total: Bytes64
+    usage: Bytes64
+
+
+class MemberMetrics(msgspec.Struct):
+    """The LXD metrics text one member sent (Prometheus text format)."""
+
+    member: Text = ""
+    service: Annotated[str, msgspec.Meta(max_length=64, pattern=NO_NUL_REGEX)] = ""
+    metrics: str = ""
+
+
+# A list the Go client sends as null when it is empty (a nil slice).
+Statuses = Annotated[list[StatusCount], msgspec.Meta(max_length=MAX_STATUS_ENTRIES)] | None
+_LISTS = ("instance_statuses", "member_statuses", "ceph_statuses", "storage_pool_usages")
+
+
+class Heartbeat(msgspec.Struct, kw_only=True):
+    """The status payload (PROTOCOL.md): every key required, lists may be null, others ignored.
+
+    Decoding validates it; ``__post_init__`` makes null lists empty and merges repeated statuses.
+    """
+
+    ceph_statuses: Statuses
+    cpu_total_count: Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+    cpu_load_1: Load
+    cpu_load_5: Load
+    cpu_load_15: Load
+    memory_total_amount: Bytes64
+    memory_usage: Bytes64
+    storage_pool_usages: (
+        Annotated[list[StoragePoolUsage], msgspec.Meta(max_length=MAX_POOLS)] | None
+    )
+    member_statuses: Statuses
+    instance_statuses: Statuses
+    server_metrics: Annotated[list[MemberMetrics], msgspec.Meta(max_length=MAX_MEMBERS)] | None
+    ui_url: Annotated[str, msgspec.Meta(max_length=MAX_URL, pattern=NO_NUL_REGEX)]
+
+    def __post_init__(self) -> None:
+        """Null lists become empty; a status sent twice is counted once, summed."""
+        for name in _LISTS:
+            entries = getattr(self, name)
+            if entries is None:
+                setattr(self, name, [])
+            elif name != "storage_pool_usages" and len({e.status for e in entries}) < len(entries):
+                merged: dict[str, int] = {}
+                for entry in entries:
+                    merged[entry.status] = merged.get(entry.status, 0) + entry.count
+                setattr(self, name, [StatusCount(k, v) for k, v in merged.items()])
+        if self.server_metrics is None:
+            self.server_metrics = []
+        if self.ui_url and urlsplit(self.ui_url).scheme not in ("http", "https"):
+            raise ValueError("ui_url: must be an http or https URL")
 
     @property
     def instance_count(self) -> int:
         """Instances in any status."""
-        return sum(entry["count"] for entry in self.instance_statuses)
+        return sum(entry.count for entry in self.instance_statuses or ())
 
     @property
     def member_count(self) -> int:
         """Members in any status."""
-        return sum(entry["count"] for entry in self.member_statuses)
+        return sum(entry.count for entry in self.member_statuses or ())
 
 
-def _list(payload: dict[str, Any], field: str, max_entries: int) -> list[Any]:
-    value = payload.get(field)
-    if value is None:  # Go sends a nil slice as null
-        return []
-    if not isinstance(value, list):
-        raise BadRequest(f"{field} must be a list")
-    if len(value) > max_entries:
-        raise BadRequest(f"{field} must have at most {max_entries} entries")
-    return value
-
-
-def _object(entry: Any, field: str) -> dict[str, Any]:
-    if not isinstance(entry, dict):
-        raise BadRequest(f"{field} entries must be objects")
-    return entry
-
-
-def _statuses(payload: dict[str, Any], field: str) -> list[dict[str, Any]]:
-    merged: dict[str, int] = {}
-    for index, raw in enumerate(_list(payload, field, MAX_STATUS_ENTRIES)):
-        entry = _object(raw, field)
-        status = v.text(entry.get("status"), f"{field}[{index}].status", MAX_STATUS_LENGTH)
-        count = v.integer(entry.get("count"), f"{field}[{index}].count", 0, MAX_COUNT)
-        merged[status] = merged.get(status, 0) + count
-    return [{"status": status, "count": count} for status, count in merged.items()]
-
-
-def _pools(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    field = "storage_pool_usages"
-    pools = []
-    for index, raw in enumerate(_list(payload, field, MAX_POOLS)):
-        entry = _object(raw, field)
-        prefix = f"{field}[{index}]"
-        total = v.integer(entry.get("total"), f"{prefix}.total")
-        usage = v.integer(entry.get("usage"), f"{prefix}.usage")
-        pools.append(
-            {
-                "name": v.text(entry.get("name"), f"{prefix}.name", MAX_NAME),
-                "member": v.text(entry.get("member"), f"{prefix}.member", MAX_NAME, default=""),
-                "total": total,
-                "usage": usage,
-            }
-        )
-    return pools
-
-
-def _metrics(payload: dict[str, Any]) -> list[MemberMetrics]:
-    field = "server_metrics"
-    members = []
-    for index, raw in enumerate(_list(payload, field, MAX_MEMBERS)):
-        entry = _object(raw, field)
-        prefix = f"{field}[{index}]"
-        metrics = entry.get("metrics")
-        if metrics is not None and not isinstance(metrics, str):
-            raise BadRequest(f"{prefix}.metrics must be a string")
-        members.append(
-            MemberMetrics(
-                member=v.text(entry.get("member"), f"{prefix}.member", MAX_NAME, default=""),
-                service=v.text(entry.get("service"), f"{prefix}.service", 64, default=""),
-                metrics=metrics or "",
-            )
-        )
-    return members
-
-
-def _ui_url(payload: dict[str, Any]) -> str:
-    url = v.text(payload["ui_url"], "ui_url", MAX_URL)
-    if url and urlsplit(url).scheme not in ("http", "https"):
-        raise BadRequest("ui_url must be an http or https URL")
-    return url
-
-
-# The client sends every one of these on every heartbeat (PROTOCOL.md); lists may be null.
-REQUIRED_KEYS = (
-    "ceph_statuses",
-    "cpu_total_count",
-    "cpu_load_1",
-    "cpu_load_5",
-    "cpu_load_15",
-    "memory_total_amount",
-    "memory_usage",
-    "storage_pool_usages",
-    "member_statuses",
-    "instance_statuses",
-    "server_metrics",
-    "ui_url",
-)
+# The client sends every one of these on every heartbeat (PROTOCOL.md).
+REQUIRED_KEYS: tuple[str, ...] = Heartbeat.__struct_fields__
 
 
 def parse_heartbeat(body: bytes) -> Heartbeat:
-    """Check a status payload against the client's contract; unknown keys are ignored."""
-    payload = v.parse_json_object(body)
-    for key in REQUIRED_KEYS:
-        if key not in payload:
-            raise BadRequest(f"{key} is missing")
-    return Heartbeat(
-        cpu_total_count=v.integer(payload["cpu_total_count"], "cpu_total_count", 0, 10**7),
-        cpu_load_1=v.decimal_string(payload["cpu_load_1"], "cpu_load_1"),
-        cpu_load_5=v.decimal_string(payload["cpu_load_5"], "cpu_load_5"),
-        cpu_load_15=v.decimal_string(payload["cpu_load_15"], "cpu_load_15"),
-        memory_total_amount=v.integer(payload["memory_total_amount"], "memory_total_amount"),
-        memory_usage=v.integer(payload["memory_usage"], "memory_usage"),
-        instance_statuses=_statuses(payload, "instance_statuses"),
-        member_statuses=_statuses(payload, "member_statuses"),
-        ceph_statuses=_statuses(payload, "ceph_statuses"),
-        storage_pool_usages=_pools(payload),
-        server_metrics=_metrics(payload),
-        ui_url=_ui_url(payload),
-    )
+    """Check a status payload against the client's contract, in one decoding call."""
+    return decode(body, Heartbeat)
 
 
-def metrics_summary(heartbeat: Heartbeat) -> list[dict[str, Any]]:
+class MemberMetricsSummary(msgspec.Struct):
+    """How many bytes of metrics a member's service sent in the latest heartbeat."""
+
+    member: str
+    service: str
+    metrics_bytes: Annotated[int, msgspec.Meta(ge=0)]
+
+
+def metrics_summary(heartbeat: Heartbeat) -> list[MemberMetricsSummary]:
     """What is kept of server_metrics in the database: who sent how much.
 
     The metrics text itself (hundreds of KiB per member) goes to Prometheus by remote write when
     COS is related; writing it into PostgreSQL every minute would be most of the database load.
     """
     return [
-        {"member": m.member, "service": m.service, "metrics_bytes": len(m.metrics)}
-        for m in heartbeat.server_metrics
+        MemberMetricsSummary(m.member, m.service, len(m.metrics))
+        for m in heartbeat.server_metrics or ()
     ]
 
 
@@ -220,9 +182,9 @@ async def store_heartbeat(pool: asyncpg.Pool, cluster_id: int, heartbeat: Heartb
         STORE_HEARTBEAT,
         cluster_id,
         heartbeat.cpu_total_count,
-        heartbeat.cpu_load_1,
-        heartbeat.cpu_load_5,
-        heartbeat.cpu_load_15,
+        float(heartbeat.cpu_load_1),
+        float(heartbeat.cpu_load_5),
+        float(heartbeat.cpu_load_15),
         heartbeat.memory_total_amount,
         heartbeat.memory_usage,
         heartbeat.instance_count,

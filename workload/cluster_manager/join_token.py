@@ -4,71 +4,62 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-import json
 from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from cluster_manager.fields import field_message
 
 MAX_TOKEN_LENGTH = 8192
 
+Given = Annotated[str, msgspec.Meta(min_length=1)]
+
 
 class InvalidTokenError(ValueError):
-    """The text is not a join token."""
+    """The text is not a join token (the message starts with ``token``)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class JoinToken:
-    """What a join token carries."""
+class JoinToken(msgspec.Struct, frozen=True, kw_only=True):
+    """What a join token carries; the MicroCloud client refuses one without any of these."""
 
-    secret: str
+    secret: Given
     expires_at: datetime
-    addresses: tuple[str, ...]
-    server_name: str
-    fingerprint: str
+    addresses: Annotated[tuple[Given, ...], msgspec.Meta(min_length=1)]
+    server_name: Given
+    fingerprint: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Fa-f]{64}$")]
 
     def encode(self) -> str:
         """Return the token as the client reads it: standard, padded base64 of JSON."""
-        body = {
-            "secret": self.secret,
-            "expires_at": self.expires_at.isoformat(),
-            "addresses": list(self.addresses),
-            # The design document names a singular address; the client ignores it.
-            "address": self.addresses[0] if self.addresses else "",
-            "server_name": self.server_name,
-            "fingerprint": self.fingerprint,
-        }
-        return base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+        # The design document names a singular address; the client ignores it.
+        body = msgspec.json.encode(_Written(**msgspec.structs.asdict(self)))
+        return base64.b64encode(body).decode()
 
     @classmethod
-    def decode(cls, text: str) -> JoinToken:
+    def decode(cls, text: object) -> JoinToken:
         """Parse a token, refusing one the MicroCloud client would refuse."""
         if not isinstance(text, str) or not text or len(text) > MAX_TOKEN_LENGTH:
             raise InvalidTokenError("token is empty or too long")
         try:
-            body = json.loads(base64.b64decode(text.strip(), validate=True))
-        except (binascii.Error, ValueError):
+            token = _DECODER.decode(base64.b64decode(text.strip(), validate=True))
+        except binascii.Error:
             raise InvalidTokenError("token is not base64-encoded JSON") from None
         except RecursionError:
             raise InvalidTokenError("token is nested too deeply") from None
-        if not isinstance(body, dict):
-            raise InvalidTokenError("token is not a JSON object")
-        for key in ("secret", "server_name", "fingerprint", "expires_at"):
-            if not isinstance(body.get(key), str) or not body[key]:
-                raise InvalidTokenError(f"token has no {key}")
-        addresses = body.get("addresses")
-        if (
-            not isinstance(addresses, list)
-            or not addresses
-            or not all(isinstance(a, str) and a for a in addresses)
-        ):
-            raise InvalidTokenError("token has no addresses")
-        try:
-            expires_at = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidTokenError("token has an invalid expires_at") from None
-        return cls(
-            secret=body["secret"],
-            expires_at=expires_at,
-            addresses=tuple(addresses),
-            server_name=body["server_name"],
-            fingerprint=body["fingerprint"].lower(),
-        )
+        except msgspec.DecodeError as error:
+            message = field_message(error, "token")
+            if message.startswith("token: not valid JSON"):
+                raise InvalidTokenError("token is not base64-encoded JSON") from None
+            text = message if message[:5] == "token" else f"token.{message}"
+            raise InvalidTokenError(text) from None
+        return msgspec.structs.replace(token, fingerprint=token.fingerprint.lower())
+
+
+class _Written(JoinToken, frozen=True, kw_only=True):
+    address: str = ""
+
+    def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(self, "address", self.addresses[0])
+
+
+_DECODER = msgspec.json.Decoder(JoinToken)

@@ -4,15 +4,101 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
 import asyncpg
+import msgspec
 
 from cluster_manager import cluster_health
+from cluster_manager.cluster_health import ClusterWarning, Health
 from cluster_manager.cluster_listing import ClusterQuery, list_cluster_page
+from cluster_manager.clusters import StatusCount
+from cluster_manager.fields import Bytes, Count, Ratio, Timestamp
 from cluster_manager.settings import Settings
 
 MAX_WARNING_CLUSTERS = 100
+
+
+class ByHealth(msgspec.Struct):
+    """Clusters in each health state."""
+
+    stale: Count
+    warning: Count
+    pending: Count
+    healthy: Count
+
+
+class ClusterCounts(msgspec.Struct):
+    """How many clusters, by health and by status."""
+
+    total: Count
+    reporting: Annotated[Count, msgspec.Meta(description="clusters with heartbeat data")]
+    by_health: ByHealth
+    by_status: Annotated[dict[str, Count], msgspec.Meta(description="cluster status -> clusters")]
+
+
+class Distribution(msgspec.Struct):
+    """A total and how it splits by status, largest first."""
+
+    total: Count
+    statuses: list[StatusCount]
+
+
+class CephStatuses(msgspec.Struct):
+    """Ceph daemons by status, largest first."""
+
+    statuses: list[StatusCount]
+
+
+class CpuTotals(msgspec.Struct):
+    """CPUs and load averages summed over the fleet."""
+
+    total_count: Count
+    load_1: float
+    load_5: float
+    load_15: float
+    load_1_ratio: Annotated[Ratio | None, msgspec.Meta(description="load_1 / total_count")]
+
+
+class Usage(msgspec.Struct):
+    """Bytes in total and in use, summed over the fleet."""
+
+    total: Bytes
+    usage: Bytes
+    usage_ratio: Ratio | None
+
+
+class AttentionCluster(msgspec.Struct):
+    """A cluster that needs attention, with what is wrong."""
+
+    name: str
+    health: Annotated[Health, msgspec.Meta(description="stale or warning")]
+    warnings: list[ClusterWarning]
+    last_status_update_at: Timestamp | None
+    heartbeat_age_seconds: float | None
+
+
+class Attention(msgspec.Struct):
+    """The clusters that are stale or warn, most urgent first."""
+
+    total: Annotated[Count, msgspec.Meta(description="stale or warning clusters")]
+    clusters: Annotated[list[AttentionCluster], msgspec.Meta(max_length=MAX_WARNING_CLUSTERS)]
+    truncated: bool
+
+
+class Overview(msgspec.Struct):
+    """Fleet aggregates for the overview page."""
+
+    clusters: ClusterCounts
+    instances: Distribution
+    members: Distribution
+    ceph: CephStatuses
+    cpu: CpuTotals
+    memory: Usage
+    storage: Usage
+    warnings: Attention
+    stale_after_seconds: float
+    generated_at: Timestamp
 
 
 def _distribution(kind: str) -> str:
@@ -82,15 +168,10 @@ def _ratio(usage: int, total: int) -> float | None:
     return usage / total if total else None
 
 
-def _slim(cluster: dict[str, Any]) -> dict[str, Any]:
-    keys = ("name", "health", "warnings", "last_status_update_at", "heartbeat_age_seconds")
-    return {key: cluster[key] for key in keys}
-
-
-async def fleet_overview(pool: asyncpg.Pool, settings: Settings) -> dict[str, Any]:
+async def fleet_overview(pool: asyncpg.Pool, settings: Settings) -> Overview:
     """Everything the overview page shows, for the whole fleet."""
     attention_query = ClusterQuery(
-        health=(cluster_health.STALE, cluster_health.WARNING),
+        health=("stale", "warning"),
         sort="health",
         limit=MAX_WARNING_CLUSTERS,
     )
@@ -102,38 +183,35 @@ async def fleet_overview(pool: asyncpg.Pool, settings: Settings) -> dict[str, An
     cpu_total = int(row["cpu_total_count"])
     memory_total, memory_usage = int(row["memory_total"]), int(row["memory_usage"])
     storage_total, storage_usage = int(row["storage_total"]), int(row["storage_usage"])
-    return {
-        "clusters": {
-            "total": row["clusters"],
-            "reporting": row["reporting"],
-            "by_health": {state: row[state] for state in cluster_health.HEALTH_STATES},
-            "by_status": row["cluster_statuses"],
-        },
-        "instances": {"total": int(row["instances"]), "statuses": row["instance_statuses"]},
-        "members": {"total": int(row["members"]), "statuses": row["member_statuses"]},
-        "ceph": {"statuses": row["ceph_statuses"]},
-        "cpu": {
-            "total_count": cpu_total,
-            "load_1": round(row["cpu_load_1"], 2),
-            "load_5": round(row["cpu_load_5"], 2),
-            "load_15": round(row["cpu_load_15"], 2),
-            "load_1_ratio": _ratio(row["cpu_load_1"], cpu_total),
-        },
-        "memory": {
-            "total": memory_total,
-            "usage": memory_usage,
-            "usage_ratio": _ratio(memory_usage, memory_total),
-        },
-        "storage": {
-            "total": storage_total,
-            "usage": storage_usage,
-            "usage_ratio": _ratio(storage_usage, storage_total),
-        },
-        "warnings": {
-            "total": attention["total"],
-            "clusters": [_slim(cluster) for cluster in attention["clusters"]],
-            "truncated": attention["total"] > len(attention["clusters"]),
-        },
-        "stale_after_seconds": settings.stale_after_seconds,
-        "generated_at": datetime.now(UTC).isoformat(),
-    }
+    return Overview(
+        clusters=ClusterCounts(
+            total=row["clusters"],
+            reporting=row["reporting"],
+            by_health=ByHealth(**{state: row[state] for state in cluster_health.HEALTH_STATES}),
+            by_status=row["cluster_statuses"],
+        ),
+        instances=Distribution(total=int(row["instances"]), statuses=row["instance_statuses"]),
+        members=Distribution(total=int(row["members"]), statuses=row["member_statuses"]),
+        ceph=CephStatuses(statuses=row["ceph_statuses"]),
+        cpu=CpuTotals(
+            total_count=cpu_total,
+            load_1=round(row["cpu_load_1"], 2),
+            load_5=round(row["cpu_load_5"], 2),
+            load_15=round(row["cpu_load_15"], 2),
+            load_1_ratio=_ratio(row["cpu_load_1"], cpu_total),
+        ),
+        memory=Usage(memory_total, memory_usage, _ratio(memory_usage, memory_total)),
+        storage=Usage(storage_total, storage_usage, _ratio(storage_usage, storage_total)),
+        warnings=Attention(
+            total=attention.total,
+            clusters=[
+                AttentionCluster(
+                    c.name, c.health, c.warnings, c.last_status_update_at, c.heartbeat_age_seconds
+                )
+                for c in attention.clusters
+            ],
+            truncated=attention.total > len(attention.clusters),
+        ),
+        stale_after_seconds=settings.stale_after_seconds,
+        generated_at=datetime.now(UTC),
+    )

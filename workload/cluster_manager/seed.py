@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from cluster_manager.heartbeats import Heartbeat, store_heartbeat
+from cluster_manager.heartbeats import Heartbeat, StatusCount, StoragePoolUsage, store_heartbeat
 
 GIB = 1024**3
 
@@ -89,17 +89,17 @@ def heartbeat(
     members = {"ONLINE": 3} if members is None else members
     return Heartbeat(
         cpu_total_count=cpu_total_count,
-        cpu_load_1=cpu_load_1,
-        cpu_load_5=cpu_load_1,
-        cpu_load_15=cpu_load_1,
+        cpu_load_1=f"{cpu_load_1:.2f}",
+        cpu_load_5=f"{cpu_load_1:.2f}",
+        cpu_load_15=f"{cpu_load_1:.2f}",
         memory_total_amount=memory[1],
         memory_usage=memory[0],
-        instance_statuses=[{"status": s, "count": n} for s, n in instances.items()],
-        member_statuses=[{"status": s, "count": n} for s, n in members.items()],
+        instance_statuses=[StatusCount(s, n) for s, n in instances.items()],
+        member_statuses=[StatusCount(s, n) for s, n in members.items()],
         ceph_statuses=[],
-        storage_pool_usages=pools
+        storage_pool_usages=[StoragePoolUsage(**p) for p in pools]
         if pools is not None
-        else [{"name": "local", "member": "m1", "total": 100 * GIB, "usage": 10 * GIB}],
+        else [StoragePoolUsage("local", "m1", 100 * GIB, 10 * GIB)],
         server_metrics=[],
         ui_url="https://cluster.example:8443",
     )

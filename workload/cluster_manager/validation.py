@@ -1,100 +1,15 @@
-"""Field validators: each refusal is a BadRequest that names the field."""
+"""The one hand-written check left: a duration as people type it (declared models do the rest)."""
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from cluster_manager.errors import BadRequest
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})")
-MAX_DESCRIPTION = 1024
-INT64_MAX = 2**63 - 1
 _DURATION = re.compile(r"([0-9]{1,9})([smhdw]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_json_object(body: bytes, what: str = "body") -> dict[str, Any]:
-    """Parse a JSON object, or refuse with 400."""
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(f"{what} is not valid JSON") from None
-    except RecursionError:
-        # The decoder refuses nesting deeper than the interpreter's recursion limit (about a
-        # thousand levels) in linear time; no payload of this service nests more than a few.
-        raise BadRequest(f"{what} is nested too deeply") from None
-    if not isinstance(value, dict):
-        raise BadRequest(f"{what} must be a JSON object")
-    return value
-
-
-def cluster_name(value: Any, field: str = "cluster_name") -> str:
-    """A cluster name: 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit."""
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise BadRequest(
-            f"{field} must be 1-63 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
-
-
-def text(value: Any, field: str, max_length: int, *, default: str | None = None) -> str:
-    """A string of bounded length; ``None`` becomes ``default`` when one is given."""
-    if value is None and default is not None:
-        return default
-    if not isinstance(value, str):
-        raise BadRequest(f"{field} must be a string")
-    if len(value) > max_length:
-        raise BadRequest(f"{field} must be at most {max_length} characters")
-    if "\x00" in value:
-        raise BadRequest(f"{field} must not contain NUL characters")
-    return value
-
-
-def word_list(value: Any, field: str, allowed: Sequence[str], max_length: int) -> tuple[str, ...]:
-    """A comma-separated list of ``allowed`` words, each item named.
-
-    An empty item (``a,,b``, ``a,``, or an empty value) is refused like an unknown one: leave
-    the parameter out to mean "any".
-    """
-    raw = text(value, field, max_length)
-    items = tuple(part.strip() for part in raw.split(","))
-    if not all(item in allowed for item in items):
-        raise BadRequest(f"{field} must be a comma-separated list of {', '.join(allowed)}")
-    return items
-
-
-def integer(value: Any, field: str, minimum: int = 0, maximum: int = INT64_MAX) -> int:
-    """An integer (not a boolean, not a float) within bounds."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest(f"{field} must be an integer")
-    if not minimum <= value <= maximum:
-        raise BadRequest(f"{field} must be between {minimum} and {maximum}")
-    return value
-
-
-def decimal_string(value: Any, field: str, maximum: float = 1e9) -> float:
-    """A non-negative number sent as a string, such as a load average ("0.42")."""
-    if isinstance(value, str) and len(value) <= 32:
-        try:
-            number = float(value)
-        except ValueError:
-            raise BadRequest(f"{field} must be a decimal number") from None
-    else:
-        raise BadRequest(f"{field} must be a decimal number in a string")
-    if not math.isfinite(number) or not 0 <= number <= maximum:
-        raise BadRequest(f"{field} must be between 0 and {maximum:g}")
-    return number
-
-
-def threshold(value: Any, field: str) -> int:
-    """A warning threshold in percent."""
-    return integer(value, field, 0, 100)
 
 
 def duration(value: Any, field: str = "expires_in") -> timedelta:

@@ -1,151 +1,32 @@
-"""Run the heartbeat benchmark: ``python -m cluster_manager.bench [--clusters N] [--duration S]``.
+"""``python -m cluster_manager.bench heartbeats|management|forwarding|tunnel [options]``.
 
-1. start ``cluster-manager serve`` on an embedded PostgreSQL, and the baseline server;
-2. start the load generator processes, which create the clusters and their payloads;
-3. enrol every cluster with a token of its own (tokens through the service function, then real
-   joins, ``--processes`` x ``--concurrency`` at a time);
-4. for each server in turn: warm up, then heartbeat as fast as possible for ``--duration``
-   seconds, reading the server's CPU time from /proc before and after;
-5. print the table with the server's RSS, and the SQL statements per accepted heartbeat counted
-   by PostgreSQL's pg_stat_statements over the window (write it to ``--output``).
-
-``--clusters 10000`` is the fleet of issue 7 (enrolment takes a couple of minutes).
+Each benchmark takes its own options (``... BENCH --help``) and prints its table with the
+baseline it measured in the same run.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import shutil
+import importlib
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from cluster_manager.bench.load import Workers
-from cluster_manager.bench.report import Row, render
-from cluster_manager.bench.servers import (
-    BaselineServer,
-    RealServer,
-    ServerProcess,
-    machine_busy_seconds,
-)
-
-logger = logging.getLogger("cluster_manager.bench")
+BENCHMARKS = {
+    "heartbeats": "heartbeats per second and CPU per heartbeat, against a do-nothing baseline",
+    "management": "the Management API's list and overview with a large fleet",
+    "forwarding": "what forwarding metrics to Prometheus costs per heartbeat",
+    "tunnel": "reverse tunnels: idle memory and requests through them",
+}
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m cluster_manager.bench", description=(__doc__ or "").splitlines()[0]
-    )
-    parser.add_argument("--clusters", type=int, default=1000, help="simulated clusters")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per server")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
-    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
-    parser.add_argument(
-        "--concurrency", type=int, default=32, help="requests in flight per process"
-    )
-    parser.add_argument(
-        "--metrics-kib", type=int, default=20, help="LXD metrics text per member, KiB"
-    )
-    parser.add_argument("--output", default="bench-results.md", help="where to write the table")
-    parser.add_argument("--keep", action="store_true", help="keep the working directory")
-    return parser.parse_args(argv)
-
-
-def measure(
-    name: str,
-    workers: Workers,
-    tokens: dict[str, str],
-    server: ServerProcess,
-    args: argparse.Namespace,
-    database_cpu: Callable[[], float] | None = None,
-    at_start: Callable[[], None] | None = None,
-    at_end: Callable[[], None] | None = None,
-) -> Row:
-    """Load one server; read its CPU (and call the hooks) at the window's edges."""
-    start_at = time.time() + args.warmup
-    end_at = start_at + args.duration
-    workers.start_load(tokens, start_at, end_at)
-    time.sleep(max(0.0, start_at - time.time()))
-    if at_start is not None:
-        at_start()
-    cpu_before, machine_before = server.cpu_seconds(), machine_busy_seconds()
-    db_before = database_cpu() if database_cpu else 0.0
-    time.sleep(max(0.0, end_at - time.time()))
-    cpu_used = server.cpu_seconds() - cpu_before
-    machine_used = machine_busy_seconds() - machine_before
-    db_used = database_cpu() - db_before if database_cpu else None
-    if at_end is not None:
-        at_end()
-    rss = server.rss()
-    results = workers.finish_load()
-    return Row.from_results(name, args.duration, results, cpu_used, db_used, machine_used, rss)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; return the exit status."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    directory = Path(tempfile.mkdtemp(prefix="mcm-bench-"))
-    directory.chmod(0o711)  # PostgreSQL runs as another user when we are root
-    real, baseline = RealServer(directory), BaselineServer(directory)
-    names = [f"bench-{i:05d}" for i in range(args.clusters)]
-    workers = None
-    try:
-        logger.info("starting PostgreSQL, cluster-manager and the baseline in %s", directory)
-        real.start()
-        baseline.start()
-        workers = Workers(names, args.processes, args.metrics_kib * 1024, args.concurrency)
-        logger.info("creating %d clusters and their payloads", args.clusters)
-        payload_bytes = workers.setup()
-        logger.info("creating their join tokens (mean payload %.0f bytes)", payload_bytes)
-        real_tokens = dict(zip(names, real.create_tokens_quickly(names), strict=True))
-        logger.info("enrolling them: real joins, %d in flight", args.processes * args.concurrency)
-        enrol_started = time.monotonic()
-        joined = workers.join(real_tokens)
-        enrol_seconds = time.monotonic() - enrol_started
-        logger.info("joins in %.0f s: %s", enrol_seconds, dict(joined))
-        if joined["200"] != len(names):
-            logger.error("not every cluster joined: %s", dict(joined))
-            return 1
-        logger.info("loading cluster-manager for %.0f s", args.duration)
-        statements: list[tuple[str, int]] = []
-        ours = measure(
-            "cluster-manager", workers, real_tokens, real, args, real.database_cpu_seconds,
-            at_start=real.reset_statements, at_end=lambda: statements.extend(real.statements()),
-        )  # fmt: skip
-        logger.info("loading the baseline for %.0f s", args.duration)
-        baseline_tokens = {name: baseline.token_for(name) for name in names}
-        base = measure("baseline (no-op handler)", workers, baseline_tokens, baseline, args)
-        report = render(
-            ours,
-            base,
-            {
-                "clusters": args.clusters,
-                "seconds per server": args.duration,
-                "load processes": args.processes,
-                "in flight per process": args.concurrency,
-                "metrics per member": f"{args.metrics_kib} KiB",
-                "mean heartbeat body": f"{payload_bytes / 1024:.0f} KiB",
-                "enrolment (real joins)": f"{enrol_seconds:.0f} s",
-            },
-            statements,
-        )
-        print(report)
-        Path(args.output).write_text(report)
-        logger.info("written to %s", args.output)
-        return 0
-    finally:
-        if workers is not None:
-            workers.close()
-        baseline.stop()
-        real.stop()
-        if not args.keep:
-            shutil.rmtree(directory, ignore_errors=True)
+def main(argv: list[str]) -> int:
+    """Run the benchmark named first with the remaining arguments."""
+    if not argv or argv[0] not in BENCHMARKS:
+        lines = [f"usage: python -m cluster_manager.bench {{{','.join(BENCHMARKS)}}} [options]"]
+        lines += [f"  {name:<11} {what}" for name, what in BENCHMARKS.items()]
+        print("\n".join(lines), file=sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    module = importlib.import_module(f"cluster_manager.bench.{argv[0]}")
+    return module.main(argv[1:]) or 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -24,7 +24,7 @@ from cluster_manager.envelope import empty_ok, sync_response
 from cluster_manager.server import BoundedTLSSite
 from cluster_manager.settings import Settings
 
-MAX_BODY = Settings.max_heartbeat_bytes
+MAX_BODY = Settings().max_heartbeat_bytes
 
 
 async def handle(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""Reverse tunnel benchmark: ``python -m cluster_manager.bench.tunnel [--tunnels 1000]``.
+"""Reverse tunnel benchmark: ``python -m cluster_manager.bench tunnel [--tunnels 1000]``.
 
 1. start ``cluster-manager serve`` on an embedded PostgreSQL (the unit-to-unit channel on);
 2. enrol ``--tunnels`` simulated clusters, read the server's RSS, open one tunnel per cluster
@@ -48,7 +48,7 @@ logger = logging.getLogger("cluster_manager.bench.tunnel")
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m cluster_manager.bench.tunnel",
+        prog="python -m cluster_manager.bench tunnel",
         description=(__doc__ or "").splitlines()[0],
     )
     parser.add_argument("--tunnels", type=int, default=1000, help="open tunnels on the unit")
@@ -270,7 +270,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.output).write_text(text)
-
-
-if __name__ == "__main__":
-    main()

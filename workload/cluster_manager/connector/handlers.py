@@ -10,13 +10,14 @@ import logging
 
 from aiohttp import web
 
-from cluster_manager import clusters, heartbeats, validation
+from cluster_manager import clusters, heartbeats
 from cluster_manager.certificates import fingerprint
 from cluster_manager.connector.body import read_body
 from cluster_manager.connector.limits import LIMITS
 from cluster_manager.db import POOL
 from cluster_manager.envelope import empty_ok, sync_response
 from cluster_manager.errors import Forbidden
+from cluster_manager.fields import decode
 from cluster_manager.forwarding import FORWARDER
 from cluster_manager.identity import IDENTITIES, ClusterIdentity
 from cluster_manager.mtls import peer_certificate
@@ -75,7 +76,7 @@ async def join(request: web.Request) -> web.Response:
     limits.join_client.check(client, "join attempts from this certificate", f"client {client}")
     limits.unverified.check("all", "join attempts", "joins")
     body = await read_body(request, request.app[SETTINGS].max_join_bytes)
-    payload = validation.parse_json_object(body)
+    payload = decode(body, clusters.JoinRequest)
 
     def charge_name(name: str) -> None:  # only once the secret is proven
         limits.join_name.check(name, "join attempts for this cluster name", f"cluster {name}")

@@ -79,7 +79,7 @@ class Submission:
     @property
     def size(self) -> int:
         """Characters of metrics text: what conversion costs and what the queue holds."""
-        return sum(len(member.metrics) for member in self.heartbeat.server_metrics) + 1024
+        return sum(len(m.metrics) for m in self.heartbeat.server_metrics or ()) + 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +196,7 @@ def cluster_series(cluster: str, heartbeat: Heartbeat) -> list[tuple[Labels, flo
     """The cluster-level series of a heartbeat (labels sorted, ``__name__`` included)."""
     out: list[tuple[Labels, float]] = []
 
-    def add(name: str, value: float, **labels: str) -> None:
+    def add(name: str, value: float | str, **labels: str) -> None:
         pairs = {"__name__": name, "cluster": cluster}
         pairs.update((key, text) for key, text in labels.items() if text)
         out.append((tuple(sorted(pairs.items())), float(value)))
@@ -206,8 +206,8 @@ def cluster_series(cluster: str, heartbeat: Heartbeat) -> list[tuple[Labels, flo
         ("mcm_cluster_members", heartbeat.member_statuses, MEMBER_STATUSES),
         ("mcm_cluster_ceph_members", heartbeat.ceph_statuses, ()),
     ):
-        counts = dict.fromkeys(usual, 0)
-        counts.update((entry["status"], entry["count"]) for entry in entries)
+        counts: dict[str, int] = dict.fromkeys(usual, 0)
+        counts.update((entry.status, entry.count) for entry in entries or ())
         for status, count in counts.items():
             add(name, count, status=status)
     add("mcm_cluster_cpu_count", heartbeat.cpu_total_count)
@@ -216,10 +216,10 @@ def cluster_series(cluster: str, heartbeat: Heartbeat) -> list[tuple[Labels, flo
     add("mcm_cluster_load15", heartbeat.cpu_load_15)
     add("mcm_cluster_memory_total_bytes", heartbeat.memory_total_amount)
     add("mcm_cluster_memory_used_bytes", heartbeat.memory_usage)
-    for pool in heartbeat.storage_pool_usages:
-        where = {"pool": pool["name"], "member": pool["member"]}
-        add("mcm_cluster_storage_pool_total_bytes", pool["total"], **where)
-        add("mcm_cluster_storage_pool_used_bytes", pool["usage"], **where)
+    for pool in heartbeat.storage_pool_usages or ():
+        where = {"pool": pool.name, "member": pool.member}
+        add("mcm_cluster_storage_pool_total_bytes", pool.total, **where)
+        add("mcm_cluster_storage_pool_used_bytes", pool.usage, **where)
     return out
 
 
@@ -399,7 +399,7 @@ def _build_batch(submissions: list[Submission], limits: ConversionLimits) -> Bat
             series += 1
         seen_members = set()
         chars = 0
-        for member in heartbeat.server_metrics:
+        for member in heartbeat.server_metrics or ():
             if member.member in seen_members:
                 continue  # the same member twice would repeat its series with another value
             seen_members.add(member.member)

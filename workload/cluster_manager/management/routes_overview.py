@@ -7,12 +7,14 @@ from aiohttp import web
 from cluster_manager.db import POOL
 from cluster_manager.envelope import sync_response
 from cluster_manager.management.keys import SETTINGS
-from cluster_manager.overview import fleet_overview
+from cluster_manager.management.operations import READ_ERRORS, documented
+from cluster_manager.overview import Overview, fleet_overview
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/1.0/overview")
+@documented(response=Overview, errors=READ_ERRORS)
 async def overview(request: web.Request) -> web.Response:
-    """Clusters by health, instance/member distributions, CPU, memory, storage, warnings."""
+    """Fleet aggregates in one call: health, instances, members, CPU, memory, storage, warnings."""
     return sync_response(await fleet_overview(request.app[POOL], request.app[SETTINGS]))

@@ -10,28 +10,28 @@ units share (``internal_key_file``, hex, at least 32 bytes)::
 
 The receiver checks the signature in constant time, refuses a time more than
 ``MAX_SKEW`` seconds away and a nonce it has seen in that window (no replay), and answers
-401 without saying which check failed. The body is JSON ``{"cluster", "method", "path",
-"body": base64}``; the answer is ``{"status", "body": base64}`` (the cluster's answer) or the
-usual JSON error with the status a local request would have had (503, 504, 502, 429).
+401 without saying which check failed. The body is a :class:`UnitRequest`; the answer a
+:class:`UnitAnswer` (the cluster's answer) or the usual JSON error with the status a local
+request would have had (503, 504, 502, 429).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
-import json
 import logging
 import os
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Annotated
 
 import aiohttp
+import msgspec
 from aiohttp import web
 
 from cluster_manager.envelope import error_middleware
 from cluster_manager.errors import ApiError, BadRequest, TooManyRequests, Unauthorized
+from cluster_manager.fields import decode
 from cluster_manager.settings import Settings, SettingsError
 from cluster_manager.tunnel.errors import TunnelBroken, TunnelNotConnected, TunnelTimeout
 
@@ -107,27 +107,49 @@ def create_app(settings: Settings, hub: object, key: bytes) -> web.Application:
     async def forwarded(request: web.Request) -> web.Response:
         body = await request.read()
         _authenticate(request, key, body, nonces)
-        try:
-            cluster_id = int(request.match_info["cluster_id"])
-            payload = json.loads(body)
-            name, method, path = payload["cluster"], payload["method"], payload["path"]
-            data = base64.b64decode(payload["body"] or "", validate=True)
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise BadRequest("malformed unit-to-unit request") from None
-        tunnel = hub.local(cluster_id)
+        asked = decode(body, UnitRequest)
+        cluster_id = request.match_info["cluster_id"]
+        if not (cluster_id.isascii() and cluster_id.isdigit()) or len(cluster_id) > 18:
+            raise BadRequest("cluster_id must be a number")
+        tunnel = hub.local(int(cluster_id))
         if tunnel is None:
-            raise TunnelNotConnected(str(name), " (its tunnel just closed)")
+            raise TunnelNotConnected(asked.cluster, " (its tunnel just closed)")
         answer = await tunnel.request(
-            str(method), str(path), data, settings.tunnel_request_timeout
+            asked.method, asked.path, asked.body or b"", settings.tunnel_request_timeout
         )
-        encoded = base64.b64encode(answer.body).decode() if answer.body else None
-        return web.json_response({"status": answer.status, "body": encoded})
+        encoded = _ENCODER.encode(UnitAnswer(answer.status, answer.body or None))
+        return web.Response(body=encoded, content_type="application/json")
 
     app.router.add_post(PATH, forwarded)
     return app
 
 
 _ERRORS: dict[int, type[ApiError]] = {502: TunnelBroken, 504: TunnelTimeout}
+
+
+class UnitRequest(msgspec.Struct):
+    """What a unit asks the unit holding a cluster's tunnel to send through it."""
+
+    cluster: str
+    method: str
+    path: str
+    body: bytes | None = None  # base64 in JSON
+
+
+class UnitAnswer(msgspec.Struct):
+    """The cluster's answer, passed back to the unit that asked."""
+
+    status: Annotated[int, msgspec.Meta(ge=100, le=599)]
+    body: bytes | None = None
+
+
+class _Refusal(msgspec.Struct):
+    error: str = ""
+
+
+_ENCODER = msgspec.json.Encoder()
+_ANSWER = msgspec.json.Decoder(UnitAnswer)
+_ERROR = msgspec.json.Decoder(_Refusal)
 
 
 async def forward(
@@ -143,14 +165,7 @@ async def forward(
 ) -> tuple[int, bytes]:
     """Ask the unit at ``unit_address`` to send a request through its tunnel."""
     url_path = PATH.format(cluster_id=cluster_id)
-    data = json.dumps(
-        {
-            "cluster": cluster,
-            "method": method,
-            "path": path,
-            "body": base64.b64encode(body).decode() if body else None,
-        }
-    ).encode()
+    data = _ENCODER.encode(UnitRequest(cluster, method, path, body or None))
     timestamp, nonce = str(int(time.time())), os.urandom(16).hex()
     headers = {
         TIME_HEADER: timestamp,
@@ -165,7 +180,7 @@ async def forward(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=time_limit, connect=5),
         ) as response:
-            answer = await response.json(content_type=None)
+            raw = await response.read()
             status = response.status
     except TimeoutError:
         raise TunnelTimeout(
@@ -173,9 +188,18 @@ async def forward(
         ) from None
     except (aiohttp.ClientError, OSError, ValueError):
         raise TunnelNotConnected(cluster, " (the unit holding it cannot be reached)") from None
-    if status == 200 and isinstance(answer, dict) and isinstance(answer.get("status"), int):
-        return answer["status"], base64.b64decode(answer.get("body") or "")
-    message = answer.get("error", "") if isinstance(answer, dict) else ""
+    if status == 200:
+        try:
+            answer = _ANSWER.decode(raw)
+        except msgspec.DecodeError:
+            raise TunnelBroken(
+                f"the unit holding the tunnel of cluster {cluster} garbled"
+            ) from None
+        return answer.status, answer.body or b""
+    try:
+        message = _ERROR.decode(raw).error
+    except msgspec.DecodeError:
+        message = ""
     if status == 503:
         raise TunnelNotConnected(cluster, " (its tunnel just closed)")
     if status == 429:

@@ -16,28 +16,58 @@ Taken from canonical/microcloud (commit f26e73c0):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import dataclasses
-import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+
+from cluster_manager.fields import field_message
 
 MAX_ID_LENGTH = 128
+RequestId = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
 
 
 class FrameError(ValueError):
     """A frame from the cluster that is not a tunnel answer."""
 
 
-@dataclasses.dataclass(frozen=True)
-class TunnelAnswer:
-    """One answer frame: the request id, the HTTP status and the raw LXD body (maybe empty)."""
+class TunnelRequest(msgspec.Struct):
+    """One request frame, manager to cluster (``[]byte`` is base64 in Go and in msgspec)."""
 
+    uuid: str
     id: str
-    status: int
+    method: str
+    path: str
     headers: dict[str, list[str]]
-    body: bytes
+    body: bytes | None
+
+
+class TunnelAnswer(msgspec.Struct, kw_only=True):
+    """One answer frame: the request id, the HTTP status and the raw LXD body (maybe empty).
+
+    The daemon writes the id as ``uuid``; ``id`` (PROTOCOL.md's name) is read when it does not.
+    Null headers or body (Go's nil map and slice) are read as empty; ``cookies`` is ignored.
+    """
+
+    uuid: RequestId | None = None
+    id: RequestId | None = None
+    status: Annotated[int, msgspec.Meta(ge=100, le=599)]
+    headers: dict[str, list[str]] | None = None
+    body: bytes | None = None
+
+    def __post_init__(self) -> None:
+        """The request id from ``uuid`` or ``id``; null headers and body as empty."""
+        self.id = self.uuid if self.uuid is not None else self.id
+        if not self.id:
+            raise ValueError("the frame has no request id")
+        if self.headers is None:
+            self.headers = {}
+        if self.body is None:
+            self.body = b""
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(TunnelAnswer)
 
 
 def encode_request(
@@ -47,55 +77,26 @@ def encode_request(
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> str:
-    """The text frame the manager sends for one request."""
-    frame = {
-        "uuid": request_id,
-        "id": request_id,
-        "method": method,
-        "path": path,
-        "headers": {name: [value] for name, value in (headers or {}).items()},
-        "body": base64.b64encode(body).decode() if body else None,
-    }
-    return json.dumps(frame, separators=(",", ":"))
+    """The text frame the manager sends for one request (the id under both names)."""
+    frame = TunnelRequest(
+        uuid=request_id,
+        id=request_id,
+        method=method,
+        path=path,
+        headers={name: [value] for name, value in (headers or {}).items()},
+        body=body or None,
+    )
+    return _ENCODER.encode(frame).decode()
 
 
 def decode_answer(data: str | bytes) -> TunnelAnswer:
     """Parse an answer frame; raise :class:`FrameError` with a short reason otherwise."""
     try:
-        frame = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise FrameError("the frame is not JSON") from None
-    if not isinstance(frame, dict):
-        raise FrameError("the frame is not a JSON object")
-    request_id = frame.get("uuid", frame.get("id"))
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_ID_LENGTH:
-        raise FrameError("the frame has no request id")
-    status = frame.get("status")
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-        raise FrameError("the frame has no HTTP status")
-    raw_body = frame.get("body")
-    if raw_body is None or raw_body == "":
-        body = b""
-    elif isinstance(raw_body, str):
-        try:
-            body = base64.b64decode(raw_body, validate=True)
-        except (binascii.Error, ValueError):
-            raise FrameError("the frame's body is not base64") from None
-    else:
-        raise FrameError("the frame's body is not base64")
-    return TunnelAnswer(request_id, status, _headers(frame.get("headers")), body)
-
-
-def _headers(value: Any) -> dict[str, list[str]]:
-    if not isinstance(value, dict):
-        return {}
-    headers = {}
-    for name, values in value.items():
-        if isinstance(values, str):
-            headers[name] = [values]
-        elif isinstance(values, list):
-            headers[name] = [v for v in values if isinstance(v, str)]
-    return headers
+        return _DECODER.decode(data)
+    except msgspec.DecodeError as error:
+        raise FrameError(field_message(error, "frame")) from None
+    except RecursionError:
+        raise FrameError("the frame is nested too deeply") from None
 
 
 def lxd_envelope(body: bytes) -> dict[str, Any] | None:
@@ -103,7 +104,7 @@ def lxd_envelope(body: bytes) -> dict[str, Any] | None:
     if not body:
         return None
     try:
-        envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        envelope = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
         return None
     return envelope if isinstance(envelope, dict) else None

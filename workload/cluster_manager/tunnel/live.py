@@ -140,7 +140,7 @@ class LiveTunnel:
                 self.close(WSCloseCode.INVALID_TEXT, "not a tunnel answer")
             )
             return False
-        waiting = self.pending.pop(answer.id, None)
+        waiting = self.pending.pop(answer.id or "", None)
         if waiting is None:
             self.unknown_answers += 1  # e.g. the late answer to a request that timed out
             logger.info("tunnel of cluster %r: answer to an unknown request", self.cluster_name)

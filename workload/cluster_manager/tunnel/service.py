@@ -81,7 +81,7 @@ class Tunnels:
         local = self.hub.local(row["id"]) if self.hub is not None else None
         if local is not None:
             answer = await local.request(method, path, body, timeout)
-            return answer.status, answer.body
+            return answer.status, answer.body or b""
         unit = row["unit_address"]
         # A process without a hub (the CLI) holds no tunnel, even if it shares a unit's address.
         if unit is None or (self.hub is not None and unit == self.settings.internal_address):

@@ -1,4 +1,4 @@
-"""Management API benchmark with a large fleet: ``python -m cluster_manager.management_bench``.
+"""Management API benchmark with a large fleet: ``python -m cluster_manager.bench management``.
 
 Starts an embedded PostgreSQL, enrols ``--clusters`` clusters that all have heartbeat details,
 runs ``cluster-manager serve`` in its own process and the development OpenID provider, signs
@@ -193,9 +193,18 @@ async def measure(base: str, ca_file: Path, count: int, warm_up: int) -> str:
     return table(results)
 
 
+def write_session_key(path: Path) -> None:
+    """A fresh session key, hex as the charm writes it.
+
+    Raw random bytes may start or end with whitespace, which ``load_key`` strips: the bench then
+    failed to start now and then (issue 19).
+    """
+    path.write_text(os.urandom(32).hex())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table."""
-    parser = argparse.ArgumentParser(prog="python -m cluster_manager.management_bench")
+    parser = argparse.ArgumentParser(prog="python -m cluster_manager.bench management")
     parser.add_argument("--clusters", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=500, help="timed requests per endpoint")
     parser.add_argument("--warm-up", type=int, default=20)
@@ -212,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ensure_self_signed_files(
                 directory / f"{name}.crt", directory / f"{name}.key", name, [HOST]
             )
-        (directory / "session.key").write_bytes(os.urandom(32))
+        write_session_key(directory / "session.key")
         port = free_port()
         base = f"https://{HOST}:{port}"
         idp = start_identity_provider(directory, base)
@@ -252,7 +261,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             idp.stop()
         postgres.stop()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Benchmark: what forwarding costs the server per heartbeat, and heartbeats/s with it on.
 
-``python -m cluster_manager.forwarding_bench [--clusters 8] [--heartbeats 48] [--seconds 20]``
+``python -m cluster_manager.bench forwarding [--clusters 8] [--heartbeats 48] [--seconds 20]``
 
 Runs ``cluster-manager serve`` as a child process on an embedded PostgreSQL twice, forwarding
 off and then on (remote write to a receiver in this process that answers 204), with simulated
@@ -319,7 +319,7 @@ async def run(args: argparse.Namespace, directory: Path, dsn: str) -> str:
     off, on = results["off"], results["on"]
     sample = bodies[names[0]][0]
     series_per_heartbeat = build_batch([Submission("x", parse_heartbeat(sample), 0)]).series
-    metrics_mb = sum(len(m.metrics) for m in parse_heartbeat(sample).server_metrics) / 1e6
+    metrics_mb = sum(len(m.metrics) for m in parse_heartbeat(sample).server_metrics or ()) / 1e6
     all_bodies = [body for name in names for body in bodies[name]]
     warm = conversion_ms(all_bodies, remembered=True)
     cold = conversion_ms(all_bodies, remembered=False)
@@ -370,7 +370,10 @@ async def run(args: argparse.Namespace, directory: Path, dsn: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and write the table."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cluster_manager.bench forwarding",
+        description=(__doc__ or "").splitlines()[0],
+    )
     parser.add_argument("--clusters", type=int, default=8)
     parser.add_argument("--heartbeats", type=int, default=48, help="for the CPU measurement")
     parser.add_argument("--seconds", type=float, default=20.0, help="of the sustained run")
@@ -388,7 +391,3 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(OSError):
         args.output.write_text(table)
         print(f"written to {args.output}")
-
-
-if __name__ == "__main__":
-    main()
