@@ -245,6 +245,7 @@ async def test_overview_in_one_call(api, fleet):
 
     assert overview["clusters"]["by_health"] == {
         "stale": 1,
+        "error": 0,
         "warning": 1,
         "pending": 0,
         "healthy": 1,
@@ -252,6 +253,32 @@ async def test_overview_in_one_call(api, fleet):
     assert overview["instances"]["total"] == 12
     assert overview["warnings"]["total"] == 2
     assert [c["name"] for c in overview["warnings"]["clusters"]] == ["charlie", "bravo"]
+
+
+async def test_overview_takes_the_list_filters(api, fleet):
+    warned = await api.ok("GET", "/1.0/overview", params={"health": "warning"})
+    refused = await api.error(400, "GET", "/1.0/overview", params={"memory_min": "2"})
+
+    assert warned["clusters"]["total"] == 1
+    assert warned["memory"]["total"] == 16 * GIB
+    assert [c["name"] for c in warned["warnings"]["clusters"]] == ["bravo"]
+    assert refused.startswith("memory_min: ")
+
+
+async def test_list_filters_by_member_status_and_usage_range(api, pool, fleet):
+    await insert_cluster(pool, "delta", heartbeat(members={"Online": 1, "Offline": 2}))
+
+    offline = await api.ok("GET", "/1.0/remote-cluster", params={"member_status": "Offline"})
+    full = await api.ok(
+        "GET", "/1.0/remote-cluster", params={"memory_min": "0.9", "memory_max": "1"}
+    )
+    refused = await api.error(400, "GET", "/1.0/remote-cluster", params={"memory_max": "-1"})
+
+    assert [c["name"] for c in offline["clusters"]] == ["delta"]
+    assert offline["clusters"][0]["health"] == "error"
+    assert offline["clusters"][0]["warnings"][0]["message"] == "2 of 3 members Offline"
+    assert [c["name"] for c in full["clusters"]] == ["bravo"]
+    assert refused.startswith("memory_max: ")
 
 
 async def test_configuration_names_connector_user_and_csrf_token(api, settings):

@@ -261,6 +261,8 @@ def _status_warnings(row: Any) -> list[ClusterWarning]:
     found: list[ClusterWarning] = []
     members = _entries(row["member_statuses"])
     member_total = sum(count for _, count in members)
+    # Members down first, then the milder Evacuated.
+    members.sort(key=lambda item: item[0].lower() in MEMBER_MILD)
     for status, count in members:
         if status.lower() in MEMBER_UP:
             continue

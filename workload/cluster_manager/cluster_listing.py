@@ -65,7 +65,8 @@ h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, {TUNNEL_SQL}
 # $1 stale seconds, $2 ILIKE pattern or NULL, $3 status or NULL, $4 health states or NULL,
 # $5 instance status, $6 member status (clusters with at least one instance/member in it),
 # $7-$8 memory and $9-$10 storage usage ratio range (NULL: no bound; a bound excludes clusters
-# without the figure). A status matches exactly as reported, so the UI can pass on one it saw.
+# without the figure; a minimum above its maximum selects none, as the ranges say). A status
+# matches exactly as reported, so the UI can pass on one it saw.
 FILTER_SQL = """
 ($2::text IS NULL OR c.name ILIKE $2 ESCAPE '\\')
 AND ($3::text IS NULL OR c.status = $3)
@@ -157,13 +158,6 @@ class ClusterFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     storage_max: Annotated[
         UsageBound | None, msgspec.Meta(description="fullest pool's usage ratio at most (0..1)")
     ] = None
-
-    def __post_init__(self) -> None:
-        """Refuse a usage range whose minimum is above its maximum."""
-        for kind in ("memory", "storage"):
-            low, high = getattr(self, f"{kind}_min"), getattr(self, f"{kind}_max")
-            if low is not None and high is not None and low > high:
-                raise ValueError(f"{kind}_min: must not be above {kind}_max")
 
 
 class ClusterQuery(ClusterFilter, frozen=True, forbid_unknown_fields=True):

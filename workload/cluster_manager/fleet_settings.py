@@ -38,8 +38,8 @@ FROM fleet_settings
 UPSERT_SETTINGS = """
 INSERT INTO fleet_settings AS f (id, memory_threshold, disk_threshold, stale_after_intervals,
                                  token_expiry)
-VALUES (true, coalesce($1, 80), coalesce($2, 80),
-        CASE WHEN $5 THEN $3 END, CASE WHEN $6 THEN $4 END)
+VALUES (true, coalesce($1::smallint, 80), coalesce($2::smallint, 80),
+        CASE WHEN $5::boolean THEN $3::float8 END, CASE WHEN $6::boolean THEN $4::integer END)
 ON CONFLICT (id) DO UPDATE SET
     memory_threshold = coalesce($1, f.memory_threshold),
     disk_threshold = coalesce($2, f.disk_threshold),
