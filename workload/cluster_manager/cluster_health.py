@@ -266,7 +266,7 @@ def _status_warnings(row: Any) -> list[ClusterWarning]:
     for status, count in members:
         if status.lower() in MEMBER_UP:
             continue
-        severity: Severity = WARNING if status.lower() in MEMBER_MILD else ERROR
+        severity: Severity = "warning" if status.lower() in MEMBER_MILD else "error"
         found.append(
             MembersWarning(
                 message=f"{count} of {member_total} member{_s(member_total)} {status}",
@@ -283,7 +283,7 @@ def _status_warnings(row: Any) -> list[ClusterWarning]:
             found.append(
                 CephWarning(
                     message=f"{count} of {ceph_total} Ceph member{_s(ceph_total)} {status}",
-                    severity=ERROR,
+                    severity="error",
                     status=status,
                     count=count,
                     total=ceph_total,
@@ -296,7 +296,7 @@ def _status_warnings(row: Any) -> list[ClusterWarning]:
             found.append(
                 InstancesWarning(
                     message=f"{count} instance{_s(count)} in {status}",
-                    severity=WARNING,
+                    severity="warning",
                     status=status,
                     count=count,
                     total=instance_total,
