@@ -6,7 +6,7 @@ import { bytes, count, load } from '../format.js';
 import { countBadge, errorNotice, healthBadge, healthText, pageHeader, relativeTime } from '../components.js';
 import { meter } from '../charts.js';
 
-const HEALTH_FILTERS = ['', 'healthy', 'warning', 'stale', 'pending'];
+const HEALTH_FILTERS = ['', 'healthy', 'warning', 'error', 'stale', 'pending'];
 const PAGE_SIZES = [25, 50, 100];
 const COLUMNS = [
   { key: 'name', label: 'Name', sort: 'name' },

@@ -6,7 +6,7 @@ import { bytes, count, load, percent } from '../format.js';
 import { card, errorNotice, healthBadge, healthText, pageHeader, relativeTime, stat } from '../components.js';
 import { colourFor, donut, loadFigures, meter } from '../charts.js';
 
-const HEALTH_ORDER = ['healthy', 'warning', 'stale', 'pending'];
+const HEALTH_ORDER = ['healthy', 'warning', 'error', 'stale', 'pending'];
 
 function healthCard(clusters) {
   const parts = HEALTH_ORDER.map((state) => ({
@@ -31,9 +31,9 @@ function distributionCard(title, id, distribution, centreLabel) {
 function utilisationCard(overview) {
   const { cpu, memory, storage } = overview;
   const cpuPart = cpu.total_count > 0
-    ? meter({ label: 'CPU load (1 min)', ratio: cpu.load_1_ratio, detail: `load ${load(cpu.load_1)} on ${count(cpu.total_count)} CPUs` })
+    ? meter({ label: 'CPU load (1 min) per CPU', ratio: cpu.load_1_per_cpu, detail: `load ${load(cpu.load_1)} on ${count(cpu.total_count)} CPUs` })
     : h('div', { class: 'meter-block' },
-      h('div', { class: 'meter-head' }, h('span', { class: 'meter-label' }, 'CPU load average'), h('span', { class: 'meter-value muted small' }, 'summed over the fleet')),
+      h('div', { class: 'meter-head' }, h('span', { class: 'meter-label' }, 'CPU load average'), h('span', { class: 'meter-value muted small' }, cpu.load_1_per_member == null ? 'no cluster reporting' : `${load(cpu.load_1_per_member)} per member (${count(cpu.members)} members)`)),
       loadFigures({ load1: cpu.load_1, load5: cpu.load_5, load15: cpu.load_15 }));
   return card({
     title: 'Utilisation',
