@@ -16,6 +16,7 @@ import pytest
 from cluster_manager import cluster_listing, fleet_settings, overview
 from cluster_manager.cluster_listing import ClusterFilter, ClusterQuery
 from cluster_manager.fields import field_message
+from cluster_manager.heartbeats import store_heartbeat
 from cluster_manager.seed import GIB, heartbeat, insert_cluster, insert_fleet
 
 
@@ -328,3 +329,16 @@ async def test_fleet_staleness_overrides_the_unit_config_until_reset(pool, setti
     assert reset["stale_after_intervals"] == settings.stale_after_intervals
     assert reset["stale_after_intervals_source"] == "config"
     assert (await view(pool, settings, "slow"))["health"] == "stale"
+
+
+async def test_each_heartbeat_recomputes_health_in_its_one_statement(pool, settings):
+    cluster_id = await insert_cluster(pool, "flapping", heartbeat())
+
+    await store_heartbeat(pool, cluster_id, heartbeat(members={"Online": 2, "Offline": 1}))
+    down = await view(pool, settings, "flapping")
+    await store_heartbeat(pool, cluster_id, heartbeat(members={"Online": 3}))
+    back = await view(pool, settings, "flapping")
+
+    assert down["health"] == "error"
+    assert messages(down) == [("members", "error", "1 of 3 members Offline")]
+    assert back["health"] == "healthy"
