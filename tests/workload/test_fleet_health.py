@@ -251,6 +251,9 @@ async def test_every_overview_figure_is_the_sum_of_the_list(pool, settings, mixe
     assert summary["storage"]["usage"] == sum(c["storage_usage"] for c in listed)
     assert summary["cpu"]["clusters"] == len(reporting)
     assert summary["cpu"]["members"] == sum(c["member_count"] for c in reporting)
+    # A cluster that sends its CPU count sends its load per CPU (see overview.CpuTotals).
+    summed = sum(float(c["cpu_load_1"]) * max(c["cpu_total_count"], 1) for c in reporting)
+    assert summary["cpu"]["load_1"] == pytest.approx(summed, abs=0.01)
     attention = [c for c in listed if c["health"] in ("stale", "error", "warning")]
     assert summary["warnings"]["total"] == len(attention)
 
