@@ -23,6 +23,7 @@ from cluster_manager.certificates import certificate_file_fingerprint
 from cluster_manager.embedded_postgres import SHARED_ROOT
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.join_token import JoinToken
+from cluster_manager.seed import GIB, heartbeat, insert_cluster
 from support import write_config
 
 
@@ -105,6 +106,44 @@ async def test_cluster_commands_show_the_upstream_field_names(cli, server):
     assert shown["fingerprint"] == cluster.fingerprint
     assert (await cli("cluster", "remove", "edge-1")).returncode == 0
     assert json.loads((await cli("cluster", "list", "--format", "json")).stdout) == []
+
+
+async def test_settings_and_thresholds_commands_change_what_the_api_shows(cli, pool):
+    await insert_cluster(pool, "edge-1", heartbeat(memory=(12 * GIB, 16 * GIB)))
+    await insert_cluster(pool, "edge-2", heartbeat())
+
+    changed = await cli(
+        "settings",
+        "set",
+        "--memory-threshold",
+        "70",
+        "--token-expiry",
+        "2h",
+        "--stale-after-intervals",
+        "5",
+    )
+    shown = json.loads((await cli("settings", "show", "--format", "json")).stdout)
+    own = await cli("cluster", "set-thresholds", "edge-1", "nobody", "--disk", "50")
+    edge = json.loads((await cli("cluster", "show", "edge-1", "--format", "json")).stdout)
+    back = await cli("settings", "set", "--token-expiry", "default")
+    refused = await cli("settings", "set", "--memory-threshold", "101")
+
+    assert changed.returncode == 0, changed.stderr
+    assert "memory_threshold: 70" in changed.stdout
+    assert shown["token_expiry"] == 7200
+    assert shown["stale_after_intervals"] == 5
+    assert (shown["memory_threshold"], shown["disk_threshold"]) == (70, 80)
+    assert own.returncode == 1
+    assert own.stdout.splitlines() == [
+        "edge-1: ok",
+        "nobody: not_found (no cluster named 'nobody')",
+    ]
+    assert own.stderr.strip() == "Error: 1 of 2 failed"
+    assert (edge["disk_threshold"], edge["disk_threshold_source"]) == (50, "cluster")
+    assert (edge["memory_threshold"], edge["memory_threshold_source"]) == (70, "default")
+    assert "token_expiry_source: config" in back.stdout
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: memory_threshold: expected int ≤ 100")
 
 
 @pytest.mark.parametrize(

@@ -178,3 +178,17 @@ def test_text_with_a_nul_is_refused_and_the_document_says_so(api):
     for text in (changes, search["schema"]):
         assert not re.fullmatch(text["pattern"], "edge\x00")
         assert re.fullmatch(text["pattern"], "edge 1")
+
+
+def test_an_inverted_usage_range_selects_no_cluster(api):
+    """Found by schemathesis: ``storage_min=1&storage_max=0`` is schema-valid and was refused.
+
+    Fixed: a minimum above its maximum is an empty range, answered with an empty page.
+    """
+    operation = schema["/1.0/remote-cluster"]["GET"]
+    case = operation.Case(query={"health": "error", "storage_min": "1", "storage_max": "0"})
+    response = case.call(**api)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"]["total"] == 0
+    case.validate_response(response, headers=api["headers"], transport_kwargs=api)

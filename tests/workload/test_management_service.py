@@ -212,9 +212,10 @@ async def test_overview_aggregates_the_fleet(pool, settings, mixed_fleet):
     result = shown(await overview.fleet_overview(pool, settings))
 
     assert result["clusters"]["total"] == 6
-    assert result["clusters"]["reporting"] == 4
+    assert result["clusters"]["reporting"] == 3  # charlie's heartbeats stopped
     assert result["clusters"]["by_health"] == {
         "stale": 2,
+        "error": 0,
         "warning": 2,
         "pending": 1,
         "healthy": 1,
@@ -224,15 +225,19 @@ async def test_overview_aggregates_the_fleet(pool, settings, mixed_fleet):
         "total": 16,
         "statuses": [{"status": "Running", "count": 12}, {"status": "Stopped", "count": 4}],
     }
-    assert result["members"] == {"total": 12, "statuses": [{"status": "ONLINE", "count": 12}]}
+    assert result["members"] == {"total": 12, "statuses": [{"status": "Online", "count": 12}]}
     assert result["memory"]["total"] == 64 * GIB
     assert result["memory"]["usage"] == 31 * GIB
     assert result["memory"]["usage_ratio"] == pytest.approx(31 / 64)
     assert result["storage"]["total"] == 1400 * GIB
     assert result["storage"]["usage"] == 225 * GIB
-    assert result["cpu"]["total_count"] == 32
-    assert result["cpu"]["load_1"] == 2.0
-    assert result["cpu"]["load_1_ratio"] == pytest.approx(2 / 32)
+    # Three reporting clusters of 8 CPUs, each sending 0.5 per CPU: 4 per cluster, summed.
+    assert result["cpu"]["clusters"] == 3
+    assert result["cpu"]["members"] == 9
+    assert result["cpu"]["total_count"] == 24
+    assert result["cpu"]["load_1"] == 12.0
+    assert result["cpu"]["load_1_per_member"] == pytest.approx(12 / 9)
+    assert result["cpu"]["load_1_per_cpu"] == pytest.approx(0.5)
     warned = [(c["name"], c["health"]) for c in result["warnings"]["clusters"]]
     assert warned == [
         ("charlie", "stale"),

@@ -395,7 +395,7 @@ PAGES_MEASURED = (
     "/",
     "/clusters",
     "/clusters?sort=cpu_load_1&order=desc",
-    "/clusters?health=stale,warning&search=site-0000",
+    "/clusters?health=error,stale,warning&search=site-0000",
     "/clusters/site-000023",
     "/clusters/edge-with-a-rather-long-name-for-a-cluster-01",
     "/clusters/many-statuses",
@@ -779,7 +779,7 @@ async def test_screenshots_of_a_fleet_of_10000_clusters(browser, server, setting
     assert await overflow(page) == []
     await screenshot(page, "fleet-overview", full_page=True)
 
-    await page.goto(base_url(settings) + "/clusters?health=stale,warning&sort=health")
+    await page.goto(base_url(settings) + "/clusters?health=error,stale,warning&sort=health")
     await expect(page.locator("tbody tr")).to_have_count(25)
     await expect(page.locator("#active-filters")).to_contain_text("Needs attention")
     assert await overflow(page) == []

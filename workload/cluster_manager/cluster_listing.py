@@ -17,12 +17,15 @@ from cluster_manager.cluster_health import ClusterWarning, Health
 from cluster_manager.clusters import CLUSTER_COLUMNS, EnrolledCluster, Status, cluster_fields
 from cluster_manager.errors import NotFound
 from cluster_manager.fields import NO_NUL_REGEX, Bytes, Count, Ratio, Timestamp
+from cluster_manager.fleet_settings import SETTINGS_JOIN_SQL, stale_after_seconds
 from cluster_manager.settings import Settings
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 MAX_OFFSET = 10_000_000
 MAX_SEARCH = 63
+MAX_STATUS = 64  # as heartbeats.MAX_STATUS_LENGTH
+UsageBound = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 SortKey = Literal[
     "name",
@@ -59,12 +62,25 @@ ROW_COLUMNS = f"""
 d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
 h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, {TUNNEL_SQL}
 """
-# $1 stale seconds, $2 ILIKE pattern or NULL, $3 status or NULL, $4 health states or NULL.
+# $1 stale seconds, $2 ILIKE pattern or NULL, $3 status or NULL, $4 health states or NULL,
+# $5 instance status, $6 member status (clusters with at least one instance/member in it),
+# $7-$8 memory and $9-$10 storage usage ratio range (NULL: no bound; a bound excludes clusters
+# without the figure; a minimum above its maximum selects none, as the ranges say). A status
+# matches exactly as reported, so the UI can pass on one it saw.
 FILTER_SQL = """
 ($2::text IS NULL OR c.name ILIKE $2 ESCAPE '\\')
 AND ($3::text IS NULL OR c.status = $3)
 AND ($4::text[] IS NULL OR h.health = ANY($4::text[]))
+AND ($5::text IS NULL OR d.instance_statuses @> jsonb_build_array(jsonb_build_object(
+        'status', $5::text)))
+AND ($6::text IS NULL OR d.member_statuses @> jsonb_build_array(jsonb_build_object(
+        'status', $6::text)))
+AND ($7::float8 IS NULL OR d.memory_usage_ratio >= $7::float8)
+AND ($8::float8 IS NULL OR d.memory_usage_ratio <= $8::float8)
+AND ($9::float8 IS NULL OR d.storage_max_usage_ratio >= $9::float8)
+AND ($10::float8 IS NULL OR d.storage_max_usage_ratio <= $10::float8)
 """
+FILTER_PARAMETERS = 10
 # Two steps: the filter and the sort read narrow rows of the whole fleet (a top-N sort for the
 # page, one count for the total); only the page's rows are then read in full (heartbeat JSON).
 # The total row comes back even when the page is empty, with NULL cluster columns.
@@ -75,7 +91,7 @@ WITH matching AS MATERIALIZED (
     WHERE {FILTER_SQL}
 ),
 page AS (
-    SELECT * FROM matching ORDER BY sort_key {{order}} NULLS LAST, name LIMIT $5 OFFSET $6
+    SELECT * FROM matching ORDER BY sort_key {{order}} NULLS LAST, name LIMIT $11 OFFSET $12
 )
 SELECT {CLUSTER_COLUMNS},
        d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
@@ -85,6 +101,7 @@ FROM (SELECT count(*) FROM matching) AS total
 LEFT JOIN page ON true
 LEFT JOIN remote_clusters c ON c.id = page.id
 LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+{SETTINGS_JOIN_SQL}
 ORDER BY page.sort_key {{order}} NULLS LAST, page.name
 """  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
 SELECT_ONE = f"""
@@ -92,8 +109,8 @@ SELECT {ROW_COLUMNS} FROM {cluster_health.FLEET_FROM_SQL} WHERE c.name = $2
 """  # noqa: S608 - constant fragments
 
 
-class ClusterQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Which clusters, in which order, which page (the query string of the cluster list)."""
+class ClusterFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which clusters (the filters of the cluster list and the overview)."""
 
     search: Annotated[
         str,
@@ -113,10 +130,45 @@ class ClusterQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             description="comma-separated health states, any matching; leave it out for any",
         ),
     ] = ()
+    instance_status: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=MAX_STATUS,
+            pattern=NO_NUL_REGEX,
+            description="only clusters with at least one instance in this status (e.g. Error)",
+        ),
+    ] = ""
+    member_status: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=MAX_STATUS,
+            pattern=NO_NUL_REGEX,
+            description="only clusters with at least one member in this status (e.g. Offline)",
+        ),
+    ] = ""
+    memory_min: Annotated[
+        UsageBound | None, msgspec.Meta(description="memory usage ratio at least (0..1)")
+    ] = None
+    memory_max: Annotated[
+        UsageBound | None, msgspec.Meta(description="memory usage ratio at most (0..1)")
+    ] = None
+    storage_min: Annotated[
+        UsageBound | None, msgspec.Meta(description="fullest pool's usage ratio at least (0..1)")
+    ] = None
+    storage_max: Annotated[
+        UsageBound | None, msgspec.Meta(description="fullest pool's usage ratio at most (0..1)")
+    ] = None
+
+
+class ClusterQuery(ClusterFilter, frozen=True, forbid_unknown_fields=True):
+    """Which clusters, in which order, which page (the query string of the cluster list)."""
+
     sort: Annotated[
         SortKey,
         msgspec.Meta(
-            description="sort key (health sorts stale, warning, pending, healthy); ties by name"
+            description=(
+                "sort key (health sorts stale, error, warning, pending, healthy); ties by name"
+            )
         ),
     ] = "name"
     order: Annotated[
@@ -193,23 +245,37 @@ def cluster_view(row: asyncpg.Record, stale_after: float) -> Cluster:
     )
 
 
-def _filter_args(settings: Settings, query: ClusterQuery) -> list[object]:
+def filter_args(stale_after: float, query: ClusterFilter) -> list[object]:
+    """The values of FILTER_SQL's parameters $1..$10 for a query."""
     return [
-        settings.stale_after_seconds,
+        stale_after,
         _like_pattern(query.search),
         query.status or None,
         list(query.health) or None,
+        query.instance_status or None,
+        query.member_status or None,
+        query.memory_min,
+        query.memory_max,
+        query.storage_min,
+        query.storage_max,
     ]
 
 
 async def list_cluster_page(
-    pool: asyncpg.Pool, settings: Settings, query: ClusterQuery
+    pool: asyncpg.Pool,
+    settings: Settings,
+    query: ClusterQuery,
+    stale_after: float | None = None,
 ) -> ClusterPage:
-    """One page of clusters and how many match the filters in all."""
+    """One page of clusters and how many match the filters in all.
+
+    ``stale_after`` is the fleet's staleness limit when the caller has read it already.
+    """
     statement = SELECT_PAGE.format(sort=SORT_KEYS[query.sort], order=ORDERS[query.order])
-    args = _filter_args(settings, query)
+    if stale_after is None:
+        stale_after = await stale_after_seconds(pool, settings)
+    args = filter_args(stale_after, query)
     rows = await pool.fetch(statement, *args, query.limit, query.offset)
-    stale_after = settings.stale_after_seconds
     return ClusterPage(
         clusters=[cluster_view(row, stale_after) for row in rows if row["name"] is not None],
         total=rows[0]["total"],
@@ -220,7 +286,8 @@ async def list_cluster_page(
 
 async def get_cluster_view(pool: asyncpg.Pool, settings: Settings, name: str) -> Cluster:
     """One cluster as the list shows it; 404 if unknown."""
-    row = await pool.fetchrow(SELECT_ONE, settings.stale_after_seconds, name)
+    stale_after = await stale_after_seconds(pool, settings)
+    row = await pool.fetchrow(SELECT_ONE, stale_after, name)
     if row is None:
         raise NotFound(f"no cluster named {name!r}")
-    return cluster_view(row, settings.stale_after_seconds)
+    return cluster_view(row, stale_after)

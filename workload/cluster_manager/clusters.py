@@ -20,6 +20,7 @@ from cluster_manager.certificates import (
 )
 from cluster_manager.errors import BadRequest, Conflict, Forbidden, NotFound
 from cluster_manager.fields import Bytes, Count, Description, Name, Percent, Timestamp
+from cluster_manager.fleet_settings import SETTINGS_JOIN_SQL, THRESHOLD_COLUMNS_SQL
 from cluster_manager.heartbeats import MemberMetricsSummary, StatusCount, StoragePoolUsage
 from cluster_manager.join_token import MAX_TOKEN_LENGTH, InvalidTokenError, JoinToken
 
@@ -37,19 +38,20 @@ RETURNING id, name, status, joined_at
 DELETE_TOKEN = "DELETE FROM remote_cluster_tokens WHERE name = $1"
 DELETE_CLUSTER_BY_NAME = "DELETE FROM remote_clusters WHERE name = $1 RETURNING id"
 DELETE_CLUSTER_BY_FINGERPRINT = "DELETE FROM remote_clusters WHERE fingerprint = $1 RETURNING name"
-# One statement: every given field changes, or (unknown name) none does.
+# One statement: every given field changes, or (unknown name) none does. A threshold whose
+# flag ($5, $6) is true is set to $3/$4, where NULL means "follow the fleet default".
 UPDATE_CLUSTER = """
 UPDATE remote_clusters SET
     description = coalesce($2, description),
-    disk_threshold = coalesce($3, disk_threshold),
-    memory_threshold = coalesce($4, memory_threshold)
+    disk_threshold = CASE WHEN $5 THEN $3 ELSE disk_threshold END,
+    memory_threshold = CASE WHEN $6 THEN $4 ELSE memory_threshold END
 WHERE name = $1
 RETURNING id
 """
 
-CLUSTER_COLUMNS = """
+CLUSTER_COLUMNS = f"""
 c.name, c.description, c.status, c.fingerprint, c.joined_at, c.last_status_update_at,
-c.disk_threshold, c.memory_threshold,
+{THRESHOLD_COLUMNS_SQL},
 d.cpu_total_count, d.cpu_load_1, d.cpu_load_5, d.cpu_load_15,
 d.memory_total_amount, d.memory_usage, d.instance_count, d.member_count,
 d.instance_statuses, d.member_statuses, d.ceph_statuses, d.storage_pool_usages,
@@ -58,11 +60,13 @@ d.server_metrics, d.ui_url
 SELECT_CLUSTERS = f"""
 SELECT {CLUSTER_COLUMNS}
 FROM remote_clusters c LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+{SETTINGS_JOIN_SQL}
 ORDER BY c.name
 """  # noqa: S608 - constant column list
 SELECT_CLUSTER = f"""
 SELECT {CLUSTER_COLUMNS}
 FROM remote_clusters c LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+{SETTINGS_JOIN_SQL}
 WHERE c.name = $1
 """  # noqa: S608 - constant column list
 
@@ -72,12 +76,21 @@ STATUSES: tuple[str, ...] = get_args(Status)
 LoadAverage = Annotated[str, msgspec.Meta(description='e.g. "0.42"; empty before a heartbeat')]
 
 
+OwnThreshold = Annotated[
+    Percent | None, msgspec.Meta(description="the cluster's own threshold; null: fleet default")
+]
+ThresholdSource = Annotated[
+    Literal["default", "cluster"],
+    msgspec.Meta(description="default: the fleet-wide default; cluster: the cluster's own"),
+]
+
+
 class ClusterChanges(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """What a PATCH may change; a missing field stays as it is (all or nothing)."""
 
     description: Description | msgspec.UnsetType = msgspec.UNSET
-    disk_threshold: Percent | msgspec.UnsetType = msgspec.UNSET
-    memory_threshold: Percent | msgspec.UnsetType = msgspec.UNSET
+    disk_threshold: OwnThreshold | msgspec.UnsetType = msgspec.UNSET
+    memory_threshold: OwnThreshold | msgspec.UnsetType = msgspec.UNSET
 
 
 EDITABLE_FIELDS: tuple[str, ...] = ClusterChanges.__struct_fields__
@@ -92,8 +105,10 @@ class EnrolledCluster(msgspec.Struct, kw_only=True):
     fingerprint: Annotated[str, msgspec.Meta(description="SHA-256 of the certificate")]
     joined_at: Timestamp
     last_status_update_at: Timestamp | None
-    disk_threshold: Percent
-    memory_threshold: Percent
+    disk_threshold: Annotated[Percent, msgspec.Meta(description="in effect for this cluster")]
+    disk_threshold_source: ThresholdSource
+    memory_threshold: Annotated[Percent, msgspec.Meta(description="in effect for this cluster")]
+    memory_threshold_source: ThresholdSource
     instance_count: Count
     member_count: Count
     cpu_total_count: Count
@@ -130,6 +145,8 @@ def cluster_fields(row: asyncpg.Record) -> dict[str, Any]:
         last_status_update_at=row["last_status_update_at"],
         disk_threshold=row["disk_threshold"],
         memory_threshold=row["memory_threshold"],
+        disk_threshold_source="cluster" if row["disk_threshold_own"] else "default",
+        memory_threshold_source="cluster" if row["memory_threshold_own"] else "default",
         instance_count=row["instance_count"] or 0,
         member_count=row["member_count"] or 0,
         cpu_total_count=row["cpu_total_count"] or 0,
@@ -286,5 +303,6 @@ async def update_cluster(pool: asyncpg.Pool, name: str, changes: ClusterChanges)
     if all(value is msgspec.UNSET for value in given.values()):
         raise BadRequest(f"nothing to change: give any of {', '.join(EDITABLE_FIELDS)}")
     values = [None if given[f] is msgspec.UNSET else given[f] for f in EDITABLE_FIELDS]
-    if await pool.fetchval(UPDATE_CLUSTER, name, *values) is None:
+    flags = [given[f] is not msgspec.UNSET for f in ("disk_threshold", "memory_threshold")]
+    if await pool.fetchval(UPDATE_CLUSTER, name, *values, *flags) is None:
         raise NotFound(f"no cluster named {name!r}")

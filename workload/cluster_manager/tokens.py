@@ -9,6 +9,7 @@ from typing import Annotated
 import asyncpg
 import msgspec
 
+from cluster_manager import fleet_settings
 from cluster_manager.certificates import certificate_file_fingerprint
 from cluster_manager.errors import ApiError, Conflict, NotFound
 from cluster_manager.fields import Description, Name, Timestamp
@@ -42,7 +43,7 @@ Expiry = Annotated[
     msgspec.Meta(
         description=(
             "lifetime: seconds, or a duration such as 30m, 12h, 7d, 2w (1 minute to 1 year); "
-            "default (missing or null) the server's token_expiry"
+            "default (missing or null) the fleet's token_expiry (GET /1.0/settings)"
         )
     ),
 ]
@@ -106,7 +107,8 @@ async def create_token(
     if not settings.connector_addresses:
         raise ConfigurationError("no connector address is configured (connector_addresses)")
     fingerprint = certificate_file_fingerprint(settings.connector_cert_file)
-    lifetime = expires_in or timedelta(seconds=settings.token_expiry)
+    default = (await fleet_settings.get_settings(pool, settings)).token_expiry
+    lifetime = expires_in or timedelta(seconds=default)
     expires_at = datetime.now(UTC) + lifetime
     secret = secrets.token_urlsafe(32)
     row = await pool.fetchrow(INSERT_TOKEN, name, secret, description, expires_at)

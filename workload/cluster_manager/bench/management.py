@@ -52,6 +52,13 @@ ENDPOINTS = (
         "/1.0/remote-cluster?limit=100&health=warning,stale&search=12&sort=health",
     ),
     ("GET /1.0/remote-cluster (500 per page)", "/1.0/remote-cluster?limit=500"),
+    (
+        "GET /1.0/remote-cluster (member_status=Offline, memory 0.5-0.9, by health)",
+        "/1.0/remote-cluster?limit=100&member_status=Offline&memory_min=0.5&memory_max=0.9"
+        "&sort=health",
+    ),
+    ("GET /1.0/overview (health=error)", "/1.0/overview?health=error"),
+    ("GET /1.0/settings", "/1.0/settings"),
 )
 
 

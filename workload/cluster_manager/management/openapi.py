@@ -92,6 +92,9 @@ def _request_body(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
     if not schemas[model.__name__].get("required"):
         # Every field is optional, as in a PATCH: an empty body would change nothing.
         schema = {"allOf": [schema], "minProperties": 1}
+    if extra := getattr(model, "__openapi_extra__", None):
+        # What the model checks beyond its fields' types (e.g. "at least one of these").
+        schema = {"allOf": [schema], **extra}
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 

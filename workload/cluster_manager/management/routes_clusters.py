@@ -1,10 +1,11 @@
-"""/1.0/remote-cluster: list, show, change and remove enrolled clusters."""
+"""/1.0/remote-cluster: list, show, change and remove enrolled clusters, one or many at once."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from cluster_manager import cluster_listing, clusters
+from cluster_manager import cluster_bulk, cluster_listing, clusters
+from cluster_manager.cluster_bulk import BulkRemove, BulkResult, BulkThresholds
 from cluster_manager.cluster_listing import Cluster, ClusterPage, ClusterQuery
 from cluster_manager.clusters import ClusterChanges
 from cluster_manager.db import POOL
@@ -52,3 +53,19 @@ async def delete_cluster(request: web.Request) -> web.Response:
     """Remove a cluster: every unit refuses its certificate from now on."""
     await clusters.remove_cluster(request.app[POOL], request.match_info["name"])
     return sync_response(None)
+
+
+@routes.post("/1.0/remote-cluster/bulk/remove")
+@documented(body=BulkRemove, response=BulkResult, errors=WRITE_ERRORS)
+async def bulk_remove(request: web.Request) -> web.Response:
+    """Remove up to 500 clusters; answers each name's result (ok, not_found, error)."""
+    wanted = await json_body(request, BulkRemove)
+    return sync_response(await cluster_bulk.remove_clusters(request.app[POOL], wanted))
+
+
+@routes.post("/1.0/remote-cluster/bulk/thresholds")
+@documented(body=BulkThresholds, response=BulkResult, errors=WRITE_ERRORS)
+async def bulk_thresholds(request: web.Request) -> web.Response:
+    """Set thresholds of up to 500 clusters (null: fleet default); answers each name's result."""
+    wanted = await json_body(request, BulkThresholds)
+    return sync_response(await cluster_bulk.set_thresholds(request.app[POOL], wanted))

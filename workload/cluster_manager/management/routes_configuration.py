@@ -7,6 +7,8 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from cluster_manager import fleet_settings
+from cluster_manager.db import POOL
 from cluster_manager.envelope import sync_response
 from cluster_manager.management.auth import User, csrf_token, current_user
 from cluster_manager.management.keys import SETTINGS
@@ -22,7 +24,9 @@ class Configuration(msgspec.Struct):
     grafana_url: str | None
     grafana_dashboard_uid: str | None
     heartbeat_interval: Annotated[int, msgspec.Meta(ge=1)]
-    stale_after_seconds: float
+    stale_after_seconds: Annotated[
+        float, msgspec.Meta(description="the fleet's staleness limit (GET /1.0/settings)")
+    ]
     user: User | None
     csrf_token: Annotated[
         str | None,
@@ -33,17 +37,18 @@ class Configuration(msgspec.Struct):
 
 
 @routes.get("/1.0/configuration")
-@documented(response=Configuration, signed_in=False)
+@documented(response=Configuration, signed_in=False, errors=(503,))
 async def configuration(request: web.Request) -> web.Response:
     """What the UI needs to start; the signed-in user or null (no sign-in)."""
     settings = request.app[SETTINGS]
+    stale_after = await fleet_settings.stale_after_seconds(request.app[POOL], settings)
     return sync_response(
         Configuration(
             connector_addresses=list(settings.connector_addresses),
             grafana_url=settings.grafana_url or None,
             grafana_dashboard_uid=settings.grafana_dashboard_uid or None,
             heartbeat_interval=settings.heartbeat_interval,
-            stale_after_seconds=settings.stale_after_seconds,
+            stale_after_seconds=stale_after,
             user=current_user(request),
             csrf_token=csrf_token(request),
         )

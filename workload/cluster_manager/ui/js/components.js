@@ -7,6 +7,7 @@ import { absolute, ago, count, secondsSince, short, until } from './format.js';
 const HEALTH_TEXT = {
   healthy: 'Healthy',
   warning: 'Warning',
+  error: 'Error',
   stale: 'Stale',
   pending: 'Awaiting first heartbeat',
 };

@@ -6,10 +6,10 @@ import { bytes, count, load } from '../format.js';
 import { countBadge, errorNotice, errorState, healthBadge, healthText, pageHeader, relativeTime } from '../components.js';
 import { meter } from '../charts.js';
 
-const HEALTH_STATES = ['healthy', 'warning', 'stale', 'pending'];
-// The segments of the health filter; "stale,warning" is every cluster needing attention.
-const HEALTH_FILTERS = ['', 'stale,warning', 'healthy', 'warning', 'stale', 'pending'];
-const HEALTH_FILTER_LABELS = { '': 'All', 'stale,warning': 'Needs attention', pending: 'Pending' };
+const HEALTH_STATES = ['healthy', 'warning', 'error', 'stale', 'pending'];
+// The segments of the health filter; "error,stale,warning" is every cluster needing attention.
+const HEALTH_FILTERS = ['', 'error,stale,warning', 'healthy', 'warning', 'error', 'stale', 'pending'];
+const HEALTH_FILTER_LABELS = { '': 'All', 'error,stale,warning': 'Needs attention', pending: 'Pending' };
 const SEARCH_DELAY_MS = 300;
 const PAGE_SIZES = [25, 50, 100];
 // Seven columns fit 1280 px; members ride under the instances, and the columns marked
@@ -41,7 +41,7 @@ function normaliseHealth(value) {
   const parts = new Set(String(value || '').split(',').filter(Boolean));
   if (![...parts].every((part) => HEALTH_STATES.includes(part))) return '';
   if (parts.size === HEALTH_STATES.length) return '';
-  return ['stale', 'warning', 'pending', 'healthy'].filter((state) => parts.has(state)).join(',');
+  return ['error', 'stale', 'warning', 'pending', 'healthy'].filter((state) => parts.has(state)).join(',');
 }
 
 function healthFilterLabel(value) {
