@@ -25,7 +25,12 @@ def with_database(dsn: str, name: str) -> str:
 
 async def table_rows(pool: asyncpg.Pool) -> dict[str, list[dict[str, object]]]:
     """Every row of the manager's tables, to show that a refusal changed nothing."""
-    tables = ("remote_cluster_tokens", "remote_clusters", "remote_cluster_details")
+    tables = (
+        "remote_cluster_tokens",
+        "remote_clusters",
+        "remote_cluster_details",
+        "fleet_settings",
+    )
     return {
         table: [dict(r) for r in await pool.fetch(f"SELECT * FROM {table} ORDER BY 1")]  # noqa: S608
         for table in tables
@@ -34,10 +39,11 @@ async def table_rows(pool: asyncpg.Pool) -> dict[str, list[dict[str, object]]]:
 
 def write_config(path: Path, settings: Settings) -> Path:
     """Write settings as the TOML file `cluster-manager --config` reads."""
+    defaults = Settings()
     values = {
         field: getattr(settings, field)
-        for field in settings.__dataclass_fields__
-        if getattr(settings, field) != getattr(Settings, field, None)
+        for field in settings.__struct_fields__
+        if getattr(settings, field) != getattr(defaults, field)
     }
     path.write_text(render_config(values))
     return path

@@ -110,7 +110,7 @@ async def test_cluster_commands_show_the_upstream_field_names(cli, server):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("token", "create", "bad name!"), "cluster_name must be"),
+        (("token", "create", "bad name!"), "cluster_name: expected 1-63 letters"),
         (("token", "create", "edge-1", "--expires-in", "soon"), "expires_in must be a duration"),
         (("token", "revoke", "nobody"), "no join token for 'nobody'"),
         (("cluster", "show", "nobody"), "no cluster named 'nobody'"),

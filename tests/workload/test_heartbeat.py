@@ -23,6 +23,7 @@ from cluster_manager.metrics import REGISTRY
 from cluster_manager.mtls import server_context
 from cluster_manager.settings import Settings
 from connector_support import raw_cluster_request
+from msgspec import to_builtins
 from support import table_rows
 
 
@@ -55,7 +56,7 @@ async def test_heartbeat_is_stored_with_the_payload_values(cluster, pool):
 
     assert status == 200, body
     assert body == b""
-    shown = await clusters.get_cluster(pool, "edge-1")
+    shown = to_builtins(await clusters.get_cluster(pool, "edge-1"))
     for key in (
         "memory_total_amount",
         "memory_usage",
@@ -85,7 +86,7 @@ async def test_next_heartbeat_overwrites_the_details(cluster, pool):
     await cluster.heartbeat(second)
 
     assert await pool.fetchval("SELECT count(*) FROM remote_cluster_details") == 1
-    assert (await clusters.get_cluster(pool, "edge-1"))["memory_usage"] == 12345
+    assert to_builtins(await clusters.get_cluster(pool, "edge-1"))["memory_usage"] == 12345
 
 
 async def test_go_nil_slices_are_accepted_as_empty(cluster, pool):
@@ -102,7 +103,7 @@ async def test_go_nil_slices_are_accepted_as_empty(cluster, pool):
     status, body = await cluster.heartbeat(payload)
 
     assert status == 200, body
-    shown = await clusters.get_cluster(pool, "edge-1")
+    shown = to_builtins(await clusters.get_cluster(pool, "edge-1"))
     assert shown["instance_statuses"] == []
     assert shown["instance_count"] == 0
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+from cluster_manager import fleet_settings
 from cluster_manager.join_token import JoinToken
 from cluster_manager.seed import GIB, heartbeat, insert_cluster
 from cluster_manager.server import Servers
@@ -245,6 +246,7 @@ async def test_overview_in_one_call(api, fleet):
 
     assert overview["clusters"]["by_health"] == {
         "stale": 1,
+        "error": 0,
         "warning": 1,
         "pending": 0,
         "healthy": 1,
@@ -252,6 +254,32 @@ async def test_overview_in_one_call(api, fleet):
     assert overview["instances"]["total"] == 12
     assert overview["warnings"]["total"] == 2
     assert [c["name"] for c in overview["warnings"]["clusters"]] == ["charlie", "bravo"]
+
+
+async def test_overview_takes_the_list_filters(api, fleet):
+    warned = await api.ok("GET", "/1.0/overview", params={"health": "warning"})
+    refused = await api.error(400, "GET", "/1.0/overview", params={"memory_min": "2"})
+
+    assert warned["clusters"]["total"] == 1
+    assert warned["memory"]["total"] == 16 * GIB
+    assert [c["name"] for c in warned["warnings"]["clusters"]] == ["bravo"]
+    assert refused.startswith("memory_min: ")
+
+
+async def test_list_filters_by_member_status_and_usage_range(api, pool, fleet):
+    await insert_cluster(pool, "delta", heartbeat(members={"Online": 1, "Offline": 2}))
+
+    offline = await api.ok("GET", "/1.0/remote-cluster", params={"member_status": "Offline"})
+    full = await api.ok(
+        "GET", "/1.0/remote-cluster", params={"memory_min": "0.9", "memory_max": "1"}
+    )
+    refused = await api.error(400, "GET", "/1.0/remote-cluster", params={"memory_max": "-1"})
+
+    assert [c["name"] for c in offline["clusters"]] == ["delta"]
+    assert offline["clusters"][0]["health"] == "error"
+    assert offline["clusters"][0]["warnings"][0]["message"] == "2 of 3 members Offline"
+    assert [c["name"] for c in full["clusters"]] == ["bravo"]
+    assert refused.startswith("memory_max: ")
 
 
 async def test_configuration_names_connector_user_and_csrf_token(api, settings):
@@ -302,6 +330,10 @@ async def test_configuration_shows_grafana_when_set(make_settings, oidc_settings
         ("GET", "/1.0/remote-cluster-join-token"),
         ("POST", "/1.0/remote-cluster-join-token"),
         ("DELETE", "/1.0/remote-cluster-join-token/alpha"),
+        ("POST", "/1.0/remote-cluster/bulk/remove"),
+        ("POST", "/1.0/remote-cluster/bulk/thresholds"),
+        ("GET", "/1.0/settings"),
+        ("PATCH", "/1.0/settings"),
     ],
 )
 async def test_api_needs_a_signed_in_administrator(
@@ -327,8 +359,120 @@ async def test_change_without_csrf_header_is_refused_and_changes_nothing(api, po
         403, "PATCH", "/1.0/remote-cluster/alpha", json={"description": "x"}, headers=headers
     )
     await api.error(403, "DELETE", "/1.0/remote-cluster/alpha", headers=headers)
+    await api.error(
+        403,
+        "POST",
+        "/1.0/remote-cluster/bulk/remove",
+        json={"names": ["alpha", "bravo"]},
+        headers=headers,
+    )
+    await api.error(
+        403,
+        "POST",
+        "/1.0/remote-cluster/bulk/thresholds",
+        json={"names": ["alpha"], "memory_threshold": 5},
+        headers=headers,
+    )
+    await api.error(403, "PATCH", "/1.0/settings", json={"disk_threshold": 5}, headers=headers)
 
     assert await table_rows(pool) == before
+
+
+async def test_bulk_remove_answers_each_name_and_removes_the_known_ones(api, pool, fleet):
+    result = await api.ok(
+        "POST",
+        "/1.0/remote-cluster/bulk/remove",
+        json={"names": ["alpha", "zulu", "alpha", "no/such", "charlie"]},
+    )
+
+    assert [(r["name"], r["result"]) for r in result["results"]] == [
+        ("alpha", "ok"),
+        ("zulu", "not_found"),
+        ("no/such", "error"),
+        ("charlie", "ok"),
+    ]
+    assert result["results"][1]["message"] == "no cluster named 'zulu'"
+    assert (result["succeeded"], result["failed"]) == (2, 2)
+    left = await pool.fetch("SELECT name FROM remote_clusters ORDER BY name")
+    assert [r["name"] for r in left] == ["bravo"]
+
+
+async def test_bulk_thresholds_set_own_values_or_return_to_the_default(api, fleet):
+    names = [f"c{i}" for i in range(498)] + ["alpha", "bravo"]
+    result = await api.ok(
+        "POST",
+        "/1.0/remote-cluster/bulk/thresholds",
+        json={"names": names, "memory_threshold": 95},
+    )
+    bravo = await api.ok("GET", "/1.0/remote-cluster/bravo")
+    await api.ok(
+        "POST",
+        "/1.0/remote-cluster/bulk/thresholds",
+        json={"names": ["bravo"], "memory_threshold": None},
+    )
+    reset = await api.ok("GET", "/1.0/remote-cluster/bravo")
+
+    assert (result["succeeded"], result["failed"]) == (2, 498)
+    assert (bravo["memory_threshold"], bravo["memory_threshold_source"]) == (95, "cluster")
+    assert bravo["health"] == "healthy"
+    assert (reset["memory_threshold"], reset["memory_threshold_source"]) == (80, "default")
+    assert reset["health"] == "warning"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/1.0/remote-cluster/bulk/remove", {"names": []}, "names"),
+        ("/1.0/remote-cluster/bulk/remove", {"names": ["a"] * 501}, "names"),
+        (
+            "/1.0/remote-cluster/bulk/remove",
+            {"names": ["a"], "memory_threshold": 5},
+            "memory_threshold: not a known",
+        ),
+        ("/1.0/remote-cluster/bulk/thresholds", {"names": ["alpha"]}, "memory_threshold"),
+        ("/1.0/remote-cluster/bulk/thresholds", {"names": ["a"], "disk_threshold": 101}, "disk"),
+        ("/1.0/settings", {}, "nothing to change"),
+        ("/1.0/settings", {"stale_after_intervals": 0.5}, "stale_after_intervals"),
+        ("/1.0/settings", {"token_expiry": 10}, "token_expiry"),
+        ("/1.0/settings", {"memory_threshold": None}, "memory_threshold"),
+    ],
+)
+async def test_bad_bulk_or_settings_change_is_refused_and_changes_nothing(
+    api, pool, fleet, path, body, field
+):
+    before = await table_rows(pool)
+    method = "PATCH" if path == "/1.0/settings" else "POST"
+
+    message = await api.error(400, method, path, json=body)
+
+    assert message.startswith(field), message
+    assert await table_rows(pool) == before
+
+
+async def test_settings_are_shared_by_every_unit_and_used_for_tokens(
+    api, make_settings, pool, fleet
+):
+    shown = await api.ok("GET", "/1.0/settings")
+    changed = await api.ok(
+        "PATCH",
+        "/1.0/settings",
+        json={"disk_threshold": 5, "token_expiry": 3600, "stale_after_intervals": 2},
+    )
+    token = await api.ok("POST", "/1.0/remote-cluster-join-token", json={"cluster_name": "new"})
+    alpha = await api.ok("GET", "/1.0/remote-cluster/alpha")
+    other_unit = await fleet_settings.get_settings(pool, make_settings())
+
+    assert shown["memory_threshold"] == 80
+    assert shown["token_expiry_source"] == "config"
+    assert changed["disk_threshold"] == 5
+    assert (changed["token_expiry"], changed["token_expiry_source"]) == (3600, "settings")
+    assert changed["stale_after_seconds"] == 2 * changed["heartbeat_interval"]
+    lifetime = datetime.fromisoformat(token["expires_at"]) - datetime.now(UTC)
+    assert timedelta(minutes=59) < lifetime <= timedelta(hours=1)
+    assert (alpha["disk_threshold"], alpha["disk_threshold_source"]) == (5, "default")
+    assert alpha["health"] == "warning"
+    assert other_unit.disk_threshold == 5
+    assert other_unit.token_expiry == 3600
 
 
 async def test_openapi_document_is_served_without_sign_in(server, settings, idp):

@@ -8,7 +8,8 @@ import sys
 
 import asyncpg
 import pytest
-from cluster_manager import db
+from cluster_manager import cluster_listing, db
+from cluster_manager.settings import Settings
 from support import with_database
 
 
@@ -58,3 +59,77 @@ async def test_two_processes_migrating_at_once_apply_each_migration_once(empty_d
 
 async def test_migrating_again_changes_nothing(database_dsn):
     assert await db.migrate(database_dsn) == []
+
+
+async def migrate_to(dsn: str, last_version: int) -> None:
+    """Apply the shipped migrations up to ``last_version``, as an older release did."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(db.CREATE_MIGRATIONS_TABLE)
+        for version, name, sql in db.available_migrations():
+            if version <= last_version:
+                async with connection.transaction():
+                    await connection.execute(sql)
+                    await connection.execute(db.INSERT_APPLIED, version, name)
+    finally:
+        await connection.close()
+
+
+# A heartbeat as schema 0005 stored it (member statuses as the daemon sends them, see
+# test_fleet_health's docstring), the Ceph list as JSON null (a Go nil slice).
+OLD_CLUSTERS = """
+INSERT INTO remote_clusters (name, certificate, fingerprint, memory_threshold, disk_threshold,
+                             last_status_update_at)
+VALUES ('kept', 'pem', 'f1', 80, 90, now()), ('silent', 'pem', 'f2', 80, 80, NULL)
+"""
+OLD_DETAILS = """
+INSERT INTO remote_cluster_details (
+    cluster_id, cpu_total_count, cpu_load_1, cpu_load_5, cpu_load_15, memory_total_amount,
+    memory_usage, instance_count, member_count, instance_statuses, member_statuses,
+    ceph_statuses, storage_pool_usages, server_metrics, ui_url)
+SELECT id, 0, 1.5, 1, 1, 100, 10, 4, 3,
+       '[{"status": "Running", "count": 3}, {"status": "Error", "count": 1}]',
+       '[{"status": "Online", "count": 1}, {"status": "Offline", "count": 2}]',
+       'null', '[]', '[]', ''
+FROM remote_clusters WHERE name = 'kept'
+"""
+
+
+async def test_upgrade_from_0005_keeps_clusters_and_computes_their_health(empty_database):
+    await migrate_to(empty_database, 5)
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute(OLD_CLUSTERS)
+        await connection.execute(OLD_DETAILS)
+    finally:
+        await connection.close()
+
+    applied = await db.migrate(empty_database)
+
+    assert applied == ["0006_fleet_health.sql"]
+    pool = await db.create_pool(empty_database, max_size=2)
+    try:
+        counts = await pool.fetchrow(
+            "SELECT member_down_count, member_evacuated_count, instance_error_count,"
+            " ceph_down_count FROM remote_cluster_details"
+        )
+        thresholds = await pool.fetch(
+            "SELECT name, memory_threshold, disk_threshold FROM remote_clusters ORDER BY name"
+        )
+        defaults = await pool.fetch("SELECT memory_threshold, disk_threshold FROM fleet_settings")
+        settings = Settings(database_dsn=empty_database)
+        kept = await cluster_listing.get_cluster_view(pool, settings, "kept")
+    finally:
+        await pool.close()
+    assert dict(counts) == {
+        "member_down_count": 2,
+        "member_evacuated_count": 0,
+        "instance_error_count": 1,
+        "ceph_down_count": 0,
+    }
+    assert [tuple(r) for r in thresholds] == [("kept", None, 90), ("silent", None, None)]
+    assert [tuple(r) for r in defaults] == [(80, 80)]
+    assert kept.health == "error"
+    assert [w.message for w in kept.warnings] == ["2 of 3 members Offline", "1 instance in Error"]
+    assert (kept.memory_threshold, kept.memory_threshold_source) == (80, "default")
+    assert (kept.disk_threshold, kept.disk_threshold_source) == (90, "cluster")

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from cluster_manager.settings import SettingsError, load_settings, render_config
+from cluster_manager.cli import build_parser
+from cluster_manager.settings import (
+    Settings,
+    SettingsError,
+    describe,
+    load_settings,
+    markdown_table,
+    render_config,
+)
 
 
 def test_environment_overrides_the_file_and_lists_are_comma_separated(tmp_path):
@@ -35,9 +45,13 @@ def test_config_file_named_by_environment(tmp_path):
     [
         ("colour = 'blue'\n", "unknown setting 'colour'"),
         ("connector_port = 'high'\n", "connector_port"),
-        ("connector_port = 70000\n", "connector_port: 70000 is not a TCP port"),
-        ("connector_addresses = ['no-port']\n", "is not host:port"),
-        ("stale_after_intervals = 0.5\n", "stale_after_intervals"),
+        ("connector_port = 70000\n", "connector_port: expected int ≤ 65535"),
+        (
+            "connector_addresses = ['no-port']\n",
+            "^connector_addresses: 'no-port' is not host:port",
+        ),
+        ("stale_after_intervals = 0.5\n", "stale_after_intervals: expected float ≥ 1"),
+        ("heartbeat_interval = 'soon'\n", "^heartbeat_interval: expected int, got str"),
         ("this is not toml", "config file"),
     ],
 )
@@ -58,3 +72,40 @@ def test_rendered_config_reads_back_the_same(tmp_path):
 
     assert settings.oidc_scopes == ("openid", "email")
     assert settings.oidc_client_secret == 'a"b\\c'
+
+
+def test_every_setting_is_described():
+    for key, _default, description in describe():
+        assert len(description) > 8, key
+
+
+def test_serve_help_lists_every_setting_with_its_description(capsys):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["serve", "--help"])
+    shown = capsys.readouterr().out
+
+    assert exited.value.code == 0
+    for key, default, description in describe():
+        line = next(line for line in shown.splitlines() if line.split()[:1] == [key])
+        assert description in line, line
+        assert f"(default: {default})" in line or not default, line
+
+
+def test_readme_settings_table_is_the_generated_one():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start, end = "<!-- settings-table:start -->\n", "<!-- settings-table:end -->"
+
+    table = readme[readme.index(start) + len(start) : readme.index(end)]
+
+    assert table == markdown_table(), "run: python -m cluster_manager.settings --markdown"
+    assert len(table.splitlines()) == len(describe()) + 2
+
+
+def test_replace_gives_a_changed_copy_and_keeps_the_original():
+    settings = Settings(heartbeat_interval=10)
+
+    changed = settings.replace(heartbeat_interval=20)
+
+    assert (settings.stale_after_seconds, changed.stale_after_seconds) == (30.0, 60.0)
+    with pytest.raises(AttributeError):
+        settings.heartbeat_interval = 5  # type: ignore[misc]

@@ -342,13 +342,13 @@ async def test_cluster_list_and_detail_show_whether_the_tunnel_is_connected(
     page = await cluster_listing.list_cluster_page(
         pool, servers.settings, cluster_listing.ClusterQuery()
     )
-    shown = {c["name"]: c["tunnel_connected"] for c in page["clusters"]}
+    shown = {c.name: c.tunnel_connected for c in page.clusters}
     detail = await cluster_listing.get_cluster_view(pool, servers.settings, "edge-18")
     await tunnel.close()
     await wait_until(lambda: _no_rows(pool))
     after = await cluster_listing.get_cluster_view(pool, servers.settings, "edge-18")
 
     assert shown == {"edge-18": True, "edge-19": False}
-    assert detail["tunnel_connected"] is True
-    assert detail["tunnel_connected_at"]
-    assert (after["tunnel_connected"], after["tunnel_connected_at"]) == (False, None)
+    assert detail.tunnel_connected is True
+    assert detail.tunnel_connected_at is not None
+    assert (after.tunnel_connected, after.tunnel_connected_at) == (False, None)

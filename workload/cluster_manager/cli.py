@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 
-from cluster_manager import clusters, db, logs, tokens, validation
+from cluster_manager import cluster_bulk, clusters, db, fleet_settings, logs, tokens, validation
 from cluster_manager.errors import ApiError
+from cluster_manager.fields import field_message
 from cluster_manager.settings import Settings, SettingsError, load_settings
+from cluster_manager.settings import help_text as settings_help
 
 STATE_DIR_ENV = "CLUSTER_MANAGER_STATE_DIR"
 DEFAULT_STATE_DIR = ".cluster-manager"
@@ -69,6 +72,7 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
 
 
 def _output(data: Any, fmt: str, columns: Sequence[str]) -> None:
+    data = msgspec.to_builtins(data)
     if fmt == "json":
         print(json.dumps(data, indent=2))
     elif isinstance(data, list):
@@ -156,6 +160,73 @@ def cmd_cluster_remove(args: argparse.Namespace) -> None:
     print(f"removed cluster {args.name}")
 
 
+def _threshold(value: str) -> int | str | None:
+    """A threshold argument: a percent, or "default" (follow the fleet default).
+
+    Anything else is passed on as it is, for the model to refuse naming the field.
+    """
+    if value == "default":
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def cmd_cluster_set_thresholds(args: argparse.Namespace) -> None:
+    """Set thresholds of clusters (as POST /1.0/remote-cluster/bulk/thresholds)."""
+    fields: dict[str, Any] = {"names": args.names}
+    for field, value in (("memory_threshold", args.memory), ("disk_threshold", args.disk)):
+        if value is not None:
+            fields[field] = _threshold(value)
+    wanted = msgspec.convert(fields, cluster_bulk.BulkThresholds)
+    result = asyncio.run(
+        _with_pool(settings_for(args), lambda pool: cluster_bulk.set_thresholds(pool, wanted))
+    )
+    _bulk_output(result)
+
+
+def _bulk_output(result: cluster_bulk.BulkResult) -> None:
+    for item in result.results:
+        print(f"{item.name}: {item.result}" + (f" ({item.message})" if item.message else ""))
+    if result.failed:
+        raise CliError(f"{result.failed} of {len(result.results)} failed")
+
+
+def cmd_settings_show(args: argparse.Namespace) -> None:
+    """Show the fleet-wide defaults in effect."""
+    settings = settings_for(args)
+    shown = asyncio.run(
+        _with_pool(settings, lambda pool: fleet_settings.get_settings(pool, settings))
+    )
+    _output(shown, args.format, ())
+
+
+def cmd_settings_set(args: argparse.Namespace) -> None:
+    """Change fleet-wide defaults (as PATCH /1.0/settings); "default" returns to the config."""
+    fields: dict[str, Any] = {}
+    for field in ("memory_threshold", "disk_threshold"):
+        if (value := getattr(args, field)) is not None:
+            fields[field] = _threshold(value)
+    if args.stale_after_intervals is not None:
+        value = args.stale_after_intervals
+        fields["stale_after_intervals"] = None if value == "default" else _number(value)
+    if args.token_expiry is not None:
+        value = args.token_expiry
+        lifetime = None if value == "default" else validation.duration(value, "token_expiry")
+        fields["token_expiry"] = None if lifetime is None else int(lifetime.total_seconds())
+    changes = msgspec.convert(fields, fleet_settings.SettingsChanges)
+    settings = settings_for(args)
+    shown = asyncio.run(
+        _with_pool(settings, lambda pool: fleet_settings.update_settings(pool, settings, changes))
+    )
+    _output(shown, "table", ())
+
+
+def _number(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value  # refused by the model, naming the field
+
+
 def cmd_cluster_lxd(args: argparse.Namespace) -> None:
     """GET a path of a cluster's LXD API through its reverse tunnel; print LXD's answer."""
     from cluster_manager.tunnel import Tunnels
@@ -207,9 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(config=None, state_dir=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("serve", parents=[shared], help="run the servers").set_defaults(
-        func=cmd_serve
-    )
+    commands.add_parser(
+        "serve",
+        parents=[shared],
+        help="run the servers",
+        description="Run the Management API, the Cluster Connector and the ops server.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).set_defaults(func=cmd_serve)
     commands.add_parser(
         "migrate", parents=[shared], help="apply database migrations"
     ).set_defaults(func=cmd_migrate)
@@ -251,12 +327,36 @@ def build_parser() -> argparse.ArgumentParser:
     remove = cluster.add_parser("remove", parents=[shared], help="remove a cluster")
     remove.add_argument("name")
     remove.set_defaults(func=cmd_cluster_remove)
+    thresholds = cluster.add_parser(
+        "set-thresholds",
+        parents=[shared],
+        help="set thresholds of clusters (a percent, or 'default' for the fleet default)",
+    )
+    thresholds.add_argument("names", nargs="+", metavar="NAME")
+    thresholds.add_argument("--memory", metavar="PERCENT|default")
+    thresholds.add_argument("--disk", metavar="PERCENT|default")
+    thresholds.set_defaults(func=cmd_cluster_set_thresholds)
     lxd = cluster.add_parser(
         "lxd", help="GET the cluster's LXD API through its reverse tunnel (any unit's config)"
     )
     lxd.add_argument("name")
     lxd.add_argument("path", help="after /1.0/, e.g. instances?recursion=1")
     lxd.set_defaults(func=cmd_cluster_lxd)
+
+    fleet = commands.add_parser(
+        "settings", parents=[shared], help="fleet-wide defaults shared by every unit"
+    ).add_subparsers(dest="settings_command", required=True, metavar="ACTION")
+    show = fleet.add_parser("show", parents=[shared], help="show the defaults in effect")
+    show.add_argument("--format", choices=("table", "json"), default="table")
+    show.set_defaults(func=cmd_settings_show)
+    change = fleet.add_parser(
+        "set", parents=[shared], help="change defaults ('default' returns to the unit config)"
+    )
+    change.add_argument("--memory-threshold", metavar="PERCENT")
+    change.add_argument("--disk-threshold", metavar="PERCENT")
+    change.add_argument("--stale-after-intervals", metavar="N|default")
+    change.add_argument("--token-expiry", metavar="DURATION|default", help="e.g. 12h, 7d")
+    change.set_defaults(func=cmd_settings_set)
     return parser
 
 
@@ -267,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except (ApiError, CliError, SettingsError) as error:
         print(f"Error: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 1
+    except msgspec.ValidationError as error:
+        print(f"Error: {field_message(error, 'arguments')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -6,24 +6,38 @@ computes (see cluster_health), and only the rows of the page reach Python.
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Literal, get_args
 
 import asyncpg
-from multidict import MultiMapping
+import msgspec
 
-from cluster_manager import cluster_health, validation
-from cluster_manager.clusters import CLUSTER_COLUMNS, cluster_dict
-from cluster_manager.errors import BadRequest, NotFound
+from cluster_manager import cluster_health
+from cluster_manager.cluster_health import ClusterWarning, Health
+from cluster_manager.clusters import CLUSTER_COLUMNS, EnrolledCluster, Status, cluster_fields
+from cluster_manager.errors import NotFound
+from cluster_manager.fields import NO_NUL_REGEX, Bytes, Count, Ratio, Timestamp
+from cluster_manager.fleet_settings import SETTINGS_JOIN_SQL, stale_after_seconds
 from cluster_manager.settings import Settings
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 MAX_OFFSET = 10_000_000
 MAX_SEARCH = 63
-STATUSES = ("ACTIVE", "PENDING_APPROVAL")
+MAX_STATUS = 64  # as heartbeats.MAX_STATUS_LENGTH
+UsageBound = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
+SortKey = Literal[
+    "name",
+    "joined_at",
+    "last_status_update_at",
+    "health",
+    "instance_count",
+    "member_count",
+    "cpu_load_1",
+    "memory_usage_ratio",
+    "storage_max_usage_ratio",
+]
 # Sort keys -> SQL expressions (a constant whitelist: only these reach the statement).
 SORT_KEYS = {
     "name": "c.name",
@@ -36,8 +50,8 @@ SORT_KEYS = {
     "memory_usage_ratio": "d.memory_usage_ratio",
     "storage_max_usage_ratio": "d.storage_max_usage_ratio",
 }
+assert set(SORT_KEYS) == set(get_args(SortKey))
 ORDERS = {"asc": "ASC", "desc": "DESC"}
-QUERY_PARAMETERS = ("search", "status", "health", "sort", "order", "limit", "offset")
 
 # When the cluster's reverse tunnel connected to some unit (NULL: no tunnel); see tunnel.store.
 TUNNEL_SQL = """(
@@ -48,12 +62,25 @@ ROW_COLUMNS = f"""
 d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
 h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, {TUNNEL_SQL}
 """
-# $1 stale seconds, $2 ILIKE pattern or NULL, $3 status or NULL, $4 health states or NULL.
+# $1 stale seconds, $2 ILIKE pattern or NULL, $3 status or NULL, $4 health states or NULL,
+# $5 instance status, $6 member status (clusters with at least one instance/member in it),
+# $7-$8 memory and $9-$10 storage usage ratio range (NULL: no bound; a bound excludes clusters
+# without the figure; a minimum above its maximum selects none, as the ranges say). A status
+# matches exactly as reported, so the UI can pass on one it saw.
 FILTER_SQL = """
 ($2::text IS NULL OR c.name ILIKE $2 ESCAPE '\\')
 AND ($3::text IS NULL OR c.status = $3)
 AND ($4::text[] IS NULL OR h.health = ANY($4::text[]))
+AND ($5::text IS NULL OR d.instance_statuses @> jsonb_build_array(jsonb_build_object(
+        'status', $5::text)))
+AND ($6::text IS NULL OR d.member_statuses @> jsonb_build_array(jsonb_build_object(
+        'status', $6::text)))
+AND ($7::float8 IS NULL OR d.memory_usage_ratio >= $7::float8)
+AND ($8::float8 IS NULL OR d.memory_usage_ratio <= $8::float8)
+AND ($9::float8 IS NULL OR d.storage_max_usage_ratio >= $9::float8)
+AND ($10::float8 IS NULL OR d.storage_max_usage_ratio <= $10::float8)
 """
+FILTER_PARAMETERS = 10
 # Two steps: the filter and the sort read narrow rows of the whole fleet (a top-N sort for the
 # page, one count for the total); only the page's rows are then read in full (heartbeat JSON).
 # The total row comes back even when the page is empty, with NULL cluster columns.
@@ -64,7 +91,7 @@ WITH matching AS MATERIALIZED (
     WHERE {FILTER_SQL}
 ),
 page AS (
-    SELECT * FROM matching ORDER BY sort_key {{order}} NULLS LAST, name LIMIT $5 OFFSET $6
+    SELECT * FROM matching ORDER BY sort_key {{order}} NULLS LAST, name LIMIT $11 OFFSET $12
 )
 SELECT {CLUSTER_COLUMNS},
        d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
@@ -74,6 +101,7 @@ FROM (SELECT count(*) FROM matching) AS total
 LEFT JOIN page ON true
 LEFT JOIN remote_clusters c ON c.id = page.id
 LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+{SETTINGS_JOIN_SQL}
 ORDER BY page.sort_key {{order}} NULLS LAST, page.name
 """  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
 SELECT_ONE = f"""
@@ -81,64 +109,111 @@ SELECT {ROW_COLUMNS} FROM {cluster_health.FLEET_FROM_SQL} WHERE c.name = $2
 """  # noqa: S608 - constant fragments
 
 
-@dataclasses.dataclass(frozen=True)
-class ClusterQuery:
-    """Which clusters, in which order, which page."""
+class ClusterFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which clusters (the filters of the cluster list and the overview)."""
 
-    search: str = ""
-    status: str | None = None
-    health: tuple[str, ...] = ()
-    sort: str = "name"
-    order: str = "asc"
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
+    search: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=MAX_SEARCH,
+            pattern=NO_NUL_REGEX,
+            description="case-insensitive substring of the name",
+        ),
+    ] = ""
+    status: Annotated[
+        Literal["", Status], msgspec.Meta(description="cluster status; empty for any")
+    ] = ""
+    health: Annotated[
+        tuple[Health, ...],
+        msgspec.Meta(
+            min_length=1,
+            description="comma-separated health states, any matching; leave it out for any",
+        ),
+    ] = ()
+    instance_status: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=MAX_STATUS,
+            pattern=NO_NUL_REGEX,
+            description="only clusters with at least one instance in this status (e.g. Error)",
+        ),
+    ] = ""
+    member_status: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=MAX_STATUS,
+            pattern=NO_NUL_REGEX,
+            description="only clusters with at least one member in this status (e.g. Offline)",
+        ),
+    ] = ""
+    memory_min: Annotated[
+        UsageBound | None, msgspec.Meta(description="memory usage ratio at least (0..1)")
+    ] = None
+    memory_max: Annotated[
+        UsageBound | None, msgspec.Meta(description="memory usage ratio at most (0..1)")
+    ] = None
+    storage_min: Annotated[
+        UsageBound | None, msgspec.Meta(description="fullest pool's usage ratio at least (0..1)")
+    ] = None
+    storage_max: Annotated[
+        UsageBound | None, msgspec.Meta(description="fullest pool's usage ratio at most (0..1)")
+    ] = None
 
-    def __post_init__(self) -> None:
-        """Refuse what no query can answer, naming the parameter."""
-        validation.text(self.search, "search", MAX_SEARCH)
-        if self.status is not None and self.status not in STATUSES:
-            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
-        for state in self.health:
-            if state not in cluster_health.HEALTH_STATES:
-                states = ", ".join(cluster_health.HEALTH_STATES)
-                raise BadRequest(f"health must be a comma-separated list of {states}")
-        if self.sort not in SORT_KEYS:
-            raise BadRequest(f"sort must be one of {', '.join(SORT_KEYS)}")
-        if self.order not in ORDERS:
-            raise BadRequest("order must be asc or desc")
-        validation.integer(self.limit, "limit", 1, MAX_LIMIT)
-        validation.integer(self.offset, "offset", 0, MAX_OFFSET)
 
-    @classmethod
-    def from_params(cls, params: MultiMapping[str]) -> ClusterQuery:
-        """Read a query string; unknown or repeated parameters are refused by name."""
-        for key in params:
-            if key not in QUERY_PARAMETERS:
-                raise BadRequest(f"{key[:64]} is not a known query parameter")
-        values: dict[str, Any] = {}
-        for key in QUERY_PARAMETERS:
-            given = params.getall(key, [])
-            if len(given) > 1:
-                raise BadRequest(f"{key} must be given once")
-            if given:
-                values[key] = given[0]
-        if "health" in values:
-            # Leave it out for any health; an empty item ("", "warning,,") is refused.
-            values["health"] = validation.word_list(
-                values["health"], "health", cluster_health.HEALTH_STATES, 200
+class ClusterQuery(ClusterFilter, frozen=True, forbid_unknown_fields=True):
+    """Which clusters, in which order, which page (the query string of the cluster list)."""
+
+    sort: Annotated[
+        SortKey,
+        msgspec.Meta(
+            description=(
+                "sort key (health sorts stale, error, warning, pending, healthy); ties by name"
             )
-        for key in ("limit", "offset"):
-            if key in values:
-                values[key] = _int_param(values[key], key)
-        if "status" in values:
-            values["status"] = values["status"] or None
-        return cls(**values)
+        ),
+    ] = "name"
+    order: Annotated[
+        Literal["asc", "desc"], msgspec.Meta(description="sort direction; missing values last")
+    ] = "asc"
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT, description="page size")] = (
+        DEFAULT_LIMIT
+    )
+    offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET, description="clusters to skip")] = 0
 
 
-def _int_param(value: str, field: str) -> int:
-    if not (value.isascii() and value.isdigit()) or len(value) > 9:
-        raise BadRequest(f"{field} must be a non-negative integer")
-    return int(value)
+class Cluster(EnrolledCluster, kw_only=True):
+    """An enrolled cluster with its latest heartbeat, health, warnings and usage ratios."""
+
+    health: Health
+    warnings: list[ClusterWarning]
+    heartbeat_age_seconds: Annotated[
+        float | None,
+        msgspec.Meta(
+            description="seconds since the last heartbeat (server clock); null before one"
+        ),
+    ]
+    memory_usage_ratio: Ratio | None
+    storage_total_amount: Annotated[Bytes, msgspec.Meta(description="bytes, every pool summed")]
+    storage_usage: Annotated[Bytes, msgspec.Meta(description="bytes, every pool summed")]
+    storage_max_usage_ratio: Annotated[
+        Ratio | None,
+        msgspec.Meta(description="usage/total of the fullest pool; null when no pool has a size"),
+    ]
+    tunnel_connected: Annotated[
+        bool, msgspec.Meta(description="whether the cluster's reverse tunnel is connected")
+    ]
+    tunnel_connected_at: Annotated[
+        Timestamp | None,
+        msgspec.Meta(description="when the tunnel connected to some unit; null without one"),
+    ]
+
+
+class ClusterPage(msgspec.Struct):
+    """One page of the clusters matching the filters."""
+
+    clusters: list[Cluster]
+    total: Annotated[Count, msgspec.Meta(description="clusters matching the filters, all pages")]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
+    offset: Count
 
 
 def _like_pattern(search: str) -> str | None:
@@ -152,10 +227,10 @@ def _number(value: Decimal | None) -> int:
     return int(value) if value is not None else 0
 
 
-def cluster_view(row: asyncpg.Record, stale_after: float) -> dict[str, Any]:
+def cluster_view(row: asyncpg.Record, stale_after: float) -> Cluster:
     """A cluster with its latest heartbeat, health, warnings and usage ratios."""
-    view = cluster_dict(row)
-    view.update(
+    return Cluster(
+        **cluster_fields(row),
         health=row["health"],
         warnings=cluster_health.warnings(row, stale_after),
         heartbeat_age_seconds=(
@@ -166,41 +241,53 @@ def cluster_view(row: asyncpg.Record, stale_after: float) -> dict[str, Any]:
         storage_usage=_number(row["storage_usage"]),
         storage_max_usage_ratio=row["storage_max_usage_ratio"],
         tunnel_connected=row["tunnel_connected_at"] is not None,
-        tunnel_connected_at=(
-            row["tunnel_connected_at"].isoformat() if row["tunnel_connected_at"] else None
-        ),
+        tunnel_connected_at=row["tunnel_connected_at"],
     )
-    return view
 
 
-def _filter_args(settings: Settings, query: ClusterQuery) -> list[Any]:
+def filter_args(stale_after: float, query: ClusterFilter) -> list[object]:
+    """The values of FILTER_SQL's parameters $1..$10 for a query."""
     return [
-        settings.stale_after_seconds,
+        stale_after,
         _like_pattern(query.search),
-        query.status,
+        query.status or None,
         list(query.health) or None,
+        query.instance_status or None,
+        query.member_status or None,
+        query.memory_min,
+        query.memory_max,
+        query.storage_min,
+        query.storage_max,
     ]
 
 
 async def list_cluster_page(
-    pool: asyncpg.Pool, settings: Settings, query: ClusterQuery
-) -> dict[str, Any]:
-    """One page of clusters and how many match the filters in all."""
+    pool: asyncpg.Pool,
+    settings: Settings,
+    query: ClusterQuery,
+    stale_after: float | None = None,
+) -> ClusterPage:
+    """One page of clusters and how many match the filters in all.
+
+    ``stale_after`` is the fleet's staleness limit when the caller has read it already.
+    """
     statement = SELECT_PAGE.format(sort=SORT_KEYS[query.sort], order=ORDERS[query.order])
-    args = _filter_args(settings, query)
+    if stale_after is None:
+        stale_after = await stale_after_seconds(pool, settings)
+    args = filter_args(stale_after, query)
     rows = await pool.fetch(statement, *args, query.limit, query.offset)
-    stale_after = settings.stale_after_seconds
-    return {
-        "clusters": [cluster_view(row, stale_after) for row in rows if row["name"] is not None],
-        "total": rows[0]["total"],
-        "limit": query.limit,
-        "offset": query.offset,
-    }
+    return ClusterPage(
+        clusters=[cluster_view(row, stale_after) for row in rows if row["name"] is not None],
+        total=rows[0]["total"],
+        limit=query.limit,
+        offset=query.offset,
+    )
 
 
-async def get_cluster_view(pool: asyncpg.Pool, settings: Settings, name: str) -> dict[str, Any]:
+async def get_cluster_view(pool: asyncpg.Pool, settings: Settings, name: str) -> Cluster:
     """One cluster as the list shows it; 404 if unknown."""
-    row = await pool.fetchrow(SELECT_ONE, settings.stale_after_seconds, name)
+    stale_after = await stale_after_seconds(pool, settings)
+    row = await pool.fetchrow(SELECT_ONE, stale_after, name)
     if row is None:
         raise NotFound(f"no cluster named {name!r}")
-    return cluster_view(row, settings.stale_after_seconds)
+    return cluster_view(row, stale_after)

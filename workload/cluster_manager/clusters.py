@@ -6,13 +6,16 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import asyncpg
+import msgspec
 
 from cluster_manager import validation
 from cluster_manager.certificates import InvalidCertificateError, der_of, fingerprint, parse_pem
 from cluster_manager.errors import BadRequest, Conflict, Forbidden, NotFound
+from cluster_manager.fields import Bytes, Count, Description, Percent, Timestamp
+from cluster_manager.fleet_settings import SETTINGS_JOIN_SQL, THRESHOLD_COLUMNS_SQL
 from cluster_manager.join_token import InvalidTokenError, JoinToken
 
 HMAC_SCHEME = "ClusterManager-HMAC-1.0"
@@ -29,20 +32,20 @@ RETURNING id, name, status, joined_at
 DELETE_TOKEN = "DELETE FROM remote_cluster_tokens WHERE name = $1"
 DELETE_CLUSTER_BY_NAME = "DELETE FROM remote_clusters WHERE name = $1 RETURNING id"
 DELETE_CLUSTER_BY_FINGERPRINT = "DELETE FROM remote_clusters WHERE fingerprint = $1 RETURNING name"
-# One statement: every given field changes, or (unknown name) none does.
+# One statement: every given field changes, or (unknown name) none does. A threshold whose
+# flag ($5, $6) is true is set to $3/$4, where NULL means "follow the fleet default".
 UPDATE_CLUSTER = """
 UPDATE remote_clusters SET
     description = coalesce($2, description),
-    disk_threshold = coalesce($3, disk_threshold),
-    memory_threshold = coalesce($4, memory_threshold)
+    disk_threshold = CASE WHEN $5 THEN $3 ELSE disk_threshold END,
+    memory_threshold = CASE WHEN $6 THEN $4 ELSE memory_threshold END
 WHERE name = $1
 RETURNING id
 """
-EDITABLE_FIELDS = ("description", "disk_threshold", "memory_threshold")
 
-CLUSTER_COLUMNS = """
+CLUSTER_COLUMNS = f"""
 c.name, c.description, c.status, c.fingerprint, c.joined_at, c.last_status_update_at,
-c.disk_threshold, c.memory_threshold,
+{THRESHOLD_COLUMNS_SQL},
 d.cpu_total_count, d.cpu_load_1, d.cpu_load_5, d.cpu_load_15,
 d.memory_total_amount, d.memory_usage, d.instance_count, d.member_count,
 d.instance_statuses, d.member_statuses, d.ceph_statuses, d.storage_pool_usages,
@@ -51,46 +54,129 @@ d.server_metrics, d.ui_url
 SELECT_CLUSTERS = f"""
 SELECT {CLUSTER_COLUMNS}
 FROM remote_clusters c LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+{SETTINGS_JOIN_SQL}
 ORDER BY c.name
 """  # noqa: S608 - constant column list
 SELECT_CLUSTER = f"""
 SELECT {CLUSTER_COLUMNS}
 FROM remote_clusters c LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+{SETTINGS_JOIN_SQL}
 WHERE c.name = $1
 """  # noqa: S608 - constant column list
 
 
-def _timestamp(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+Status = Literal["ACTIVE", "PENDING_APPROVAL"]
+STATUSES: tuple[str, ...] = get_args(Status)
+LoadAverage = Annotated[str, msgspec.Meta(description='e.g. "0.42"; empty before a heartbeat')]
 
 
-def cluster_dict(row: asyncpg.Record) -> dict[str, Any]:
+OwnThreshold = Annotated[
+    Percent | None, msgspec.Meta(description="the cluster's own threshold; null: fleet default")
+]
+ThresholdSource = Annotated[
+    Literal["default", "cluster"],
+    msgspec.Meta(description="default: the fleet-wide default; cluster: the cluster's own"),
+]
+
+
+class ClusterChanges(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What a PATCH may change; a missing field stays as it is (all or nothing)."""
+
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    disk_threshold: OwnThreshold | msgspec.UnsetType = msgspec.UNSET
+    memory_threshold: OwnThreshold | msgspec.UnsetType = msgspec.UNSET
+
+
+EDITABLE_FIELDS: tuple[str, ...] = ClusterChanges.__struct_fields__
+
+
+class StatusCount(msgspec.Struct):
+    """How many instances, members or Ceph daemons are in one status."""
+
+    status: str
+    count: Count
+
+
+class StoragePoolUsage(msgspec.Struct):
+    """One storage pool's size and usage."""
+
+    name: str
+    member: Annotated[str, msgspec.Meta(description="empty for a shared (remote) pool")]
+    total: Bytes
+    usage: Bytes
+
+
+class MemberMetricsSummary(msgspec.Struct):
+    """How many bytes of metrics a member's service sent in the latest heartbeat."""
+
+    member: str
+    service: str
+    metrics_bytes: Count
+
+
+class EnrolledCluster(msgspec.Struct, kw_only=True):
     """A cluster with its latest heartbeat, with the upstream API model's field names."""
+
+    name: str
+    description: str
+    status: Status
+    fingerprint: Annotated[str, msgspec.Meta(description="SHA-256 of the certificate")]
+    joined_at: Timestamp
+    last_status_update_at: Timestamp | None
+    disk_threshold: Annotated[Percent, msgspec.Meta(description="in effect for this cluster")]
+    disk_threshold_source: ThresholdSource
+    memory_threshold: Annotated[Percent, msgspec.Meta(description="in effect for this cluster")]
+    memory_threshold_source: ThresholdSource
+    instance_count: Count
+    member_count: Count
+    cpu_total_count: Count
+    cpu_load_1: LoadAverage
+    cpu_load_5: LoadAverage
+    cpu_load_15: LoadAverage
+    memory_total_amount: Bytes
+    memory_usage: Bytes
+    instance_statuses: list[StatusCount]
+    member_statuses: list[StatusCount]
+    ceph_statuses: list[StatusCount]
+    storage_pool_usages: list[StoragePoolUsage]
+    server_metrics: list[MemberMetricsSummary]
+    ui_url: Annotated[str, msgspec.Meta(description="the cluster's LXD UI, or empty")]
+
+
+def cluster_fields(row: asyncpg.Record) -> dict[str, Any]:
+    """The fields of an EnrolledCluster from a row of CLUSTER_COLUMNS.
+
+    The status lists are the JSON the heartbeat stored after validating it.
+    """
     has_details = row["cpu_total_count"] is not None
-    return {
-        "name": row["name"],
-        "description": row["description"],
-        "status": row["status"],
-        "fingerprint": row["fingerprint"],
-        "joined_at": _timestamp(row["joined_at"]),
-        "last_status_update_at": _timestamp(row["last_status_update_at"]),
-        "disk_threshold": row["disk_threshold"],
-        "memory_threshold": row["memory_threshold"],
-        "instance_count": row["instance_count"] or 0,
-        "member_count": row["member_count"] or 0,
-        "cpu_total_count": row["cpu_total_count"] or 0,
-        "cpu_load_1": f"{row['cpu_load_1']:.2f}" if has_details else "",
-        "cpu_load_5": f"{row['cpu_load_5']:.2f}" if has_details else "",
-        "cpu_load_15": f"{row['cpu_load_15']:.2f}" if has_details else "",
-        "memory_total_amount": row["memory_total_amount"] or 0,
-        "memory_usage": row["memory_usage"] or 0,
-        "instance_statuses": row["instance_statuses"] or [],
-        "member_statuses": row["member_statuses"] or [],
-        "ceph_statuses": row["ceph_statuses"] or [],
-        "storage_pool_usages": row["storage_pool_usages"] or [],
-        "server_metrics": row["server_metrics"] or [],
-        "ui_url": row["ui_url"] or "",
+    loads = {
+        k: f"{row[k]:.2f}" if has_details else ""
+        for k in ("cpu_load_1", "cpu_load_5", "cpu_load_15")
     }
+    return dict(
+        **loads,
+        name=row["name"],
+        description=row["description"],
+        status=row["status"],
+        fingerprint=row["fingerprint"],
+        joined_at=row["joined_at"],
+        last_status_update_at=row["last_status_update_at"],
+        disk_threshold=row["disk_threshold"],
+        memory_threshold=row["memory_threshold"],
+        disk_threshold_source="cluster" if row["disk_threshold_own"] else "default",
+        memory_threshold_source="cluster" if row["memory_threshold_own"] else "default",
+        instance_count=row["instance_count"] or 0,
+        member_count=row["member_count"] or 0,
+        cpu_total_count=row["cpu_total_count"] or 0,
+        memory_total_amount=row["memory_total_amount"] or 0,
+        memory_usage=row["memory_usage"] or 0,
+        instance_statuses=row["instance_statuses"] or [],
+        member_statuses=row["member_statuses"] or [],
+        ceph_statuses=row["ceph_statuses"] or [],
+        storage_pool_usages=row["storage_pool_usages"] or [],
+        server_metrics=row["server_metrics"] or [],
+        ui_url=row["ui_url"] or "",
+    )
 
 
 # One answer, one status, for every join whose proof fails: an unknown name, a pending name with
@@ -184,7 +270,7 @@ async def join_cluster(
     return {
         "name": row["name"],
         "status": row["status"],
-        "joined_at": _timestamp(row["joined_at"]),
+        "joined_at": row["joined_at"].isoformat(),
     }
 
 
@@ -196,17 +282,17 @@ async def leave_cluster(pool: asyncpg.Pool, cert_fingerprint: str) -> str:
     return name
 
 
-async def list_clusters(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+async def list_clusters(pool: asyncpg.Pool) -> list[EnrolledCluster]:
     """Every enrolled cluster with its latest heartbeat, by name."""
-    return [cluster_dict(row) for row in await pool.fetch(SELECT_CLUSTERS)]
+    return [EnrolledCluster(**cluster_fields(row)) for row in await pool.fetch(SELECT_CLUSTERS)]
 
 
-async def get_cluster(pool: asyncpg.Pool, name: str) -> dict[str, Any]:
+async def get_cluster(pool: asyncpg.Pool, name: str) -> EnrolledCluster:
     """One cluster with its latest heartbeat; 404 if unknown."""
     row = await pool.fetchrow(SELECT_CLUSTER, name)
     if row is None:
         raise NotFound(f"no cluster named {name!r}")
-    return cluster_dict(row)
+    return EnrolledCluster(**cluster_fields(row))
 
 
 async def remove_cluster(pool: asyncpg.Pool, name: str) -> None:
@@ -215,24 +301,15 @@ async def remove_cluster(pool: asyncpg.Pool, name: str) -> None:
         raise NotFound(f"no cluster named {name!r}")
 
 
-async def update_cluster(pool: asyncpg.Pool, name: str, changes: dict[str, Any]) -> None:
-    """Change a cluster's description and thresholds; 400 naming a bad field, 404 if unknown.
+async def update_cluster(pool: asyncpg.Pool, name: str, changes: ClusterChanges) -> None:
+    """Change a cluster's description and thresholds (checked when decoded); 404 if unknown.
 
-    Every field is checked before anything is written, and one statement writes them all.
+    One statement writes every given field.
     """
-    for field in changes:
-        if field not in EDITABLE_FIELDS:
-            raise BadRequest(
-                f"{str(field)[:64]} cannot be changed (only {', '.join(EDITABLE_FIELDS)})"
-            )
-    if not changes:
+    given = msgspec.structs.asdict(changes)
+    if all(value is msgspec.UNSET for value in given.values()):
         raise BadRequest(f"nothing to change: give any of {', '.join(EDITABLE_FIELDS)}")
-    description = changes.get("description")
-    if "description" in changes:
-        description = validation.text(description, "description", validation.MAX_DESCRIPTION)
-    thresholds = [
-        validation.threshold(changes[field], field) if field in changes else None
-        for field in ("disk_threshold", "memory_threshold")
-    ]
-    if await pool.fetchval(UPDATE_CLUSTER, name, description, *thresholds) is None:
+    values = [None if given[f] is msgspec.UNSET else given[f] for f in EDITABLE_FIELDS]
+    flags = [given[f] is not msgspec.UNSET for f in ("disk_threshold", "memory_threshold")]
+    if await pool.fetchval(UPDATE_CLUSTER, name, *values, *flags) is None:
         raise NotFound(f"no cluster named {name!r}")

@@ -3,35 +3,52 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from cluster_manager.errors import ApiError
+from cluster_manager.fields import field_message
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+
+class SyncEnvelope(msgspec.Struct):
+    """An LXD-style answer; ``metadata`` is the answer, its schema given per operation."""
+
+    type: Literal["sync"]
+    status: Literal["Success"]
+    status_code: Literal[200]
+    operation: str
+    error_code: Literal[0]
+    error: str
+    metadata: Any
+
+
+class ErrorEnvelope(msgspec.Struct):
+    """An LXD-style refusal."""
+
+    type: Literal["error"]
+    status: str
+    status_code: Literal[0]
+    operation: str
+    error_code: Annotated[int, msgspec.Meta(description="the HTTP status")]
+    error: Annotated[str, msgspec.Meta(description="what went wrong, naming the field")]
+    metadata: None
 
 
 def sync_response(metadata: Any = None, status: int = 200) -> web.Response:
-    """Answer with an LXD ``sync`` envelope."""
-    body = {
-        "type": "sync",
-        "status": "Success",
-        "status_code": 200,
-        "operation": "",
-        "error_code": 0,
-        "error": "",
-        "metadata": metadata,
-    }
-    return web.Response(body=_dumps(body), status=status, content_type="application/json")
+    """Answer with an LXD ``sync`` envelope (``metadata``: a Struct or plain JSON values)."""
+    body = SyncEnvelope("sync", "Success", 200, "", 0, "", metadata)
+    return web.Response(body=_encode(body), status=status, content_type="application/json")
 
 
 def empty_ok() -> web.Response:
@@ -49,17 +66,9 @@ def error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     """Answer with an LXD ``error`` envelope."""
-    body = {
-        "type": "error",
-        "status": "",
-        "status_code": 0,
-        "operation": "",
-        "error_code": status,
-        "error": message,
-        "metadata": None,
-    }
+    body = ErrorEnvelope("error", "", 0, "", status, message, None)
     return web.Response(
-        body=_dumps(body), status=status, content_type="application/json", headers=headers
+        body=_encode(body), status=status, content_type="application/json", headers=headers
     )
 
 
@@ -84,6 +93,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as error:
         return error_response(error.status, error.message, error.headers)
+    except msgspec.DecodeError as error:  # ValidationError included
+        # A body or query that does not fit its declared model (see cluster_manager.fields).
+        return error_response(400, field_message(error))
     except web.HTTPException as error:
         if error.status < 400:
             raise

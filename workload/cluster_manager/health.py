@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
 from cluster_manager.db import POOL
 from cluster_manager.envelope import error_response, sync_response
+from cluster_manager.management.operations import documented
 
 routes = web.RouteTableDef()
 
 
+class Live(msgspec.Struct):
+    """The process answers."""
+
+    live: bool
+
+
+class Ready(msgspec.Struct):
+    """The database answers."""
+
+    ready: bool
+
+
 @routes.get("/health/live")
+@documented(response=Live, signed_in=False, summary="Liveness probe (no sign-in)")
 async def live(_request: web.Request) -> web.Response:
     """The process runs and its event loop answers."""
-    return sync_response({"live": True})
+    return sync_response(Live(live=True))
 
 
 @routes.get("/health/ready")
+@documented(
+    response=Ready,
+    errors=(503,),
+    signed_in=False,
+    summary="Readiness probe: the database answers (no sign-in)",
+)
 async def ready(request: web.Request) -> web.Response:
     """The database answers: this unit can serve requests."""
     try:
@@ -24,4 +45,4 @@ async def ready(request: web.Request) -> web.Response:
             await connection.fetchval("SELECT 1", timeout=2)
     except Exception:
         return error_response(503, "database unavailable")
-    return sync_response({"ready": True})
+    return sync_response(Ready(ready=True))

@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cluster_manager import fleet_settings
 from cluster_manager.db import POOL
 from cluster_manager.mtls import peer_certificate
 from cluster_manager.settings import Settings
@@ -236,7 +237,8 @@ def request_metrics(server: str) -> Callable[..., Awaitable[web.StreamResponse]]
 
 async def refresh_cluster_counts(pool: asyncpg.Pool, settings: Settings) -> None:
     """Set the cluster gauges from the database (one aggregate query)."""
-    rows = await pool.fetch(COUNT_CLUSTERS, settings.stale_after_seconds)
+    stale_after = await fleet_settings.stale_after_seconds(pool, settings)
+    rows = await pool.fetch(COUNT_CLUSTERS, stale_after)
     counts = dict.fromkeys(CLUSTER_STATUSES, 0)
     stale = 0
     for row in rows:

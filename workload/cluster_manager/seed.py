@@ -27,7 +27,9 @@ UPDATE remote_clusters SET last_status_update_at = now() - $2::interval WHERE id
 """
 
 # $1 clusters, $2 name prefix. Every cluster has three members, a local pool per member and a
-# shared Ceph pool; usage varies so some are over their thresholds and some are stale.
+# shared Ceph pool; usage varies so some are over their thresholds and some are stale. Status
+# values are the daemon's (see cluster_health): every 17th cluster has a member Offline, every
+# 23rd one Evacuated, every 19th 2 instances in Error, every 29th a Ceph member UNREACHABLE.
 INSERT_FLEET_CLUSTERS = """
 INSERT INTO remote_clusters (name, description, certificate, fingerprint, status, joined_at,
                              last_status_update_at)
@@ -45,17 +47,26 @@ INSERT INTO remote_cluster_details (
 )
 SELECT c.id, 48, (c.id % 40) / 4.0, (c.id % 30) / 4.0, (c.id % 20) / 4.0,
        384::bigint * 1073741824, (384::bigint * 1073741824) * (20 + c.id % 75) / 100,
-       20 + c.id % 30, 3,
+       20 + c.id % 30 + CASE WHEN c.id % 19 = 0 THEN 2 ELSE 0 END, 3,
        jsonb_build_array(
            jsonb_build_object('status', 'Running', 'count', 15 + c.id % 20),
-           jsonb_build_object('status', 'Stopped', 'count', 5 + c.id % 10)),
-       jsonb_build_array(
-           jsonb_build_object('status', 'ONLINE',
-                              'count', CASE WHEN c.id % 17 = 0 THEN 2 ELSE 3 END))
-       || CASE WHEN c.id % 17 = 0
-               THEN jsonb_build_array(jsonb_build_object('status', 'OFFLINE', 'count', 1))
+           jsonb_build_object('status', 'Stopped', 'count', 5 + c.id % 10))
+       || CASE WHEN c.id % 19 = 0
+               THEN jsonb_build_array(jsonb_build_object('status', 'Error', 'count', 2))
                ELSE '[]'::jsonb END,
-       jsonb_build_array(jsonb_build_object('status', 'HEALTH_OK', 'count', 1)),
+       jsonb_build_array(
+           jsonb_build_object('status', 'Online', 'count',
+                              CASE WHEN c.id % 17 = 0 OR c.id % 23 = 0 THEN 2 ELSE 3 END))
+       || CASE WHEN c.id % 17 = 0
+               THEN jsonb_build_array(jsonb_build_object('status', 'Offline', 'count', 1))
+               WHEN c.id % 23 = 0
+               THEN jsonb_build_array(jsonb_build_object('status', 'Evacuated', 'count', 1))
+               ELSE '[]'::jsonb END,
+       jsonb_build_array(jsonb_build_object('status', 'ONLINE',
+                                            'count', CASE WHEN c.id % 29 = 0 THEN 2 ELSE 3 END))
+       || CASE WHEN c.id % 29 = 0
+               THEN jsonb_build_array(jsonb_build_object('status', 'UNREACHABLE', 'count', 1))
+               ELSE '[]'::jsonb END,
        jsonb_build_array(
            jsonb_build_object('name', 'local', 'member', 'm1', 'total', 1099511627776,
                               'usage', 1099511627776 * (10 + c.id % 85) / 100),
@@ -81,12 +92,17 @@ def heartbeat(
     pools: list[dict[str, Any]] | None = None,
     instances: dict[str, int] | None = None,
     members: dict[str, int] | None = None,
+    ceph: dict[str, int] | None = None,
     cpu_total_count: int = 8,
     cpu_load_1: float = 0.5,
 ) -> Heartbeat:
-    """A checked heartbeat with the given usage (memory is (usage, total) in bytes)."""
+    """A checked heartbeat with the given usage (memory is (usage, total) in bytes).
+
+    Status values as the MicroCloud daemon sends them (see cluster_health's docstring).
+    """
     instances = {"Running": 3, "Stopped": 1} if instances is None else instances
-    members = {"ONLINE": 3} if members is None else members
+    members = {"Online": 3} if members is None else members
+    ceph = {} if ceph is None else ceph
     return Heartbeat(
         cpu_total_count=cpu_total_count,
         cpu_load_1=cpu_load_1,
@@ -96,7 +112,7 @@ def heartbeat(
         memory_usage=memory[0],
         instance_statuses=[{"status": s, "count": n} for s, n in instances.items()],
         member_statuses=[{"status": s, "count": n} for s, n in members.items()],
-        ceph_statuses=[],
+        ceph_statuses=[{"status": s, "count": n} for s, n in ceph.items()],
         storage_pool_usages=pools
         if pools is not None
         else [{"name": "local", "member": "m1", "total": 100 * GIB, "usage": 10 * GIB}],
@@ -111,8 +127,8 @@ async def insert_cluster(
     beat: Heartbeat | None = None,
     *,
     description: str = "",
-    disk_threshold: int = 80,
-    memory_threshold: int = 80,
+    disk_threshold: int | None = None,
+    memory_threshold: int | None = None,
     joined_ago: timedelta = timedelta(days=1),
     heartbeat_ago: timedelta = timedelta(seconds=5),
 ) -> int:

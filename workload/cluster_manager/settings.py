@@ -1,21 +1,28 @@
-"""Settings, read once into a frozen dataclass.
+"""Settings, read once into one declared, frozen model.
 
 Sources, later ones winning: the defaults below, a TOML file (flat keys, named by
 ``--config`` or ``CLUSTER_MANAGER_CONFIG``), then environment variables
-``CLUSTER_MANAGER_<KEY>`` (upper case; lists comma-separated).
+``CLUSTER_MANAGER_<KEY>`` (upper case; lists comma-separated). Each field's description is
+what ``cluster-manager serve --help`` and the README's settings table say
+(``python -m cluster_manager.settings --markdown`` prints the table).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any
+
+import msgspec
+
+from cluster_manager.fields import field_message
 
 ENV_PREFIX = "CLUSTER_MANAGER_"
 CONFIG_ENV = "CLUSTER_MANAGER_CONFIG"
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - a server listens on every interface
 
 
 # Connector token buckets: name -> the unit of its "<name>_rate_per_<unit>" setting.
@@ -33,112 +40,163 @@ class SettingsError(ValueError):
     """A setting is missing or has a value of the wrong kind."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
+def doc(description: str, **constraints: Any) -> msgspec.Meta:
+    """Field metadata: the description shown by --help and the README, and constraints."""
+    return msgspec.Meta(description=description, **constraints)
+
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the workload is told from outside."""
 
-    database_dsn: str = ""
-    log_level: str = "INFO"
+    database_dsn: Annotated[str, doc("PostgreSQL connection string")] = ""
+    log_level: Annotated[str, doc("DEBUG, INFO, WARNING or ERROR")] = "INFO"
 
     # Management API (web UI, JSON for people).
-    management_host: str = "0.0.0.0"  # noqa: S104 - a server listens on every interface
-    management_port: int = 9000
-    management_cert_file: str = ""
-    management_key_file: str = ""
-    management_url: str = ""  # public https URL of the UI; OIDC redirects come back here
+    management_host: Annotated[str, doc("Management API (HTTPS) listen address")] = ANY_ADDRESS
+    management_port: Annotated[Port, doc("Management API port")] = 9000
+    management_cert_file: Annotated[str, doc("Management API TLS certificate (PEM)")] = ""
+    management_key_file: Annotated[str, doc("Management API TLS private key (PEM)")] = ""
+    management_url: Annotated[
+        str, doc("public https URL of the UI; sign-in (OIDC) redirects come back here")
+    ] = ""
 
     # Cluster Connector (the API MicroCloud clusters call).
-    connector_host: str = "0.0.0.0"  # noqa: S104
-    connector_port: int = 9001
-    connector_cert_file: str = ""
-    connector_key_file: str = ""
-    connector_addresses: tuple[str, ...] = ()  # "host:port" written into join tokens
+    connector_host: Annotated[str, doc("Cluster Connector (HTTPS) listen address")] = ANY_ADDRESS
+    connector_port: Annotated[Port, doc("Cluster Connector port")] = 9001
+    connector_cert_file: Annotated[str, doc("Cluster Connector TLS certificate (PEM)")] = ""
+    connector_key_file: Annotated[str, doc("Cluster Connector TLS private key (PEM)")] = ""
+    connector_addresses: Annotated[
+        tuple[str, ...], doc("host:port list written into join tokens, tried in order")
+    ] = ()
 
     # Plain-HTTP port for probes and Prometheus: /health/live, /health/ready, /metrics.
-    ops_host: str = "0.0.0.0"  # noqa: S104
-    ops_port: int = 9002
+    ops_host: Annotated[str, doc("ops (plain HTTP: probes, /metrics) listen address")] = (
+        ANY_ADDRESS
+    )
+    ops_port: Annotated[Port, doc("ops port: /health/live, /health/ready, /metrics")] = 9002
 
-    heartbeat_interval: int = 60  # seconds, what clusters use
-    stale_after_intervals: float = 3.0  # a cluster is stale after this many missed intervals
-    token_expiry: int = 86400  # default join-token lifetime, seconds
+    heartbeat_interval: Annotated[
+        int, doc("seconds between heartbeats, told to clusters", ge=1)
+    ] = 60
+    stale_after_intervals: Annotated[
+        float, doc("a cluster is stale after this many missed heartbeat intervals", ge=1)
+    ] = 3.0
+    token_expiry: Annotated[int, doc("default join-token lifetime, seconds", ge=60)] = 86400
 
     # Connector limits.
-    max_heartbeat_bytes: int = 16 * 1024 * 1024
-    max_join_bytes: int = 64 * 1024
-    # Per cluster certificate. Sized so that a cluster reporting every 10 s or slower is never
-    # refused, even while two members send during a change of database leader.
-    heartbeat_rate_per_minute: float = 12.0
-    heartbeat_burst: int = 20
-    # Join attempts per TLS client certificate, and per cluster name once the secret is proven.
-    join_rate_per_minute: float = 5.0
-    join_burst: int = 5
-    connector_rate_per_second: float = 1000.0  # ceiling over identified clusters' requests
-    connector_burst: int = 2000
-    connection_max_age: float = 30.0  # seconds a connector connection may live
-    tls_handshake_timeout: float = 10.0
+    max_heartbeat_bytes: Annotated[
+        int, doc("largest heartbeat body (after decompression), bytes", ge=1)
+    ] = 16 * 1024 * 1024
+    max_join_bytes: Annotated[int, doc("largest join body after decompression, bytes", ge=1)] = (
+        64 * 1024
+    )
+    # Sized so that a cluster reporting every 10 s or slower is never refused, even while two
+    # members send during a change of database leader.
+    heartbeat_rate_per_minute: Annotated[
+        float, doc("heartbeats per minute per cluster certificate", gt=0)
+    ] = 12.0
+    heartbeat_burst: Annotated[int, doc("heartbeat burst per cluster certificate", ge=1)] = 20
+    join_rate_per_minute: Annotated[
+        float,
+        doc("joins per minute per client certificate, and per name once proven", gt=0),
+    ] = 5.0
+    join_burst: Annotated[int, doc("join burst per certificate and per name", ge=1)] = 5
+    connector_rate_per_second: Annotated[
+        float, doc("ceiling over identified clusters' requests, per second", gt=0)
+    ] = 1000.0
+    connector_burst: Annotated[int, doc("burst over identified clusters' requests", ge=1)] = 2000
+    probe_rate_per_second: Annotated[
+        float, doc("requests without a client certificate (GET / probes), per second", gt=0)
+    ] = 200.0
+    probe_burst: Annotated[int, doc("burst of requests without a client certificate", ge=1)] = 400
+    unverified_rate_per_second: Annotated[
+        float, doc("joins and unknown certificates (database work), per second", gt=0)
+    ] = 100.0
+    unverified_burst: Annotated[int, doc("burst of joins and unknown certificates", ge=1)] = 500
+    leave_rate_per_minute: Annotated[
+        float, doc("leaves per minute per cluster certificate (not the heartbeat bucket)", gt=0)
+    ] = 6.0
+    leave_burst: Annotated[int, doc("leave burst per cluster certificate", ge=1)] = 5
+    rate_limit_log_interval: Annotated[
+        Seconds, doc("seconds between log lines for one refused key and reason")
+    ] = 60.0
+    connection_max_age: Annotated[Seconds, doc("seconds a connector connection may live")] = 30.0
+    tls_handshake_timeout: Annotated[Seconds, doc("seconds a TLS handshake may take")] = 10.0
 
     # Management API sign-in (OpenID Connect).
-    oidc_issuer: str = ""
-    oidc_client_id: str = ""
-    oidc_client_secret: str = ""
-    oidc_audience: str = ""
-    oidc_scopes: tuple[str, ...] = ("openid", "email", "profile", "offline_access")
-    oidc_groups_claim: str = "mcm-idp-groups"
-    oidc_admin_group: str = "admins"
-    session_key_file: str = ""  # 32+ random bytes shared by every unit, seals session cookies
-    session_lifetime: int = 8 * 3600
+    oidc_issuer: Annotated[str, doc("OpenID Connect issuer URL")] = ""
+    oidc_client_id: Annotated[str, doc("OpenID Connect client ID")] = ""
+    oidc_client_secret: Annotated[str, doc("client secret; empty for a public client")] = ""
+    oidc_audience: Annotated[str, doc("audience parameter of the authorization request")] = ""
+    oidc_scopes: Annotated[tuple[str, ...], doc("scopes asked for")] = (
+        "openid",
+        "email",
+        "profile",
+        "offline_access",
+    )
+    oidc_groups_claim: Annotated[str, doc("claim listing the user's groups")] = "mcm-idp-groups"
+    oidc_admin_group: Annotated[str, doc("group whose members may manage")] = "admins"
+    session_key_file: Annotated[
+        str, doc("32+ random bytes shared by every unit; seals session cookies")
+    ] = ""
+    session_lifetime: Annotated[int, doc("longest a session lasts, seconds", ge=60)] = 8 * 3600
 
     # Outbound TLS (identity provider, remote write): extra CAs to trust.
-    trusted_ca_file: str = ""
+    trusted_ca_file: Annotated[str, doc("extra CAs (PEM) to trust for outbound TLS")] = ""
 
     # Observability (COS).
-    remote_write_urls: tuple[str, ...] = ()
-    grafana_url: str = ""
-    grafana_dashboard_uid: str = ""
+    remote_write_urls: Annotated[tuple[str, ...], doc("Prometheus remote-write URLs")] = ()
+    grafana_url: Annotated[str, doc("Grafana URL the UI links to")] = ""
+    grafana_dashboard_uid: Annotated[str, doc("Grafana dashboard the UI links to")] = ""
 
-    # Connector limits (issue 12/13).
-    probe_rate_per_second: float = 200.0  # requests without a client certificate (GET / probes)
-    probe_burst: int = 400
-    unverified_rate_per_second: float = 100.0  # joins and unknown certificates (database work)
-    unverified_burst: int = 500
-    leave_rate_per_minute: float = 6.0  # per cluster certificate; never the heartbeat bucket
-    leave_burst: int = 5
-    rate_limit_log_interval: float = 60.0  # one log line per refused key and reason per interval
-    # Reverse tunnel and unit-to-unit channel (issue 12).
-    internal_host: str = "0.0.0.0"  # noqa: S104
-    internal_port: int = 9004
-    internal_address: str = ""  # "host:port" other units use; default 127.0.0.1:<internal_port>
-    internal_key_file: str = ""  # hex key (32+ bytes decoded) shared by every unit
-    tunnel_request_timeout: float = 35.0  # the daemon gives LXD 30 s, then answers 500
-    tunnel_max_frame_bytes: int = 8 * 1024 * 1024  # either direction
-    tunnel_max_in_flight: int = 16  # per cluster; more are refused, the queue keeps order
-    tunnel_ping_interval: float = 20.0  # ping an idle tunnel this often
-    tunnel_pong_timeout: float = 10.0  # close an idle tunnel that answers nothing this long
+    # Reverse tunnel and the unit-to-unit channel.
+    internal_host: Annotated[str, doc("unit-to-unit channel (plain HTTP) listen address")] = (
+        ANY_ADDRESS
+    )
+    internal_port: Annotated[Port, doc("unit-to-unit channel port")] = 9004
+    internal_address: Annotated[
+        str, doc("host:port other units reach this one at (default 127.0.0.1:<internal_port>)")
+    ] = ""
+    internal_key_file: Annotated[
+        str, doc("hex key (32+ bytes decoded) shared by every unit; signs unit-to-unit requests")
+    ] = ""
+    tunnel_request_timeout: Annotated[
+        Seconds, doc("seconds a request through a tunnel may take (the daemon gives LXD 30)")
+    ] = 35.0
+    tunnel_max_frame_bytes: Annotated[
+        int, doc("largest tunnel frame, bytes, either direction", ge=1)
+    ] = 8 * 1024 * 1024
+    tunnel_max_in_flight: Annotated[
+        int, doc("requests in flight per tunnel; more are refused", ge=1)
+    ] = 16
+    tunnel_ping_interval: Annotated[Seconds, doc("seconds between pings of an idle tunnel")] = 20.0
+    tunnel_pong_timeout: Annotated[
+        Seconds, doc("seconds an idle tunnel may stay silent before it is closed")
+    ] = 10.0
 
     def __post_init__(self) -> None:
-        """Refuse values no server could run with."""
-        for name in ("management_port", "connector_port", "ops_port"):
-            port = getattr(self, name)
-            if not 0 <= port <= 65535:
-                raise SettingsError(f"{name}: {port} is not a TCP port")
-        if self.stale_after_intervals < 1:
-            raise SettingsError("stale_after_intervals: must be at least 1")
-        if self.heartbeat_interval < 1:
-            raise SettingsError("heartbeat_interval: must be at least 1 second")
+        """Refuse what a declared constraint cannot say (msgspec names the setting).
+
+        Checked here too, since a Struct built directly does not check its constraints.
+        """
         for name, unit in RATE_LIMITS.items():
             rate = getattr(self, f"{name}_rate_per_{unit}")
             if not rate > 0 or getattr(self, f"{name}_burst") < 1:
                 raise SettingsError(
-                    f"{name}_rate_per_{unit} must be above 0 and {name}_burst at least 1"
+                    f"{name}_rate_per_{unit}: must be above 0 and {name}_burst at least 1"
                 )
-        if not 0 <= self.internal_port <= 65535:
-            raise SettingsError(f"internal_port: {self.internal_port} is not a TCP port")
         if not self.internal_address:
-            object.__setattr__(self, "internal_address", f"127.0.0.1:{self.internal_port}")
+            msgspec.structs.force_setattr(
+                self, "internal_address", f"127.0.0.1:{self.internal_port}"
+            )
         for address in self.connector_addresses:
             host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit():
-                raise SettingsError(f"connector_addresses: {address!r} is not host:port")
+                raise ValueError(f"connector_addresses: {address!r} is not host:port")
 
     @property
     def stale_after_seconds(self) -> float:
@@ -147,32 +205,40 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+        return msgspec.structs.replace(self, **changes)
 
 
-def _coerce(name: str, kind: Any, value: Any) -> Any:
+FIELDS = msgspec.inspect.type_info(Settings).fields  # type: ignore[union-attr]
+NAMES = frozenset(field.name for field in FIELDS)
+_LISTS = frozenset(
+    field.name
+    for field in FIELDS
+    if isinstance(field.type.type, msgspec.inspect.VarTupleType)  # type: ignore[union-attr]
+)
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in NAMES:
+        value = environ.get(ENV_PREFIX + name.upper())
+        if value is not None and name in _LISTS:
+            values[name] = [part.strip() for part in value.split(",") if part.strip()]
+        elif value is not None:
+            values[name] = value
+    return values
+
+
+def _from_file(path: Path) -> dict[str, Any]:
     try:
-        if kind is bool:
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if kind is int and not isinstance(value, bool):
-            return int(value)
-        if kind is float and not isinstance(value, bool):
-            return float(value)
-        if kind is str:
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-        if kind == tuple[str, ...]:
-            if isinstance(value, str):
-                return tuple(part.strip() for part in value.split(",") if part.strip())
-            if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-                return tuple(value)
-            raise TypeError
-    except (TypeError, ValueError):
-        pass
-    raise SettingsError(f"{name}: {value!r} is not a valid value")
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path}: {error}") from None
+    for key in data:
+        if key not in NAMES:
+            raise SettingsError(f"config file {path}: unknown setting {key!r}")
+    return data
 
 
 def load_settings(
@@ -182,37 +248,23 @@ def load_settings(
 ) -> Settings:
     """Read settings from the config file, the environment and explicit overrides."""
     environ = os.environ if environ is None else environ
-    hints = get_type_hints(Settings)
     values: dict[str, Any] = {}
     config_file = config_file or environ.get(CONFIG_ENV) or None
     if config_file:
-        path = Path(config_file)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise SettingsError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as error:
-            raise SettingsError(f"config file {path}: {error}") from None
-        for key, value in data.items():
-            if key not in hints:
-                raise SettingsError(f"config file {path}: unknown setting {key!r}")
-            values[key] = _coerce(key, hints[key], value)
-    for key, kind in hints.items():
-        env_value = environ.get(ENV_PREFIX + key.upper())
-        if env_value is not None:
-            values[key] = _coerce(key, kind, env_value)
-    for key, value in overrides.items():
-        if value is not None:
-            values[key] = _coerce(key, hints[key], value)
-    return Settings(**values)
+        values.update(_from_file(Path(config_file)))
+    values.update(_from_environment(environ))
+    values.update((key, value) for key, value in overrides.items() if value is not None)
+    try:
+        return msgspec.convert(values, type=Settings, strict=False)
+    except msgspec.ValidationError as error:
+        raise SettingsError(field_message(error, "settings")) from None
 
 
 def render_config(values: Mapping[str, Any]) -> str:
     """Render a flat mapping of settings as the TOML the loader reads."""
-    hints = get_type_hints(Settings)
     lines = []
     for key, value in values.items():
-        if key not in hints:
+        if key not in NAMES:
             raise SettingsError(f"unknown setting {key!r}")
         lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
@@ -229,3 +281,47 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise SettingsError(f"cannot render {value!r}")
+
+
+def _shown_default(field: msgspec.inspect.Field) -> str:
+    default = field.default
+    if isinstance(default, tuple):
+        return ", ".join(default)
+    return str(default)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(key, default, description) of every setting, in declaration order."""
+    return [
+        (field.name, _shown_default(field), field.type.extra_json_schema["description"])  # type: ignore[union-attr]
+        for field in FIELDS
+    ]
+
+
+def help_text() -> str:
+    """Every setting, for ``cluster-manager serve --help``."""
+    rows = describe()
+    width = max(len(key) for key, _, _ in rows)
+    lines = [
+        f"settings (TOML key in --config, or environment {ENV_PREFIX}<KEY>; lists "
+        "comma-separated):"
+    ]
+    for key, default, description in rows:
+        shown = f" (default: {default})" if default else ""
+        lines.append(f"  {key.ljust(width)}  {description}{shown}")
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """Every setting as the README's Markdown table."""
+    lines = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for key, default, description in describe():
+        shown = f"`{default}`" if default else ""
+        lines.append(f"| `{key}` | {shown} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m cluster_manager.settings --markdown")
+    sys.stdout.write(markdown_table())

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated
 
 import asyncpg
+import msgspec
 
-from cluster_manager import validation
+from cluster_manager import fleet_settings
 from cluster_manager.certificates import certificate_file_fingerprint
 from cluster_manager.errors import ApiError, Conflict, NotFound
+from cluster_manager.fields import Description, Name, Timestamp
 from cluster_manager.join_token import JoinToken
 from cluster_manager.settings import Settings
 
@@ -34,20 +36,63 @@ FROM remote_cluster_tokens ORDER BY created_at, name
 JOIN_COMMAND = "microcloud cluster-manager join {token}"
 
 
+Expiry = Annotated[
+    Annotated[int, msgspec.Meta(ge=60, le=366 * 86400)]
+    | Annotated[str, msgspec.Meta(pattern=r"^\d{1,9}[smhdw]?$")]
+    | None,
+    msgspec.Meta(
+        description=(
+            "lifetime: seconds, or a duration such as 30m, 12h, 7d, 2w (1 minute to 1 year); "
+            "default (missing or null) the fleet's token_expiry (GET /1.0/settings)"
+        )
+    ),
+]
+
+
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A join token to create, for the name the cluster will enrol with."""
+
+    cluster_name: Name
+    description: Description = ""
+    expiry: Expiry = None
+
+
+class PendingToken(msgspec.Struct, kw_only=True):
+    """A pending join token (never its secret)."""
+
+    name: str
+    description: str
+    expires_at: Timestamp
+    created_at: Timestamp
+
+
+class Token(PendingToken, kw_only=True):
+    """A pending join token and whether it has expired."""
+
+    expired: bool
+
+
+class CreatedToken(PendingToken, kw_only=True):
+    """A new join token, shown once, and the command a cluster member runs with it."""
+
+    token: Annotated[str, msgspec.Meta(description="base64 join token (shown once)")]
+    command: Annotated[str, msgspec.Meta(description="microcloud cluster-manager join <token>")]
+
+
 class ConfigurationError(ApiError):
     """The server is not configured to hand out tokens."""
 
     status = 500
 
 
-def token_row(row: asyncpg.Record) -> dict[str, Any]:
+def token_row(row: asyncpg.Record) -> PendingToken:
     """A pending token as the APIs show it (never the secret)."""
-    return {
-        "name": row["name"],
-        "description": row["description"],
-        "expires_at": row["expires_at"].isoformat(),
-        "created_at": row["created_at"].isoformat(),
-    }
+    return PendingToken(
+        name=row["name"],
+        description=row["description"],
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+    )
 
 
 async def create_token(
@@ -56,14 +101,14 @@ async def create_token(
     name: str,
     description: str = "",
     expires_in: timedelta | None = None,
-) -> tuple[JoinToken, dict[str, Any]]:
+) -> tuple[JoinToken, CreatedToken]:
     """Create a join token for a cluster name; 409 if a cluster or a token has the name."""
-    validation.cluster_name(name)
-    validation.text(description, "description", validation.MAX_DESCRIPTION)
+    msgspec.convert({"cluster_name": name, "description": description}, TokenRequest)
     if not settings.connector_addresses:
         raise ConfigurationError("no connector address is configured (connector_addresses)")
     fingerprint = certificate_file_fingerprint(settings.connector_cert_file)
-    lifetime = expires_in or timedelta(seconds=settings.token_expiry)
+    default = (await fleet_settings.get_settings(pool, settings)).token_expiry
+    lifetime = expires_in or timedelta(seconds=default)
     expires_at = datetime.now(UTC) + lifetime
     secret = secrets.token_urlsafe(32)
     row = await pool.fetchrow(INSERT_TOKEN, name, secret, description, expires_at)
@@ -78,25 +123,19 @@ async def create_token(
         server_name=name,
         fingerprint=fingerprint,
     )
-    return token, token_row(row)
+    encoded = token.encode()
+    created = CreatedToken(**dict(row), token=encoded, command=JOIN_COMMAND.format(token=encoded))
+    return token, created
 
 
-async def list_tokens(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+async def list_tokens(pool: asyncpg.Pool) -> list[PendingToken]:
     """Every pending token, oldest first, without secrets."""
     return [token_row(row) for row in await pool.fetch(SELECT_TOKENS)]
 
 
-async def list_tokens_with_state(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+async def list_tokens_with_state(pool: asyncpg.Pool) -> list[Token]:
     """Every pending token, oldest first, without secrets, each saying whether it has expired."""
-    return [
-        {**token_row(row), "expired": row["expired"]}
-        for row in await pool.fetch(SELECT_TOKENS_WITH_STATE)
-    ]
-
-
-def join_command(token: JoinToken) -> str:
-    """The command a MicroCloud member runs to enrol with the token."""
-    return JOIN_COMMAND.format(token=token.encode())
+    return [Token(**dict(row)) for row in await pool.fetch(SELECT_TOKENS_WITH_STATE)]
 
 
 async def revoke_token(pool: asyncpg.Pool, name: str) -> None:

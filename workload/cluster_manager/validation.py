@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from cluster_manager.errors import BadRequest
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})")
-MAX_DESCRIPTION = 1024
 INT64_MAX = 2**63 - 1
 _DURATION = re.compile(r"([0-9]{1,9})([smhdw]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -56,19 +54,6 @@ def text(value: Any, field: str, max_length: int, *, default: str | None = None)
     return value
 
 
-def word_list(value: Any, field: str, allowed: Sequence[str], max_length: int) -> tuple[str, ...]:
-    """A comma-separated list of ``allowed`` words, each item named.
-
-    An empty item (``a,,b``, ``a,``, or an empty value) is refused like an unknown one: leave
-    the parameter out to mean "any".
-    """
-    raw = text(value, field, max_length)
-    items = tuple(part.strip() for part in raw.split(","))
-    if not all(item in allowed for item in items):
-        raise BadRequest(f"{field} must be a comma-separated list of {', '.join(allowed)}")
-    return items
-
-
 def integer(value: Any, field: str, minimum: int = 0, maximum: int = INT64_MAX) -> int:
     """An integer (not a boolean, not a float) within bounds."""
     if not isinstance(value, int) or isinstance(value, bool):
@@ -90,11 +75,6 @@ def decimal_string(value: Any, field: str, maximum: float = 1e9) -> float:
     if not math.isfinite(number) or not 0 <= number <= maximum:
         raise BadRequest(f"{field} must be between 0 and {maximum:g}")
     return number
-
-
-def threshold(value: Any, field: str) -> int:
-    """A warning threshold in percent."""
-    return integer(value, field, 0, 100)
 
 
 def duration(value: Any, field: str = "expires_in") -> timedelta:

@@ -12,6 +12,7 @@ from cluster_manager.management import (
     routes_clusters,
     routes_configuration,
     routes_overview,
+    routes_settings,
     routes_tokens,
     routes_tunnel,
 )
@@ -39,6 +40,7 @@ def api_app(settings: Settings) -> web.Application:
     app.add_routes(routes_configuration.routes)
     app.add_routes(routes_overview.routes)
     app.add_routes(routes_clusters.routes)
+    app.add_routes(routes_settings.routes)
     app.add_routes(routes_tokens.routes)
     app.add_routes(routes_tunnel.routes)
     return app

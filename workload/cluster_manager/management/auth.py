@@ -29,9 +29,10 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
+import msgspec
 from aiohttp import web
 
 from cluster_manager.envelope import Handler, error_response, sync_response
@@ -50,6 +51,7 @@ from cluster_manager.management.oidc import (
     pkce_pair,
     same,
 )
+from cluster_manager.management.operations import Redirect, documented
 from cluster_manager.management.revocations import REVOKED, revocation_context
 from cluster_manager.management.sessions import Sealer, Session
 from cluster_manager.settings import Settings
@@ -206,6 +208,16 @@ async def _groups(auth: _Auth, claims: dict[str, Any], access_token: str) -> tup
 # --- routes -------------------------------------------------------------------------------
 
 
+class CallbackQuery(msgspec.Struct):
+    """The identity provider's answer to /oidc/login (RFC 6749 section 4.1.2, RFC 9207)."""
+
+    code: Annotated[str, msgspec.Meta(description="authorization code")] = ""
+    state: Annotated[str, msgspec.Meta(description="state sent by /oidc/login")] = ""
+    iss: Annotated[str, msgspec.Meta(description="the issuer answering")] = ""
+    error: Annotated[str, msgspec.Meta(description="the provider's refusal")] = ""
+
+
+@documented(response=Redirect, signed_in=False)
 async def login(request: web.Request) -> web.StreamResponse:
     """Send the browser to the identity provider (authorization code with PKCE)."""
     auth = request.app[AUTH]
@@ -225,6 +237,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@documented(
+    response=Redirect,
+    query=CallbackQuery,
+    errors=(400, 401, 503),
+    signed_in=False,
+    summary="The identity provider's answer: starts the session, redirects to /",
+)
 async def callback(request: web.Request) -> web.StreamResponse:
     """Finish the code flow: check state, exchange the code, check the ID token, sign in."""
     auth = request.app[AUTH]
@@ -292,6 +311,28 @@ def _start_session(response: web.StreamResponse, auth: _Auth, session: Session) 
     return sealed_session
 
 
+class SignOutForm(msgspec.Struct):
+    """A sign-out form: the session's CSRF token, when the X-CSRF-Token header is not sent."""
+
+    csrf_token: str = ""
+
+
+class SignedOut(msgspec.Struct):
+    """Where the browser goes next: the provider's end-session page, or /."""
+
+    redirect: str
+
+
+@documented(
+    response=SignedOut,
+    form=SignOutForm,
+    signed_in=False,
+    csrf="optional",
+    errors=(400, 403, 413, 503),
+    summary="Sign out: end the session on every unit (and at the provider, if offered)",
+    response_description="signed out (X-CSRF-Token sent): where the browser goes next",
+    also_redirects="signed out (form): the provider's end-session page or /",
+)
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session on every unit and, where the provider offers it, at the provider.
 
@@ -325,7 +366,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
             base = _base_url(request, auth.settings)
             target = await auth.oidc.end_session_url(session.id_token, base + "/") or "/"
     if header is not None:
-        response: web.StreamResponse = sync_response({"redirect": target})
+        response: web.StreamResponse = sync_response(SignedOut(redirect=target))
     else:
         response = _redirect(target, status=303)
     _clear_cookies(response, sessions.SESSION_COOKIE, sessions.CSRF_COOKIE, sessions.LOGIN_COOKIE)

@@ -1,607 +1,259 @@
-"""The OpenAPI 3 document of the Management API, served at GET /openapi.json.
+"""The OpenAPI 3.0 document of the Management API, served at GET /openapi.json.
 
-A test walks the application's router and checks that this document and the routes agree.
+Generated from the application's route table and, for each route, the ``@documented`` models
+of its handler (see operations.py): their JSON Schemas come from msgspec, descriptions from the
+models' docstrings and field metadata, summaries from the handlers' docstrings.
+
+OpenAPI 3.0 rather than 3.1: its JSON Schema dialect says what the API does for integers
+(60.0 is refused where an integer is expected; in JSON Schema 2020-12 it is an integer). msgspec
+writes 2020-12, so ``openapi30`` rewrites the few differences (null, exclusive bounds).
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import re
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from cluster_manager import cluster_health, cluster_listing, validation
+from cluster_manager.envelope import ErrorEnvelope, SyncEnvelope
+from cluster_manager.management.operations import (
+    ERROR_REASONS,
+    NoEnvelope,
+    Operation,
+    Redirect,
+    documented,
+    operation_of,
+)
+from cluster_manager.management.static_routes import ROUTE_PREFIX as UI_ROUTE_PREFIX
 
 routes = web.RouteTableDef()
 
 OPENAPI_PATH = "/openapi.json"
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _integer(minimum: int | None = None, maximum: int | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "integer"}
-    if minimum is not None:
-        schema["minimum"] = minimum
-    if maximum is not None:
-        schema["maximum"] = maximum
-    return schema
-
-
-STRING = {"type": "string"}
-# Text the server stores or searches: PostgreSQL text cannot hold NUL, so it is refused (400).
-NO_NUL = r"^[^\x00]*$"
-NULLABLE_STRING = {"type": "string", "nullable": True}
-TIMESTAMP = {"type": "string", "format": "date-time"}
-NULLABLE_TIMESTAMP = {**TIMESTAMP, "nullable": True}
-NUMBER = {"type": "number"}
-NULLABLE_RATIO = {"type": "number", "nullable": True, "description": "0..1, null when unknown"}
-THRESHOLD = {**_integer(0, 100), "description": "percent"}
-
-
-def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-    }
-
-
-STATUS_COUNTS = {"type": "array", "items": _ref("StatusCount")}
-
-SCHEMAS: dict[str, Any] = {
-    "SyncEnvelope": _object(
-        {
-            "type": {"type": "string", "enum": ["sync"]},
-            "status": {"type": "string", "enum": ["Success"]},
-            "status_code": {"type": "integer", "enum": [200]},
-            "operation": STRING,
-            "error_code": {"type": "integer", "enum": [0]},
-            "error": STRING,
-            "metadata": {"description": "the answer; its schema is given per operation"},
-        }
-    ),
-    "ErrorEnvelope": _object(
-        {
-            "type": {"type": "string", "enum": ["error"]},
-            "status": STRING,
-            "status_code": {"type": "integer", "enum": [0]},
-            "operation": STRING,
-            "error_code": {"type": "integer", "description": "the HTTP status"},
-            "error": {"type": "string", "description": "what went wrong, naming the field"},
-            "metadata": {"nullable": True},
-        }
-    ),
-    "StatusCount": _object({"status": STRING, "count": _integer(0)}),
-    "StoragePoolUsage": _object(
-        {
-            "name": STRING,
-            "member": {"type": "string", "description": "empty for a shared (remote) pool"},
-            "total": {**_integer(0), "description": "bytes"},
-            "usage": {**_integer(0), "description": "bytes"},
-        }
-    ),
-    "MemberMetricsSummary": _object(
-        {"member": STRING, "service": STRING, "metrics_bytes": _integer(0)}
-    ),
-    "Warning": _object(
-        {
-            "kind": {
-                "type": "string",
-                "enum": ["stale", "memory", "storage_pool", "storage_pools"],
-            },
-            "message": {"type": "string", "description": "for people: what and how much"},
-            "usage": {**_integer(0), "description": "bytes (memory, storage_pool)"},
-            "total": {**_integer(0), "description": "bytes (memory, storage_pool)"},
-            "usage_percent": {**NUMBER, "description": "memory, storage_pool"},
-            "threshold": {**THRESHOLD, "description": "percent (memory, storage_pool[s])"},
-            "pool": {**STRING, "description": "storage_pool"},
-            "member": {**STRING, "description": "storage_pool; empty for a shared pool"},
-            "count": {**_integer(1), "description": "storage_pools: pools not listed"},
-            "seconds_since_heartbeat": {**NUMBER, "description": "stale"},
-            "stale_after_seconds": {**NUMBER, "description": "stale"},
-        },
-        required=["kind", "message"],
-    ),
-    "Cluster": _object(
-        {
-            "name": STRING,
-            "description": STRING,
-            "status": {"type": "string", "enum": list(cluster_listing.STATUSES)},
-            "fingerprint": {"type": "string", "description": "SHA-256 of the certificate"},
-            "joined_at": TIMESTAMP,
-            "last_status_update_at": NULLABLE_TIMESTAMP,
-            "disk_threshold": THRESHOLD,
-            "memory_threshold": THRESHOLD,
-            "instance_count": _integer(0),
-            "member_count": _integer(0),
-            "cpu_total_count": _integer(0),
-            "cpu_load_1": {
-                "type": "string",
-                "description": 'e.g. "0.42"; empty before a heartbeat',
-            },
-            "cpu_load_5": STRING,
-            "cpu_load_15": STRING,
-            "memory_total_amount": {**_integer(0), "description": "bytes"},
-            "memory_usage": {**_integer(0), "description": "bytes"},
-            "instance_statuses": STATUS_COUNTS,
-            "member_statuses": STATUS_COUNTS,
-            "ceph_statuses": STATUS_COUNTS,
-            "storage_pool_usages": {"type": "array", "items": _ref("StoragePoolUsage")},
-            "server_metrics": {"type": "array", "items": _ref("MemberMetricsSummary")},
-            "ui_url": {"type": "string", "description": "the cluster's LXD UI, or empty"},
-            "health": {"type": "string", "enum": list(cluster_health.HEALTH_STATES)},
-            "warnings": {"type": "array", "items": _ref("Warning")},
-            "heartbeat_age_seconds": {
-                "type": "number",
-                "nullable": True,
-                "description": "seconds since the last heartbeat (server clock); null before one",
-            },
-            "memory_usage_ratio": NULLABLE_RATIO,
-            "storage_total_amount": {**_integer(0), "description": "bytes, every pool summed"},
-            "storage_usage": {**_integer(0), "description": "bytes, every pool summed"},
-            "storage_max_usage_ratio": {
-                **NULLABLE_RATIO,
-                "description": "usage/total of the fullest pool; null when no pool has a size",
-            },
-            "tunnel_connected": {
-                "type": "boolean",
-                "description": "whether the cluster's reverse tunnel is connected to a unit",
-            },
-            "tunnel_connected_at": {
-                **NULLABLE_TIMESTAMP,
-                "description": "when the live tunnel connected; null when not connected",
-            },
-        }
-    ),
-    "ClusterPage": _object(
-        {
-            "clusters": {"type": "array", "items": _ref("Cluster")},
-            "total": {**_integer(0), "description": "clusters matching the filters, all pages"},
-            "limit": _integer(1, cluster_listing.MAX_LIMIT),
-            "offset": _integer(0),
-        }
-    ),
-    "ClusterChanges": {
-        "type": "object",
-        "additionalProperties": False,
-        "minProperties": 1,
-        "properties": {
-            "description": {
-                "type": "string",
-                "maxLength": validation.MAX_DESCRIPTION,
-                "pattern": NO_NUL,
-            },
-            "disk_threshold": THRESHOLD,
-            "memory_threshold": THRESHOLD,
-        },
-    },
-    "TokenRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["cluster_name"],
-        "properties": {
-            "cluster_name": {"type": "string", "pattern": validation.NAME_PATTERN.pattern},
-            "description": {
-                "type": "string",
-                "maxLength": validation.MAX_DESCRIPTION,
-                "pattern": NO_NUL,
-            },
-            "expiry": {
-                "oneOf": [
-                    {"type": "integer", "minimum": 60, "maximum": 366 * 86400},
-                    {"type": "string", "pattern": r"^\d{1,9}[smhdw]?$"},
-                ],
-                "nullable": True,
-                "description": (
-                    "lifetime: seconds, or a duration such as 30m, 12h, 7d, 2w (1 minute to "
-                    "1 year); default (missing or null) the server's token_expiry"
-                ),
-            },
-        },
-    },
-    "Token": _object(
-        {
-            "name": STRING,
-            "description": STRING,
-            "expires_at": TIMESTAMP,
-            "created_at": TIMESTAMP,
-            "expired": {"type": "boolean"},
-        }
-    ),
-    "CreatedToken": _object(
-        {
-            "name": STRING,
-            "description": STRING,
-            "expires_at": TIMESTAMP,
-            "created_at": TIMESTAMP,
-            "token": {"type": "string", "description": "base64 join token (shown once)"},
-            "command": {
-                "type": "string",
-                "description": "microcloud cluster-manager join <token>",
-            },
-        }
-    ),
-    "Overview": _object(
-        {
-            "clusters": _object(
-                {
-                    "total": _integer(0),
-                    "reporting": {**_integer(0), "description": "clusters with heartbeat data"},
-                    "by_health": _object(
-                        {state: _integer(0) for state in cluster_health.HEALTH_STATES}
-                    ),
-                    "by_status": {
-                        "type": "object",
-                        "additionalProperties": _integer(0),
-                        "description": "cluster status -> clusters",
-                    },
-                }
-            ),
-            "instances": _object({"total": _integer(0), "statuses": STATUS_COUNTS}),
-            "members": _object({"total": _integer(0), "statuses": STATUS_COUNTS}),
-            "ceph": _object({"statuses": STATUS_COUNTS}),
-            "cpu": _object(
-                {
-                    "total_count": _integer(0),
-                    "load_1": NUMBER,
-                    "load_5": NUMBER,
-                    "load_15": NUMBER,
-                    "load_1_ratio": {**NULLABLE_RATIO, "description": "load_1 / total_count"},
-                }
-            ),
-            "memory": _object(
-                {"total": _integer(0), "usage": _integer(0), "usage_ratio": NULLABLE_RATIO}
-            ),
-            "storage": _object(
-                {"total": _integer(0), "usage": _integer(0), "usage_ratio": NULLABLE_RATIO}
-            ),
-            "warnings": _object(
-                {
-                    "total": {**_integer(0), "description": "stale or warning clusters"},
-                    "clusters": {
-                        "type": "array",
-                        "maxItems": 100,
-                        "items": _object(
-                            {
-                                "name": STRING,
-                                "health": {"type": "string", "enum": ["stale", "warning"]},
-                                "warnings": {"type": "array", "items": _ref("Warning")},
-                                "last_status_update_at": NULLABLE_TIMESTAMP,
-                                "heartbeat_age_seconds": {"type": "number", "nullable": True},
-                            }
-                        ),
-                    },
-                    "truncated": {"type": "boolean"},
-                }
-            ),
-            "stale_after_seconds": NUMBER,
-            "generated_at": TIMESTAMP,
-        }
-    ),
-    "Configuration": {
-        "type": "object",
-        "properties": {
-            "connector_addresses": {"type": "array", "items": STRING},
-            "grafana_url": NULLABLE_STRING,
-            "grafana_dashboard_uid": NULLABLE_STRING,
-            "heartbeat_interval": _integer(1),
-            "stale_after_seconds": NUMBER,
-            "user": {**_ref("User"), "nullable": True},
-            "csrf_token": {
-                **NULLABLE_STRING,
-                "description": "send as X-CSRF-Token on POST, PATCH, DELETE; null when signed out",
-            },
-        },
-    },
-    "User": _object(
-        {
-            "subject": STRING,
-            "name": STRING,
-            "email": STRING,
-            "groups": {"type": "array", "items": STRING},
-            "is_admin": {"type": "boolean"},
-        }
+REF_TEMPLATE = "#/components/schemas/{name}"
+INFO = {
+    "title": "MicroCloud Cluster Manager — Management API",
+    "version": "1.0",
+    "description": (
+        "JSON in LXD-style envelopes. /1.0 needs a signed-in administrator (OpenID Connect "
+        "session cookie) except GET /1.0/configuration; state-changing calls also need the "
+        "CSRF header. Errors name the field at fault."
     ),
 }
-
-
-def _ok(schema: dict[str, Any] | None, description: str) -> dict[str, Any]:
-    envelope: dict[str, Any] = {"allOf": [_ref("SyncEnvelope")]}
-    metadata = schema if schema is not None else {"nullable": True, "enum": [None]}
-    envelope["allOf"].append({"type": "object", "properties": {"metadata": metadata}})
-    return {"description": description, "content": {"application/json": {"schema": envelope}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    reasons = {
-        400: "bad input; the message names the field",
-        401: "not signed in",
-        403: "not an administrator, or missing CSRF header",
-        404: "no such name",
-        409: "the name is taken",
-        413: "body too large",
-        429: "too many requests already wait for this cluster's tunnel",
-        500: "the cluster answered 500 without an LXD response (its LXD failed)",
-        502: "the cluster's tunnel broke before it answered",
-        503: "database unavailable (or, through a tunnel: tunnel not connected)",
-        504: "the cluster did not answer through its tunnel in time",
-    }
-    content = {"application/json": {"schema": _ref("ErrorEnvelope")}}
-    return {str(s): {"description": reasons[s], "content": content} for s in statuses}
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": STRING}
+SECURITY_SCHEMES = {"session": {"type": "apiKey", "in": "cookie", "name": "__Host-mcm_session"}}
 CSRF_PARAMETER = {
     "name": "X-CSRF-Token",
     "in": "header",
     "required": True,
-    "schema": STRING,
+    "schema": {"type": "string"},
     "description": "the session CSRF token: GET /1.0/configuration or the __Host-mcm_csrf cookie",
 }
-SIGNED_IN = [{"session": []}]
-READ_ERRORS = (401, 403, 503)
-WRITE_ERRORS = (400, 401, 403, 413, 503)
+_PATH_PARAMETER = re.compile(r"\{([^}/:]+)")
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+def api_routes(router: web.UrlDispatcher) -> list[tuple[str, str, Any]]:
+    """(path, method, handler) of every JSON API route, in the order they were added.
+
+    Left out: HEAD that aiohttp adds beside GET, and the web UI's pages and files.
+    """
+    found = []
+    for route in router.routes():
+        resource = route.resource
+        if resource is None or isinstance(resource, web.StaticResource):
+            continue
+        if (resource.name or "").startswith(UI_ROUTE_PREFIX) or route.method == "HEAD":
+            continue
+        found.append((resource.canonical, route.method.lower(), route.handler))
+    return found
+
+
+def _ref(model: Any) -> dict[str, Any]:
+    return {"$ref": REF_TEMPLATE.format(name=model.__name__)}
+
+
+def _query_parameters(model: Any, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    component = schemas.pop(model.__name__)
+    parameters = []
+    for name, schema in component["properties"].items():
+        parameter = {"name": name, "in": "query", "required": name in component["required"]}
+        if description := schema.pop("description", None):
+            parameter["description"] = description
+        parameter["schema"] = schema
+        if schema.get("type") == "array":
+            parameter.update(style="form", explode=False)
+        parameters.append(parameter)
+    return parameters
+
+
+def _request_body(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+    schema = _ref(model)
+    if not schemas[model.__name__].get("required"):
+        # Every field is optional, as in a PATCH: an empty body would change nothing.
+        schema = {"allOf": [schema], "minProperties": 1}
+    if extra := getattr(model, "__openapi_extra__", None):
+        # What the model checks beyond its fields' types (e.g. "at least one of these").
+        schema = {"allOf": [schema], **extra}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _form_body(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+    form = "application/x-www-form-urlencoded"
+    return {"required": False, "content": {form: {"schema": schemas.pop(model.__name__)}}}
+
+
+def _csrf_parameter(operation: Operation, method: str) -> dict[str, Any] | None:
+    csrf = operation.csrf
+    if csrf is None and operation.signed_in and method != "get":
+        csrf = "required"
+    if csrf is None:
+        return None
+    return {**CSRF_PARAMETER, "required": csrf == "required"}
+
+
+def _responses(operation: Operation, response_schema: dict[str, Any] | None) -> dict[str, Any]:
+    content: dict[str, Any]
+    if operation.response is Redirect:
+        answers: dict[str, Any] = {
+            "302": {"description": "redirect"},
+            "303": {"description": "redirect"},
+        }
+    elif operation.response is NoEnvelope:
+        content = {"application/json": {"schema": {"type": "object"}}}
+        answers = {"200": {"description": operation.response_description, "content": content}}
+    else:
+        metadata = response_schema or {"nullable": True, "enum": [None]}
+        envelope = {
+            "allOf": [_ref(SyncEnvelope), {"type": "object", "properties": {"metadata": metadata}}]
+        }
+        content = {"application/json": {"schema": envelope}}
+        answers = {"200": {"description": operation.response_description, "content": content}}
+    if operation.also_redirects:
+        answers["303"] = {"description": operation.also_redirects}
+    error = {"application/json": {"schema": _ref(ErrorEnvelope)}}
+    for status in operation.errors:
+        reason = operation.reasons.get(status) or ERROR_REASONS[status]
+        answers[str(status)] = {"description": reason, "content": error}
+    return answers
+
+
+def openapi30(node: Any) -> Any:
+    """A msgspec (JSON Schema 2020-12) schema in OpenAPI 3.0's dialect."""
+    if isinstance(node, list):
+        return [openapi30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: openapi30(value) for key, value in node.items()}
+    if node.get("type") == "null":
+        return {"nullable": True, "enum": [None]}
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if not isinstance(node.get(exclusive, True), bool):
+            node[bound], node[exclusive] = node[exclusive], True
+    choices = node.get("anyOf", [])
+    if any(choice == {"nullable": True, "enum": [None]} for choice in choices):
+        rest = [choice for choice in choices if choice != {"nullable": True, "enum": [None]}]
+        del node["anyOf"]
+        if len(rest) > 1:
+            node["anyOf"] = rest
+        elif "$ref" in rest[0]:
+            node["allOf"] = rest
+        else:
+            node = {**rest[0], **node}
+        node["nullable"] = True
+    return node
+
+
+def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
+    """The OpenAPI document of every API route of ``router``.
+
+    Raises:
+        LookupError: a route's handler has no ``@documented`` operation.
+    """
+    found = []
+    for path, method, handler in api_routes(router):
+        operation = operation_of(handler)
+        if operation is None:
+            raise LookupError(f"{method.upper()} {path}: the handler is not @documented")
+        found.append((path, method, handler, operation))
+
+    models: list[Any] = [SyncEnvelope, ErrorEnvelope]
+    for *_, operation in found:
+        models.extend(
+            m for m in (operation.body, operation.query, operation.form) if m is not None
+        )
+        if operation.response not in (None, Redirect, NoEnvelope):
+            models.append(operation.response)
+    unique = list(dict.fromkeys(models))
+    refs, schemas = msgspec.json.schema_components(unique, ref_template=REF_TEMPLATE)
+    schemas = openapi30(schemas)
+    response_schemas = dict(zip(unique, openapi30(refs), strict=True))
+    forms = {
+        model: _form_body(model, schemas)
+        for model in dict.fromkeys(op.form for *_, op in found if op.form is not None)
+    }
+    query_parameters = {
+        model: _query_parameters(model, schemas)
+        for model in dict.fromkeys(op.query for *_, op in found if op.query is not None)
+    }
+
+    paths: dict[str, Any] = {}
+    for path, method, handler, operation in found:
+        item = paths.setdefault(path, {})
+        if names := _PATH_PARAMETER.findall(path):
+            item["parameters"] = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in names
+            ]
+        summary, _, details = (handler.__doc__ or "").strip().partition("\n")
+        entry: dict[str, Any] = {"summary": operation.summary or summary}
+        if details.strip() and not operation.summary:
+            entry["description"] = " ".join(details.split())
+        if not operation.signed_in:
+            entry["security"] = []
+        parameters = []
+        if csrf := _csrf_parameter(operation, method):
+            parameters.append(csrf)
+        if operation.query is not None:
+            parameters.extend(query_parameters[operation.query])
+        if parameters:
+            entry["parameters"] = parameters
+        if operation.body is not None:
+            entry["requestBody"] = _request_body(operation.body, schemas)
+        elif operation.form is not None:
+            entry["requestBody"] = forms[operation.form]
+        entry["responses"] = _responses(operation, response_schemas.get(operation.response))
+        item[method] = entry
     return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
+        "openapi": "3.0.3",
+        "info": INFO,
+        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
+        "security": [{"session": []}],
+        "paths": paths,
     }
 
 
-LIST_PARAMETERS = [
-    _query(
-        "search",
-        {"type": "string", "maxLength": cluster_listing.MAX_SEARCH, "pattern": NO_NUL},
-        "case-insensitive substring of the name",
-    ),
-    _query(
-        "status",
-        {"type": "string", "enum": ["", *cluster_listing.STATUSES]},
-        "cluster status; empty for any",
-    ),
-    {
-        **_query(
-            "health",
-            {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "string", "enum": list(cluster_health.HEALTH_STATES)},
-            },
-            "comma-separated health states (any of them matches); leave it out for any",
-        ),
-        "style": "form",
-        "explode": False,
-    },
-    _query(
-        "sort",
-        {"type": "string", "enum": list(cluster_listing.SORT_KEYS), "default": "name"},
-        "sort key (health sorts stale, warning, pending, healthy); ties by name",
-    ),
-    _query(
-        "order",
-        {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
-        "sort direction; missing values always last",
-    ),
-    _query(
-        "limit",
-        {**_integer(1, cluster_listing.MAX_LIMIT), "default": cluster_listing.DEFAULT_LIMIT},
-        "page size",
-    ),
-    _query(
-        "offset", {**_integer(0, cluster_listing.MAX_OFFSET), "default": 0}, "clusters to skip"
-    ),
-]
+@functools.cache
+def document() -> dict[str, Any]:
+    """The document of the Management API as ``create_app`` builds it."""
+    from cluster_manager.management.app import create_app
+    from cluster_manager.settings import Settings
+
+    return build_document(create_app(Settings()).router)
 
 
-def _redirect(summary: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "security": [],
-            "responses": {"302": {"description": "redirect"}, "303": {"description": "redirect"}},
-        }
-    }
-
-
-PATHS: dict[str, Any] = {
-    "/oidc/login": _redirect("Start sign-in: redirect to the identity provider (PKCE)"),
-    "/oidc/callback": {
-        "get": {
-            "summary": "The identity provider's answer: starts the session, redirects to /",
-            "security": [],
-            "parameters": [
-                _query("code", STRING, "authorization code"),
-                _query("state", STRING, "state sent by /oidc/login"),
-            ],
-            "responses": {"303": {"description": "signed in"}, **_errors(400, 401, 503)},
-        }
-    },
-    "/oidc/logout": {
-        "post": {
-            "summary": "Sign out: end the session on every unit (and at the provider, if offered)",
-            "security": [],
-            "parameters": [{**CSRF_PARAMETER, "required": False}],
-            "requestBody": {
-                "required": False,
-                "content": {
-                    "application/x-www-form-urlencoded": {
-                        # the token, when X-CSRF-Token is not sent
-                        "schema": {"type": "object", "properties": {"csrf_token": STRING}}
-                    }
-                },
-            },
-            "responses": {
-                "200": _ok(
-                    _object({"redirect": STRING}, ["redirect"]),
-                    "signed out (X-CSRF-Token sent): where the browser goes next",
-                ),
-                "303": {"description": "signed out (form): the provider's end-session page or /"},
-                **_errors(400, 403, 413, 503),
-            },
-        }
-    },
-    "/health/live": {
-        "get": {
-            "summary": "Liveness probe (no sign-in)",
-            "security": [],
-            "responses": {"200": _ok(_object({"live": {"type": "boolean"}}), "alive")},
-        }
-    },
-    "/health/ready": {
-        "get": {
-            "summary": "Readiness probe: the database answers (no sign-in)",
-            "security": [],
-            "responses": {
-                "200": _ok(_object({"ready": {"type": "boolean"}}), "ready"),
-                **_errors(503),
-            },
-        }
-    },
-    OPENAPI_PATH: {
-        "get": {
-            "summary": "This document (no sign-in)",
-            "security": [],
-            "responses": {
-                "200": {
-                    "description": "OpenAPI 3 document",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                }
-            },
-        }
-    },
-    "/1.0/configuration": {
-        "get": {
-            "summary": "What the UI needs to start; the signed-in user or null (no sign-in)",
-            "security": [],
-            "responses": {"200": _ok(_ref("Configuration"), "configuration")},
-        }
-    },
-    "/1.0/overview": {
-        "get": {
-            "summary": "Fleet aggregates in one call",
-            "responses": {"200": _ok(_ref("Overview"), "the fleet"), **_errors(*READ_ERRORS)},
-        }
-    },
-    "/1.0/remote-cluster": {
-        "get": {
-            "summary": "One page of enrolled clusters with health and warnings",
-            "parameters": LIST_PARAMETERS,
-            "responses": {
-                "200": _ok(_ref("ClusterPage"), "a page of clusters"),
-                **_errors(400, *READ_ERRORS),
-            },
-        }
-    },
-    "/1.0/remote-cluster/{name}": {
-        "parameters": [NAME_PARAMETER],
-        "get": {
-            "summary": "One cluster",
-            "responses": {
-                "200": _ok(_ref("Cluster"), "the cluster"),
-                **_errors(404, *READ_ERRORS),
-            },
-        },
-        "patch": {
-            "summary": "Change description or thresholds (all or nothing)",
-            "parameters": [CSRF_PARAMETER],
-            "requestBody": _body(_ref("ClusterChanges")),
-            "responses": {
-                "200": _ok(_ref("Cluster"), "the changed cluster"),
-                **_errors(404, *WRITE_ERRORS),
-            },
-        },
-        "delete": {
-            "summary": "Remove the cluster; every unit refuses it at once",
-            "parameters": [CSRF_PARAMETER],
-            "responses": {"200": _ok(None, "removed"), **_errors(404, *WRITE_ERRORS)},
-        },
-    },
-    "/1.0/remote-cluster/{name}/lxd/{path}": {
-        "parameters": [
-            NAME_PARAMETER,
-            {"name": "path", "in": "path", "required": True, "schema": STRING},
-        ],
-        "get": {
-            "summary": "Read the cluster's LXD API (GET /1.0/{path}) through its reverse tunnel",
-            "description": (
-                "Works from any unit. 503 when the cluster has no tunnel (enable it on the"
-                " cluster with `microcloud cluster-manager set reverse_tunnel true`), 504 when"
-                " it does not answer in time, 502 when the tunnel breaks; LXD's own errors keep"
-                " their status."
-            ),
-            "responses": {
-                "200": {
-                    "description": "LXD's JSON response envelope, as the cluster answered it",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                **_errors(400, 404, 429, 500, 502, 503, 504, *READ_ERRORS),
-            },
-        },
-    },
-    "/1.0/remote-cluster-join-token": {
-        "get": {
-            "summary": "Pending join tokens, without secrets",
-            "responses": {
-                "200": _ok({"type": "array", "items": _ref("Token")}, "pending tokens"),
-                **_errors(*READ_ERRORS),
-            },
-        },
-        "post": {
-            "summary": "Create a join token",
-            "parameters": [CSRF_PARAMETER],
-            "requestBody": _body(_ref("TokenRequest")),
-            "responses": {
-                "200": _ok(_ref("CreatedToken"), "the token and the join command"),
-                **_errors(409, *WRITE_ERRORS),
-            },
-        },
-    },
-    "/1.0/remote-cluster-join-token/{name}": {
-        "parameters": [NAME_PARAMETER],
-        "delete": {
-            "summary": "Revoke a pending join token",
-            "parameters": [CSRF_PARAMETER],
-            "responses": {"200": _ok(None, "revoked"), **_errors(404, *WRITE_ERRORS)},
-        },
-    },
-}
-
-DOCUMENT: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "MicroCloud Cluster Manager — Management API",
-        "version": "1.0",
-        "description": (
-            "JSON in LXD-style envelopes. /1.0 needs a signed-in administrator (OpenID Connect "
-            "session cookie) except GET /1.0/configuration; state-changing calls also need the "
-            "CSRF header. Errors name the field at fault."
-        ),
-    },
-    "components": {
-        "schemas": SCHEMAS,
-        "securitySchemes": {
-            "session": {"type": "apiKey", "in": "cookie", "name": "__Host-mcm_session"},
-        },
-    },
-    "security": SIGNED_IN,
-    "paths": PATHS,
-}
-_DOCUMENT_BYTES = json.dumps(DOCUMENT, separators=(",", ":")).encode()
+@functools.cache
+def _document_bytes() -> bytes:
+    return msgspec.json.encode(document())
 
 
 @routes.get(OPENAPI_PATH)
+@documented(
+    response=NoEnvelope,
+    signed_in=False,
+    summary="This document (no sign-in)",
+    response_description="OpenAPI 3 document",
+)
 async def openapi_document(_request: web.Request) -> web.Response:
-    """The OpenAPI 3 document (not an envelope: tools read it as it is)."""
-    return web.Response(body=_DOCUMENT_BYTES, content_type="application/json")
+    """The OpenAPI document (not an envelope: tools read it as it is)."""
+    return web.Response(body=_document_bytes(), content_type="application/json")

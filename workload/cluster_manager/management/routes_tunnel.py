@@ -13,14 +13,26 @@ from urllib.parse import quote
 from aiohttp import web
 
 from cluster_manager.envelope import error_response
+from cluster_manager.management.operations import READ_ERRORS, NoEnvelope, documented
 from cluster_manager.tunnel import TUNNELS
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/1.0/remote-cluster/{name}/lxd/{path:.*}")
+@documented(
+    response=NoEnvelope,
+    errors=(400, 404, 429, 500, 502, 503, 504, *READ_ERRORS),
+    reasons={503: "database unavailable, or the cluster's tunnel is not connected"},
+    response_description="LXD's JSON response envelope, as the cluster answered it",
+)
 async def lxd_get(request: web.Request) -> web.Response:
-    """Pass one GET to the cluster's LXD API (``path`` is after ``/1.0/``)."""
+    """Read the cluster's LXD API (GET /1.0/{path}) through its reverse tunnel.
+
+    Works from any unit. 503 when the cluster has no tunnel (enable it on the cluster with
+    `microcloud cluster-manager set reverse_tunnel true`), 504 when it does not answer in time,
+    502 when the tunnel breaks; LXD's own errors keep their status.
+    """
     name = request.match_info["name"]
     path = "/1.0/" + quote(request.match_info["path"], safe="/")  # as a URL path, re-encoded
     if request.query_string:
