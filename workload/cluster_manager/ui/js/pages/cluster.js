@@ -136,7 +136,7 @@ function renderData(cluster) {
   const members = (cluster.member_statuses || []).map((s) => ({ label: s.status, value: s.count }));
   return [
     cluster.warnings.length ? notice({
-      kind: cluster.health === 'stale' ? 'error-soft' : 'warning',
+      kind: cluster.health === 'stale' || cluster.health === 'error' ? 'error-soft' : 'warning',
       title: cluster.warnings.length === 1 ? 'Warning' : `${cluster.warnings.length} warnings`,
       message: h('ul', { class: 'notice-list' }, cluster.warnings.map((w) => h('li', {}, w.message))),
     }) : null,
