@@ -779,11 +779,32 @@ async def test_screenshots_of_a_fleet_of_10000_clusters(browser, server, setting
     assert await overflow(page) == []
     await screenshot(page, "fleet-overview", full_page=True)
 
-    await page.goto(base_url(settings) + "/clusters?health=stale,warning&sort=health")
+    await page.goto(base_url(settings) + "/clusters?health=stale,error,warning&sort=health")
     await expect(page.locator("tbody tr")).to_have_count(25)
     await expect(page.locator("#active-filters")).to_contain_text("Needs attention")
     assert await overflow(page) == []
     await screenshot(page, "fleet-clusters")
+
+    # Every cluster in error says why in the API's words; 100 of them change thresholds at once.
+    await page.goto(base_url(settings) + "/clusters?health=error&limit=100")
+    await expect(page.locator("tbody tr")).to_have_count(100, timeout=SLOW)
+    for words in await page.locator("tbody .cell-warning").all_text_contents():
+        assert re.search(r"\d+ of \d+ (members Offline|Ceph members UNREACHABLE)", words), words
+    await expect(page.locator("tbody .badge-error")).to_have_count(100)
+    await page.get_by_role("checkbox", name="Select the 100 clusters on this page").check()
+    await page.get_by_role("button", name="Change thresholds…").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Memory warning threshold: what to do").select_option("set")
+    await dialog.get_by_role("spinbutton", name="Memory warning threshold (%)").fill("95")
+    await dialog.get_by_role("button", name="Apply thresholds").click()
+    await expect(page.locator("#bulk-result")).to_contain_text(
+        "Changed the thresholds of 100 clusters", timeout=SLOW
+    )
+    assert (
+        await pool.fetchval("SELECT count(*) FROM remote_clusters WHERE memory_threshold = 95")
+        == 100
+    )
+    assert await overflow(page) == []
     await context.close()
     assert not problems.unexpected(), problems.unexpected()
 
