@@ -718,6 +718,14 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
         "UPDATE remote_clusters SET disk_threshold = 40 WHERE name = ANY($1)", ["sfo-ci"]
     )
     await tokens.create_token(pool, settings, "osl-edge", "Oslo, to be installed", None)
+    await pool.execute(
+        """
+        UPDATE remote_cluster_details SET member_statuses =
+            '[{"status": "Online", "count": 1}, {"status": "Offline", "count": 2}]',
+            member_count = 3
+        WHERE cluster_id = (SELECT id FROM remote_clusters WHERE name = 'ber-factory')
+        """
+    )
 
     context, page, problems = await new_page(browser, DESKTOP)
     await admin(page, settings)
@@ -727,6 +735,23 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
     await page.get_by_role("link", name="Clusters", exact=True).click()
     await expect(page.locator("tbody tr")).to_have_count(12)
     await screenshot(page, "clusters", full_page=True)
+    for name in ("ams-lab", "nyc-retail-14", "nyc-retail-22"):
+        await page.get_by_role("checkbox", name=f"Select {name}").check()
+    await page.get_by_role("button", name="Change thresholds…").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Memory warning threshold: what to do").select_option("set")
+    await dialog.get_by_role("spinbutton", name="Memory warning threshold (%)").fill("85")
+    await screenshot(page, "clusters-bulk-thresholds")
+    await dialog.get_by_role("button", name="Apply thresholds").click()
+    await expect(page.locator("#bulk-result")).to_contain_text("Changed the thresholds of 3")
+    await page.get_by_role("checkbox", name="Select ams-lab").check()
+    await page.get_by_role("button", name="Actions for ams-lab").click()
+    await screenshot(page, "clusters-selection")
+    await page.keyboard.press("Escape")
+    await page.get_by_role("link", name="Settings").click()
+    await expect(page.get_by_label("Memory warning threshold (%)")).to_have_value("80")
+    await screenshot(page, "settings", full_page=True)
+    await page.get_by_role("link", name="Clusters", exact=True).click()
 
     await page.get_by_role("link", name="fra-core").click()
     await expect(page.locator("#storage")).to_contain_text("micro01")

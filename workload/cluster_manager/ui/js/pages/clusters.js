@@ -454,6 +454,7 @@ export function mount(root, ctx) {
     selectPage.setAttribute('aria-label', `Select the ${pageClusters.length} clusters on this page`);
     selectedLabel.textContent = selected.size ? `${count(selected.size)} selected` : 'None selected';
     for (const buttonNode of [bulkThresholdButton, bulkRemoveButton, clearSelection]) buttonNode.disabled = selected.size === 0;
+    selectionBar.classList.toggle('has-selection', selected.size > 0);
     for (const box of body.querySelectorAll('input.row-select')) {
       box.checked = selected.has(box.dataset.name);
       box.closest('tr').classList.toggle('row-selected', box.checked);
