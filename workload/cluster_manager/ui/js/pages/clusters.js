@@ -501,7 +501,7 @@ export function mount(root, ctx) {
     const one = names.length === 1;
     const done = await confirmDialog({
       title: one ? `Remove ${names[0]}?` : `Remove ${count(names.length)} clusters?`,
-      message: 'They are removed from the Cluster Manager and their heartbeats are refused from now on. To manage one here again, enrol it with a new join token.',
+      message: `${one ? 'It is' : 'They are'} removed from the Cluster Manager and ${one ? 'its' : 'their'} heartbeats are refused from now on. To manage ${one ? 'it' : 'one'} here again, enrol it with a new join token.`,
       body: listOfNames(names),
       confirmLabel: one ? 'Remove cluster' : `Remove ${count(names.length)} clusters`,
       action: async () => { result = await api.bulkRemove(names); },
