@@ -18,7 +18,7 @@ import pytest
 from cluster_manager import tokens
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.management.sessions import SESSION_COOKIE
-from cluster_manager.seed import SET_LAST_HEARTBEAT, heartbeat, insert_cluster, insert_fleet
+from cluster_manager.seed import GIB, SET_LAST_HEARTBEAT, heartbeat, insert_cluster, insert_fleet
 from oidc_fixtures import USERS
 from playwright.async_api import Browser, Page, Route, async_playwright
 from ui_browser import (
@@ -395,7 +395,7 @@ PAGES_MEASURED = (
     "/",
     "/clusters",
     "/clusters?sort=cpu_load_1&order=desc",
-    "/clusters?health=error,stale,warning&search=site-0000",
+    "/clusters?health=stale,warning&search=site-0000",
     "/clusters/site-000023",
     "/clusters/edge-with-a-rather-long-name-for-a-cluster-01",
     "/clusters/many-statuses",
@@ -584,7 +584,7 @@ async def test_see_them_all_opens_a_filter_shown_as_active(ui, settings, pool):
     rows = ui.locator("tbody tr")
     await expect(rows.first).to_be_visible()
     for text in await rows.all_text_contents():
-        assert "Stale" in text or "Warning" in text, text
+        assert any(word in text for word in ("Stale", "Error", "Warning")), text
 
     await chip.get_by_role("button", name="Clear the health filter").click()
     await expect(ui.get_by_role("radio", name=re.compile("^All"))).to_have_attribute(
@@ -718,6 +718,14 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
         "UPDATE remote_clusters SET disk_threshold = 40 WHERE name = ANY($1)", ["sfo-ci"]
     )
     await tokens.create_token(pool, settings, "osl-edge", "Oslo, to be installed", None)
+    await pool.execute(
+        """
+        UPDATE remote_cluster_details SET member_statuses =
+            '[{"status": "Online", "count": 1}, {"status": "Offline", "count": 2}]',
+            member_count = 3
+        WHERE cluster_id = (SELECT id FROM remote_clusters WHERE name = 'ber-factory')
+        """
+    )
 
     context, page, problems = await new_page(browser, DESKTOP)
     await admin(page, settings)
@@ -727,6 +735,23 @@ async def test_screenshots_of_every_page(browser, server, settings, pool):
     await page.get_by_role("link", name="Clusters", exact=True).click()
     await expect(page.locator("tbody tr")).to_have_count(12)
     await screenshot(page, "clusters", full_page=True)
+    for name in ("ams-lab", "nyc-retail-14", "nyc-retail-22"):
+        await page.get_by_role("checkbox", name=f"Select {name}").check()
+    await page.get_by_role("button", name="Change thresholds…").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Memory warning threshold: what to do").select_option("set")
+    await dialog.get_by_role("spinbutton", name="Memory warning threshold (%)").fill("85")
+    await screenshot(page, "clusters-bulk-thresholds")
+    await dialog.get_by_role("button", name="Apply thresholds").click()
+    await expect(page.locator("#bulk-result")).to_contain_text("Changed the thresholds of 3")
+    await page.get_by_role("checkbox", name="Select ams-lab").check()
+    await page.get_by_role("button", name="Actions for ams-lab").click()
+    await screenshot(page, "clusters-selection")
+    await page.keyboard.press("Escape")
+    await page.get_by_role("link", name="Settings").click()
+    await expect(page.get_by_label("Memory warning threshold (%)")).to_have_value("80")
+    await screenshot(page, "settings", full_page=True)
+    await page.get_by_role("link", name="Clusters", exact=True).click()
 
     await page.get_by_role("link", name="fra-core").click()
     await expect(page.locator("#storage")).to_contain_text("micro01")
@@ -779,10 +804,343 @@ async def test_screenshots_of_a_fleet_of_10000_clusters(browser, server, setting
     assert await overflow(page) == []
     await screenshot(page, "fleet-overview", full_page=True)
 
-    await page.goto(base_url(settings) + "/clusters?health=error,stale,warning&sort=health")
+    await page.goto(base_url(settings) + "/clusters?health=stale,error,warning&sort=health")
     await expect(page.locator("tbody tr")).to_have_count(25)
     await expect(page.locator("#active-filters")).to_contain_text("Needs attention")
     assert await overflow(page) == []
     await screenshot(page, "fleet-clusters")
+
+    # Every cluster in error says why in the API's words; 100 of them change thresholds at once.
+    await page.goto(base_url(settings) + "/clusters?health=error&limit=100")
+    await expect(page.locator("tbody tr")).to_have_count(100, timeout=SLOW)
+    for words in await page.locator("tbody .cell-warning").all_text_contents():
+        assert re.search(r"\d+ of \d+ (members Offline|Ceph members UNREACHABLE)", words), words
+    await expect(page.locator("tbody .badge-error")).to_have_count(100)
+    await page.get_by_role("checkbox", name="Select the 100 clusters on this page").check()
+    await page.get_by_role("button", name="Change thresholds…").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Memory warning threshold: what to do").select_option("set")
+    await dialog.get_by_role("spinbutton", name="Memory warning threshold (%)").fill("95")
+    await dialog.get_by_role("button", name="Apply thresholds").click()
+    await expect(page.locator("#bulk-result")).to_contain_text(
+        "Changed the thresholds of 100 clusters", timeout=SLOW
+    )
+    assert (
+        await pool.fetchval("SELECT count(*) FROM remote_clusters WHERE memory_threshold = 95")
+        == 100
+    )
+    assert await overflow(page) == []
     await context.close()
+    assert not problems.unexpected(), problems.unexpected()
+
+
+# Issue 15: the Management API's bulk actions, settings, filters and tokens, driven in the UI.
+
+
+async def seeded(pool, *names: str, beat=None, **options) -> None:
+    """Clusters with one heartbeat each (memory half used unless ``beat`` says otherwise)."""
+    for name in names:
+        await insert_cluster(pool, name, beat or heartbeat(memory=(8 * GIB, 16 * GIB)), **options)
+
+
+async def test_a_cluster_partly_down_reads_error_with_the_apis_words(ui, settings, pool):
+    await seeded(pool, "calm-1", "calm-2")
+    await seeded(pool, "two-down", beat=heartbeat(members={"Online": 1, "Offline": 2}))
+    await admin(ui, settings)
+
+    legend = ui.locator("#chart-health .legend")
+    await expect(legend.get_by_role("link", name=re.compile("^Error"))).to_be_visible()
+    await expect(ui.locator("#warnings")).to_contain_text("2 of 3 members Offline")
+
+    await ui.goto(base_url(settings) + "/clusters")
+    row = ui.locator("tr[data-cluster=two-down]")
+    await expect(row.locator(".badge-error")).to_have_text("Error")
+    await expect(row.locator(".cell-warning")).to_contain_text("2 of 3 members Offline")
+    error = ui.get_by_role("radio", name=re.compile("^Error"))
+    await expect(error.locator(".segment-count")).to_have_text("1")
+    await error.click()
+    await expect(ui.locator("tbody tr")).to_have_count(1)
+    assert "health=error" in ui.url
+    await ui.get_by_role("radio", name=re.compile("^Needs attention")).click()
+    await expect(ui.locator("tbody tr")).to_have_count(1)
+
+
+async def test_bulk_remove_shows_each_result_and_the_one_removed_meanwhile(ui, settings, pool):
+    await seeded(pool, "edge-a", "edge-b", "edge-c", "edge-d")
+    await admin(ui, settings)
+    await ui.goto(base_url(settings) + "/clusters")
+    await expect(ui.locator("tbody tr")).to_have_count(4)
+    for name in ("edge-a", "edge-b", "edge-c"):
+        await ui.get_by_role("checkbox", name=f"Select {name}").check()
+    await expect(ui.locator("#selection-count")).to_have_text("3 selected")
+    # Another administrator removes one of them meanwhile.
+    await pool.execute("DELETE FROM remote_clusters WHERE name = 'edge-b'")
+
+    await ui.get_by_role("button", name="Remove…").click()
+    dialog = ui.get_by_role("dialog", name="Remove 3 clusters?")
+    await expect(dialog.locator(".dialog-names")).to_contain_text("edge-c")
+    await expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    await dialog.get_by_role("button", name="Remove 3 clusters").click()
+
+    result = ui.locator("#bulk-result")
+    await expect(result).to_contain_text("Removed 2 of 3 clusters; 1 failed")
+    failed = result.get_by_role("list", name="Failed").get_by_role("listitem")
+    await expect(failed).to_have_count(1)
+    await expect(failed).to_contain_text("edge-b")
+    await expect(failed).to_contain_text("Not found")
+    await result.get_by_text("Done (2)").click()
+    done = result.get_by_role("list", name="Done")
+    await expect(done.get_by_role("listitem")).to_have_text(
+        [re.compile("edge-a"), re.compile("edge-c")]
+    )
+    await expect(ui.locator("tbody tr")).to_have_count(1)
+    await expect(ui.locator("#selection-count")).to_have_text("None selected")
+    names = await pool.fetch("SELECT name FROM remote_clusters")
+    assert [row["name"] for row in names] == ["edge-d"]
+
+
+async def test_bulk_thresholds_on_a_page_of_100_selected_clusters(ui, settings, pool):
+    await insert_fleet(pool, 150, prefix="fleet-")
+    await admin(ui, settings)
+    await ui.goto(base_url(settings) + "/clusters?limit=100")
+    await expect(ui.locator("tbody tr")).to_have_count(100, timeout=SLOW)
+    await ui.get_by_role("checkbox", name="Select the 100 clusters on this page").check()
+    await expect(ui.locator("#selection-count")).to_have_text("100 selected")
+
+    await ui.get_by_role("button", name="Change thresholds…").click()
+    dialog = ui.get_by_role("dialog", name="Change the thresholds of 100 clusters")
+    await expect(dialog.locator(".dialog-names")).to_contain_text("and 95 more")
+    await dialog.get_by_role(
+        "combobox", name="Memory warning threshold: what to do"
+    ).select_option("set")
+    await dialog.get_by_role("spinbutton", name="Memory warning threshold (%)").fill("101")
+    await dialog.get_by_role("button", name="Apply thresholds").click()
+    await expect(dialog).to_contain_text("give a whole percentage from 0 to 100")
+    await dialog.get_by_role("spinbutton", name="Memory warning threshold (%)").fill("55")
+    await dialog.get_by_role(
+        "combobox", name="Storage warning threshold: what to do"
+    ).select_option("default")
+    await dialog.get_by_role("button", name="Apply thresholds").click()
+
+    await expect(ui.locator("#bulk-result")).to_contain_text(
+        "Changed the thresholds of 100 clusters", timeout=SLOW
+    )
+    set_rows = await pool.fetchval(
+        "SELECT count(*) FROM remote_clusters"
+        " WHERE memory_threshold = 55 AND disk_threshold IS NULL"
+    )
+    untouched = await pool.fetchval(
+        "SELECT count(*) FROM remote_clusters WHERE memory_threshold IS NULL"
+    )
+    assert (set_rows, untouched) == (100, 50)
+
+
+async def test_row_menu_opens_changes_thresholds_and_removes(ui, settings, pool):
+    await seeded(pool, "menu-a", "menu-b")
+    await admin(ui, settings)
+    await ui.goto(base_url(settings) + "/clusters")
+    await ui.get_by_role("button", name="Actions for menu-a").click()
+    menu = ui.get_by_role("menu", name="Actions for menu-a")
+    await expect(menu.get_by_role("menuitem")).to_have_text(
+        ["Open", "Change thresholds…", "Remove…"]
+    )
+    await ui.keyboard.press("Escape")
+    await expect(menu).to_be_hidden()
+    await expect(ui.get_by_role("button", name="Actions for menu-a")).to_be_focused()
+
+    await ui.get_by_role("button", name="Actions for menu-a").click()
+    await menu.get_by_role("menuitem", name="Change thresholds…").click()
+    dialog = ui.get_by_role("dialog", name="Change the thresholds of menu-a")
+    await dialog.get_by_role(
+        "combobox", name="Storage warning threshold: what to do"
+    ).select_option("set")
+    await dialog.get_by_role("spinbutton", name="Storage warning threshold (%)").fill("70")
+    await dialog.get_by_role("button", name="Apply thresholds").click()
+    await expect(ui.locator("#bulk-result")).to_contain_text("Changed the thresholds of 1 cluster")
+    assert (
+        await pool.fetchval("SELECT disk_threshold FROM remote_clusters WHERE name = 'menu-a'")
+        == 70
+    )
+
+    await ui.get_by_role("button", name="Actions for menu-b").click()
+    await ui.get_by_role("menu").get_by_role("menuitem", name="Remove…").click()
+    await (
+        ui.get_by_role("dialog", name="Remove menu-b?")
+        .get_by_role("button", name="Remove cluster")
+        .click()
+    )
+    await expect(ui.locator("#bulk-result")).to_contain_text("Removed 1 cluster")
+    await expect(ui.locator("tbody tr")).to_have_count(1)
+
+    await ui.get_by_role("button", name="Actions for menu-a").click()
+    await ui.get_by_role("menu").get_by_role("menuitem", name="Open").click()
+    await expect(ui.get_by_role("heading", level=1, name="menu-a")).to_be_visible()
+    await expect(ui.locator("#disk-threshold-source")).to_contain_text("70 % — cluster override")
+
+
+async def test_settings_page_saves_defaults_the_list_and_detail_follow(ui, settings, pool):
+    await seeded(pool, "follows-default")
+    await seeded(pool, "own-threshold", memory_threshold=90)
+    ui.problems.allow("status of 400")  # the refused value below
+    await admin(ui, settings)
+    await ui.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
+    await expect(ui.get_by_role("heading", level=1, name="Settings")).to_be_focused()
+    memory = ui.get_by_label("Memory warning threshold (%)")
+    await expect(memory).to_have_value("80")
+    await expect(ui.locator("#stale-source")).to_contain_text("from each unit's configuration")
+
+    await memory.fill("40")
+    await ui.get_by_label("Join tokens expire after (hours)").fill("48")
+    await ui.get_by_role("button", name="Save settings").click()
+    await expect(ui.get_by_text("Saved. Every unit applies these from now on.")).to_be_visible()
+    await expect(ui.locator("#expiry-source")).to_contain_text(
+        "2 days; set here for the whole fleet"
+    )
+    row = await pool.fetchrow("SELECT memory_threshold, token_expiry FROM fleet_settings")
+    assert (row["memory_threshold"], row["token_expiry"]) == (40, 48 * 3600)
+
+    await ui.get_by_label("Storage warning threshold (%)").fill("150")
+    await ui.get_by_role("button", name="Save settings").click()
+    await expect(ui.locator("#settings-disk-threshold")).to_have_attribute("aria-invalid", "true")
+    assert await pool.fetchval("SELECT disk_threshold FROM fleet_settings") == 80
+
+    await ui.get_by_role("button", name="Use the units' configuration").click()
+    await expect(ui.locator("#expiry-source")).to_contain_text("from each unit's configuration")
+    assert await pool.fetchval("SELECT token_expiry FROM fleet_settings") is None
+
+    await ui.goto(base_url(settings) + "/clusters")
+    await expect(ui.locator("tr[data-cluster=follows-default] .badge")).to_have_text("Warning")
+    await expect(ui.locator("tr[data-cluster=follows-default] .cell-warning")).to_contain_text(
+        "40"
+    )
+    await expect(ui.locator("tr[data-cluster=own-threshold] .badge")).to_have_text("Healthy")
+
+    await ui.goto(base_url(settings) + "/clusters/follows-default")
+    await expect(ui.locator("#memory-threshold-source")).to_have_text(re.compile(r"^default 40 %"))
+    await ui.goto(base_url(settings) + "/clusters/own-threshold")
+    source = ui.locator("#memory-threshold-source")
+    await expect(source).to_contain_text("90 % — cluster override")
+    await source.get_by_role("button", name="Reset to default").click()
+    await expect(source).to_have_text(re.compile(r"^default 40 %"))
+    await expect(ui.locator(".stat .badge")).to_have_text("Warning")
+    assert (
+        await pool.fetchval(
+            "SELECT memory_threshold FROM remote_clusters WHERE name = 'own-threshold'"
+        )
+        is None
+    )
+
+
+async def test_status_and_usage_filters_live_in_the_address_as_chips(ui, settings, pool):
+    await seed_fleet(pool, settings, 200)
+    expected = await pool.fetchval(
+        """
+        SELECT count(*) FROM remote_cluster_details
+        WHERE instance_statuses @> '[{"status": "Error"}]' AND memory_usage_ratio >= 0.5
+        """
+    )
+    assert expected > 0
+    await admin(ui, settings)
+    await ui.goto(base_url(settings) + "/clusters")
+    await ui.locator("#more-filters summary").click()
+    await ui.get_by_label("Instances in status").select_option("Error")
+    await ui.get_by_label("Memory usage from (%)").fill("50")
+    await ui.get_by_role("button", name="Apply filters").click()
+
+    await expect(ui.locator("#clusters-summary")).to_contain_text(
+        f"of {expected} cluster{'s' if expected != 1 else ''} matching"
+    )
+    assert "instance_status=Error" in ui.url
+    assert "memory_min=0.5" in ui.url
+    chips = ui.locator("#active-filters")
+    await expect(chips.locator("[data-filter=instance_status]")).to_have_text(
+        re.compile("Instances Error")
+    )
+    await expect(chips.locator("[data-filter=memory_min]")).to_have_text(
+        re.compile("Memory usage at least 50 %")
+    )
+
+    await ui.reload()
+    await expect(ui.locator("#clusters-summary")).to_contain_text(f"of {expected} cluster")
+    await expect(chips.locator(".chip")).to_have_count(2)
+    await expect(ui.get_by_label("Instances in status")).to_have_value("Error")
+
+    await chips.get_by_role("button", name="Clear the instances filter").click()
+    await expect(chips.locator(".chip")).to_have_count(1)
+    assert "instance_status" not in ui.url
+    await ui.goto(base_url(settings) + "/clusters?member_status=Offline&storage_max=0.2")
+    await expect(chips.locator(".chip")).to_have_count(2)
+    await expect(chips).to_contain_text("Members Offline")
+    await expect(chips).to_contain_text("Fullest storage pool at most 20 %")
+    await chips.get_by_role("button", name="Clear filters").click()
+    await expect(chips).to_be_empty()
+    assert "?" not in ui.url
+
+
+async def test_pending_enrolments_show_on_the_clusters_page(ui, settings, pool):
+    await seeded(pool, "already-here")
+    await tokens.create_token(pool, settings, "coming-soon", "rack 4", timedelta(hours=5))
+    await tokens.create_token(pool, settings, "too-late", "", timedelta(seconds=1))
+    await asyncio.sleep(1.1)
+    await admin(ui, settings)
+    await ui.goto(base_url(settings) + "/clusters")
+    panel = ui.locator("#pending-enrolments")
+    await expect(panel.locator("summary")).to_have_text("Pending enrolments (1) · 1 expired")
+    await panel.locator("summary").click()
+    await expect(panel.locator("[data-token=coming-soon]")).to_contain_text("expires in 5 h")
+    await expect(panel.locator("[data-token=too-late]")).to_contain_text("expired")
+    await panel.get_by_role("link", name="Manage join tokens").click()
+    await expect(ui.get_by_role("heading", level=1, name="Enrol a cluster")).to_be_visible()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390px"])
+async def test_new_pages_and_states_do_not_overflow(browser, server, settings, pool, viewport):
+    await seed_fleet(pool, settings, 300)
+    await tokens.create_token(pool, settings, "pending-" + "x" * 50, "d" * 80, timedelta(hours=1))
+    context, page, problems = await new_page(browser, viewport)
+    await admin(page, settings)
+    found: dict[str, list[str]] = {}
+
+    async def measure(label: str) -> None:
+        sticking_out = await overflow(page)
+        if sticking_out:
+            found[label] = sticking_out
+
+    await page.goto(base_url(settings) + "/settings")
+    await expect(page.get_by_label("Memory warning threshold (%)")).to_have_value("80")
+    await measure("settings")
+    await page.goto(
+        base_url(settings)
+        + "/clusters?instance_status=Error&member_status=Offline&memory_min=0.1&storage_max=0.9"
+        + "&health=stale,error,warning&search=site"
+    )
+    await expect(page.locator("#active-filters .chip")).to_have_count(6)
+    await expect(page.locator("#clusters-summary")).not_to_have_text(
+        "Loading clusters…", timeout=SLOW
+    )
+    await measure("filters as chips")
+    await page.goto(base_url(settings) + "/clusters")
+    await expect(page.locator("tbody tr").first).to_be_visible(timeout=SLOW)
+    await page.locator("#pending-enrolments summary").click()
+    await page.locator("#more-filters summary").click()
+    await measure("more filters and pending enrolments open")
+    await page.get_by_role("checkbox", name=re.compile("^Select the 25 clusters")).check()
+    await measure("page selected")
+    await page.get_by_role("button", name="Change thresholds…").click()
+    await measure("thresholds dialog")
+    await page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    await page.locator("tbody tr").first.get_by_role("button", name=re.compile("^Actions")).click()
+    await measure("row menu")
+    await page.keyboard.press("Escape")
+    await pool.execute("DELETE FROM remote_clusters WHERE name = 'site-000002'")
+    await page.get_by_role("button", name="Remove…").click()
+    await page.get_by_role("dialog").get_by_role("button", name=re.compile("^Remove 25")).click()
+    await expect(page.locator("#bulk-result")).to_contain_text("Removed 24 of 25")
+    await page.locator("#bulk-result summary").click()
+    await measure("bulk result")
+    await page.goto(base_url(settings) + "/clusters/site-000100")
+    await expect(page.locator("#memory-threshold-source")).to_contain_text("default")
+    await measure("detail with threshold source")
+    await context.close()
+    assert not found, found
     assert not problems.unexpected(), problems.unexpected()

@@ -36,6 +36,7 @@ PAGES = {
     "/clusters": "clusters",
     "/clusters/{name}": "cluster",
     "/enrol": "enrol",
+    "/settings": "settings",
 }
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",

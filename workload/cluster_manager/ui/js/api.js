@@ -75,11 +75,15 @@ export async function signOut() {
 
 export const api = {
   configuration: () => request('GET', '/1.0/configuration'),
-  overview: () => request('GET', '/1.0/overview'),
+  overview: (query) => request('GET', query ? `/1.0/overview?${new URLSearchParams(query)}` : '/1.0/overview'),
   clusters: (query) => request('GET', `/1.0/remote-cluster?${new URLSearchParams(query)}`),
   cluster: (name) => request('GET', `/1.0/remote-cluster/${encodeURIComponent(name)}`),
   updateCluster: (name, changes) => request('PATCH', `/1.0/remote-cluster/${encodeURIComponent(name)}`, changes),
   removeCluster: (name) => request('DELETE', `/1.0/remote-cluster/${encodeURIComponent(name)}`),
+  bulkRemove: (names) => request('POST', '/1.0/remote-cluster/bulk/remove', { names }),
+  bulkThresholds: (names, thresholds) => request('POST', '/1.0/remote-cluster/bulk/thresholds', { names, ...thresholds }),
+  settings: () => request('GET', '/1.0/settings'),
+  updateSettings: (changes) => request('PATCH', '/1.0/settings', changes),
   tokens: () => request('GET', '/1.0/remote-cluster-join-token'),
   createToken: (token) => request('POST', '/1.0/remote-cluster-join-token', token),
   revokeToken: (name) => request('DELETE', `/1.0/remote-cluster-join-token/${encodeURIComponent(name)}`),

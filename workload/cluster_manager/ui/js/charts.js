@@ -8,7 +8,7 @@ const COLOURS = {
   // health
   healthy: '#0e8420',
   warning: '#f99b11',
-  stale: '#c7162b',
+  stale: '#7a1421',
   pending: '#8a8a8a',
   // instances
   running: '#0e8420',

@@ -6,6 +6,7 @@ import { absolute, ago, count, secondsSince, short, until } from './format.js';
 
 const HEALTH_TEXT = {
   healthy: 'Healthy',
+  error: 'Error',
   warning: 'Warning',
   error: 'Error',
   stale: 'Stale',
@@ -144,15 +145,16 @@ export function copyButton(getText, label) {
  * Ask before doing something that cannot be undone. Resolves true when confirmed; the action
  * runs while the dialog shows progress, and its error stays in the dialog.
  */
-export function confirmDialog({ title, message, confirmLabel, action }) {
+export function confirmDialog({ title, message, confirmLabel, action, body = null, confirmKind = 'negative' }) {
   return new Promise((resolve) => {
     const opener = document.activeElement;
     const errorArea = h('div', { class: 'dialog-error' });
     const cancel = button('Cancel', { kind: 'base' });
-    const confirm = button(confirmLabel, { kind: 'negative' });
+    const confirm = button(confirmLabel, { kind: confirmKind });
     const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': 'dialog-title', 'aria-describedby': 'dialog-message' },
       h('h2', { id: 'dialog-title', class: 'dialog-title' }, title),
       h('p', { id: 'dialog-message' }, message),
+      body,
       errorArea,
       h('div', { class: 'dialog-actions' }, cancel, confirm));
     let done = false;
@@ -231,4 +233,90 @@ export function signOutButton(className, before = () => {}) {
     });
   });
   return control;
+}
+
+/**
+ * A menu of actions behind a small button ("Actions for NAME"): opens below the button (fixed,
+ * so no scrolling container cuts it), closes on a choice, Escape, a click elsewhere or scrolling.
+ */
+export function actionMenu(label, items, focusKey) {
+  const trigger = h('button', {
+    type: 'button', class: 'menu-button', 'aria-label': label, 'aria-haspopup': 'menu', 'aria-expanded': 'false',
+    dataset: focusKey ? { focusKey } : undefined,
+  }, h('span', { 'aria-hidden': 'true' }, '⋯'));
+  let menu = null;
+  const close = ({ focus = false } = {}) => {
+    if (!menu) return;
+    menu.remove();
+    menu = null;
+    trigger.setAttribute('aria-expanded', 'false');
+    document.removeEventListener('click', outside, true);
+    window.removeEventListener('scroll', onScroll, true);
+    window.removeEventListener('resize', onScroll);
+    if (focus) trigger.focus();
+  };
+  const outside = (event) => {
+    if (menu && !menu.contains(event.target) && !trigger.contains(event.target)) close();
+  };
+  const onScroll = () => close();
+  const keys = (event) => {
+    const entries = [...menu.querySelectorAll('[role="menuitem"]')];
+    const index = entries.indexOf(document.activeElement);
+    if (event.key === 'Escape' || event.key === 'Tab') {
+      event.preventDefault();
+      close({ focus: true });
+    } else if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+      event.preventDefault();
+      const step = event.key === 'ArrowDown' ? 1 : -1;
+      entries[(index + step + entries.length) % entries.length].focus();
+    }
+  };
+  trigger.addEventListener('click', () => {
+    if (menu) {
+      close();
+      return;
+    }
+    menu = h('div', { class: 'menu', role: 'menu', 'aria-label': label, on: { keydown: keys } },
+      items.map((item) => (item.href
+        ? h('a', { class: 'menu-item', role: 'menuitem', href: item.href, 'data-nav': true, tabindex: '-1', on: { click: () => close() } }, item.label)
+        : h('button', {
+          type: 'button', class: ['menu-item', item.danger && 'menu-item-danger'], role: 'menuitem', tabindex: '-1',
+          on: { click: () => { close(); item.onSelect(); } },
+        }, item.label))));
+    document.body.appendChild(menu);
+    const box = trigger.getBoundingClientRect();
+    const width = menu.offsetWidth;
+    const height = menu.offsetHeight;
+    const left = Math.max(8, Math.min(box.right - width, window.innerWidth - width - 8));
+    const below = box.bottom + 4 + height <= window.innerHeight - 8;
+    menu.style.left = `${left}px`;
+    menu.style.top = `${below ? box.bottom + 4 : Math.max(8, box.top - height - 4)}px`;
+    trigger.setAttribute('aria-expanded', 'true');
+    document.addEventListener('click', outside, true);
+    window.addEventListener('scroll', onScroll, true);
+    window.addEventListener('resize', onScroll);
+    menu.querySelector('[role="menuitem"]').focus();
+  });
+  return trigger;
+}
+
+/** What a bulk action did, item by item: failures first and open, successes folded away. */
+export function bulkResult(result, verb) {
+  const failed = result.results.filter((item) => item.result !== 'ok');
+  const succeeded = result.results.filter((item) => item.result === 'ok');
+  const total = result.results.length;
+  const title = failed.length
+    ? `${verb} ${count(result.succeeded)} of ${count(total)} cluster${total === 1 ? '' : 's'}; ${count(result.failed)} failed`
+    : `${verb} ${count(result.succeeded)} cluster${result.succeeded === 1 ? '' : 's'}`;
+  const row = (item) => h('li', { class: ['bulk-item', `bulk-item-${item.result}`], dataset: { name: item.name, result: item.result } },
+    h('span', { class: 'bulk-item-name' }, item.name),
+    h('span', { class: 'bulk-item-outcome' }, item.result === 'ok' ? 'Done' : (item.result === 'not_found' ? 'Not found' : 'Failed')),
+    item.message ? h('span', { class: 'bulk-item-message muted' }, item.message) : null);
+  return h('div', { class: ['notice', failed.length ? 'notice-warning' : 'notice-success', 'bulk-result'], role: 'status', id: 'bulk-result' },
+    h('div', { class: 'notice-text' },
+      h('strong', { class: 'notice-title' }, title),
+      failed.length ? h('ul', { class: 'bulk-list', 'aria-label': 'Failed' }, failed.map(row)) : null,
+      succeeded.length ? h('details', { class: 'bulk-done', open: failed.length === 0 && succeeded.length <= 10 },
+        h('summary', {}, `Done (${count(succeeded.length)})`),
+        h('ul', { class: 'bulk-list', 'aria-label': 'Done' }, succeeded.map(row))) : null));
 }

@@ -7,6 +7,7 @@ import * as overviewPage from './pages/overview.js';
 import * as clustersPage from './pages/clusters.js';
 import * as clusterPage from './pages/cluster.js';
 import * as enrolPage from './pages/enrol.js';
+import * as settingsPage from './pages/settings.js';
 import * as accessPages from './pages/access.js';
 
 const PRODUCT = 'MicroCloud Cluster Manager';
@@ -18,6 +19,7 @@ const ROUTES = [
   { pattern: /^\/clusters$/, section: 'clusters', page: clustersPage },
   { pattern: /^\/clusters\/([^/]+)$/, section: 'clusters', page: clusterPage },
   { pattern: /^\/enrol$/, section: 'enrol', page: enrolPage },
+  { pattern: /^\/settings$/, section: 'settings', page: settingsPage },
 ];
 
 const main = document.getElementById('main');

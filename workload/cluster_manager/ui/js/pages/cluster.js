@@ -136,7 +136,7 @@ function renderData(cluster) {
   const members = (cluster.member_statuses || []).map((s) => ({ label: s.status, value: s.count }));
   return [
     cluster.warnings.length ? notice({
-      kind: cluster.health === 'stale' ? 'error-soft' : 'warning',
+      kind: cluster.health === 'stale' || cluster.health === 'error' ? 'error-soft' : 'warning',
       title: cluster.warnings.length === 1 ? 'Warning' : `${cluster.warnings.length} warnings`,
       message: h('ul', { class: 'notice-list' }, cluster.warnings.map((w) => h('li', {}, w.message))),
     }) : null,
@@ -191,18 +191,38 @@ export function mount(root, ctx) {
   const disk = h('input', { class: 'input input-number', type: 'number', min: 0, max: 100, step: 1, inputmode: 'numeric', required: true });
   const formStatus = h('p', { class: 'form-status', role: 'status' });
   const save = button('Save changes', { kind: 'positive', type: 'submit' });
+  const memorySource = h('p', { class: 'field-hint threshold-source', id: 'memory-threshold-source' });
+  const diskSource = h('p', { class: 'field-hint threshold-source', id: 'disk-threshold-source' });
   form.append(
     field({ id: 'cluster-description', label: 'Description', input: description }),
     h('div', { class: 'field-row' },
-      field({ id: 'cluster-memory-threshold', label: 'Memory warning threshold (%)', input: memory, hint: 'Warn when memory usage is above this share.' }),
-      field({ id: 'cluster-disk-threshold', label: 'Storage warning threshold (%)', input: disk, hint: 'Warn when any storage pool is fuller than this.' })),
+      h('div', { class: 'threshold-field' },
+        field({ id: 'cluster-memory-threshold', label: 'Memory warning threshold (%)', input: memory, hint: 'Warn when memory usage is above this share.' }),
+        memorySource),
+      h('div', { class: 'threshold-field' },
+        field({ id: 'cluster-disk-threshold', label: 'Storage warning threshold (%)', input: disk, hint: 'Warn when any storage pool is fuller than this.' }),
+        diskSource)),
     h('div', { class: 'form-actions' }, save, formStatus));
+
+  /** "80 % — cluster override [Reset to default]" or "default 80 %" (the fleet's, from Settings). */
+  function renderSource(node, key) {
+    const own = cluster[`${key}_source`] === 'cluster';
+    replace(node, own
+      ? [h('strong', {}, `${cluster[key]} % — cluster override`), ' ', button('Reset to default', {
+        kind: 'base',
+        attrs: { class: 'button button-base button-small', dataset: { reset: key } },
+        onClick: () => saveChanges({ [key]: null }),
+      })]
+      : ['default ', `${cluster[key]} %`, ' (', h('a', { href: '/settings', 'data-nav': true }, 'fleet settings'), ')']);
+  }
   form.addEventListener('input', () => { dirty = true; formStatus.textContent = ''; });
 
   function fillForm() {
     description.value = cluster.description || '';
     memory.value = String(cluster.memory_threshold);
     disk.value = String(cluster.disk_threshold);
+    renderSource(memorySource, 'memory_threshold');
+    renderSource(diskSource, 'disk_threshold');
     dirty = false;
   }
 
@@ -223,6 +243,12 @@ export function mount(root, ctx) {
       formStatus.textContent = 'Nothing to save.';
       return;
     }
+    await saveChanges(changes);
+  });
+
+  async function saveChanges(changes) {
+    clearFieldErrors(form);
+    formStatus.textContent = '';
     save.disabled = true;
     try {
       cluster = await api.updateCluster(name, changes);
@@ -239,7 +265,7 @@ export function mount(root, ctx) {
     } finally {
       save.disabled = false;
     }
-  });
+  }
 
   async function remove() {
     const removed = await confirmDialog({

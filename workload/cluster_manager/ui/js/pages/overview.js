@@ -30,11 +30,14 @@ function distributionCard(title, id, distribution, centreLabel) {
 
 function utilisationCard(overview) {
   const { cpu, memory, storage } = overview;
-  const cpuPart = cpu.total_count > 0
-    ? meter({ label: 'CPU load (1 min) per CPU', ratio: cpu.load_1_per_cpu, detail: `load ${load(cpu.load_1)} on ${count(cpu.total_count)} CPUs` })
-    : h('div', { class: 'meter-block' },
-      h('div', { class: 'meter-head' }, h('span', { class: 'meter-label' }, 'CPU load average'), h('span', { class: 'meter-value muted small' }, cpu.load_1_per_member == null ? 'no cluster reporting' : `${load(cpu.load_1_per_member)} per member (${count(cpu.members)} members)`)),
-      loadFigures({ load1: cpu.load_1, load5: cpu.load_5, load15: cpu.load_15 }));
+  // Load per CPU only where every cluster in the figure reports its CPUs; else per member.
+  const perMember = (value) => (cpu.members ? Number(value) / cpu.members : null);
+  const cpuPart = cpu.load_1_per_cpu !== null && cpu.load_1_per_cpu !== undefined && cpu.total_count > 0
+    ? meter({ label: 'CPU load (1 min)', ratio: cpu.load_1_per_cpu, detail: `load ${load(cpu.load_1)} on ${count(cpu.total_count)} CPUs` })
+    : h('div', { class: 'meter-block', id: 'cpu-per-member' },
+      h('div', { class: 'meter-head' }, h('span', { class: 'meter-label' }, 'CPU load per member'),
+        h('span', { class: 'meter-value muted small' }, `${count(cpu.members)} member${cpu.members === 1 ? '' : 's'} of ${count(cpu.clusters)} reporting cluster${cpu.clusters === 1 ? '' : 's'}`)),
+      loadFigures({ load1: perMember(cpu.load_1), load5: perMember(cpu.load_5), load15: perMember(cpu.load_15) }));
   return card({
     title: 'Utilisation',
     id: 'chart-utilisation',
@@ -47,9 +50,9 @@ function utilisationCard(overview) {
 
 // Why clusters need attention, most urgent first; each links to the clusters it lists.
 const REASONS = [
-  { kinds: ['members'], title: 'Members down or evacuated', href: '/clusters?health=error,warning&sort=health' },
-  { kinds: ['ceph'], title: 'Ceph members down', href: '/clusters?health=error&sort=health' },
   { kinds: ['stale'], title: 'Not reporting', href: '/clusters?health=stale', health: 'stale' },
+  { kinds: ['members'], title: 'Members not online', href: '/clusters?health=error,warning&sort=health' },
+  { kinds: ['ceph'], title: 'Ceph members not online', href: '/clusters?health=error&sort=health' },
   { kinds: ['instances'], title: 'Instances in Error', href: '/clusters?instance_status=Error' },
   { kinds: ['memory'], title: 'Memory above threshold', href: '/clusters?health=warning&sort=memory_usage_ratio&order=desc', worst: 'usage_percent' },
   { kinds: ['storage_pool', 'storage_pools'], title: 'Storage above threshold', href: '/clusters?health=warning&sort=storage_max_usage_ratio&order=desc', worst: 'usage_percent' },
@@ -125,7 +128,7 @@ function warningsCard(warnings, byHealth) {
   const body = groups.length
     ? [groups.map((group) => reasonGroup(group, warnings, byHealth)),
       h('p', { class: 'muted small' }, `${count(warnings.total)} cluster${warnings.total === 1 ? '' : 's'} need${warnings.total === 1 ? 's' : ''} attention. `,
-        h('a', { href: '/clusters?health=error,stale,warning&sort=health', 'data-nav': true }, 'See them all'))]
+        h('a', { href: '/clusters?health=stale,error,warning&sort=health', 'data-nav': true }, 'See them all'))]
     : h('p', { class: 'empty-state' }, 'No warnings: every cluster reports on time and is below its thresholds.');
   return card({
     title: 'Current warnings',
