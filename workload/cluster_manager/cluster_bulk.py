@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import asyncpg
 import msgspec
 
-from cluster_manager import validation
+from cluster_manager import fields
 from cluster_manager.clusters import OwnThreshold
 from cluster_manager.fields import NO_NUL_REGEX, Count
 
@@ -103,7 +103,7 @@ def _results(action: Action, names: list[str], valid: list[str], rows: list) -> 
 def _names(names: list[str]) -> tuple[list[str], list[str]]:
     """The names once each, in order, and those that can be a cluster's."""
     unique = list(dict.fromkeys(names))
-    return unique, [name for name in unique if validation.NAME_PATTERN.fullmatch(name)]
+    return unique, [name for name in unique if fields.NAME_PATTERN.fullmatch(name)]
 
 
 async def remove_clusters(pool: asyncpg.Pool, request: BulkRemove) -> BulkResult:

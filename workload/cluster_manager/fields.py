@@ -16,6 +16,7 @@ import msgspec
 from cluster_manager.errors import BadRequest
 
 NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+NAME_PATTERN = re.compile(NAME_REGEX)
 NAME_WORDS = "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 NO_NUL_REGEX = r"^[^\x00]*$"
 # "0.42": Go's strconv.FormatFloat(load, 'f', 2, 64) of a load average summed over members.
