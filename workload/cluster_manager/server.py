@@ -1,5 +1,8 @@
 """Run the servers: management and connector over TLS, ops over plain HTTP, in one process.
 
+A unit may run several such processes (:mod:`cluster_manager.workers`): they share the
+Management and Connector ports (``SO_REUSEPORT``, when ``settings.workers`` is above 1).
+
 Connection limits (see the README's "Security" section): every connection must finish its
 first request's headers within the keep-alive time (after its TLS handshake, itself bounded),
 lives at most a bounded age, and each server holds at most its share of the process's file
@@ -57,8 +60,10 @@ class BoundedTLSSite(web.TCPSite):
         max_age: float | None,
         max_connections: int = listening.MAX_LIMIT,
         name: str = "server",
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
+        self._shared_port = reuse_port
         self._handshake_timeout = handshake_timeout
         self._max_age = max_age
         self._max_connections = max_connections
@@ -79,7 +84,12 @@ class BoundedTLSSite(web.TCPSite):
             return handler
 
         sock = listening.listening_socket(
-            self._host, self._port, self._backlog, self._name, self._max_connections
+            self._host,
+            self._port,
+            self._backlog,
+            self._name,
+            self._max_connections,
+            reuse_port=self._shared_port,
         )
         self._server = await loop.create_server(
             protocol,
@@ -156,6 +166,7 @@ class Servers:
             max_age=MANAGEMENT_MAX_AGE,
             max_connections=listening.share(limit, MANAGEMENT_SHARE, 16),
             name="management",
+            reuse_port=settings.workers > 1,
         )
         await site.start()
         self.management_port = site.port
@@ -176,6 +187,7 @@ class Servers:
             max_age=settings.connection_max_age,
             max_connections=listening.share(limit, CONNECTOR_SHARE, 32),
             name="connector",
+            reuse_port=settings.workers > 1,
         )
         await site.start()
         self.connector_port = site.port

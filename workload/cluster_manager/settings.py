@@ -114,6 +114,7 @@ class Settings:
     tunnel_max_in_flight: int = 16  # per cluster; more are refused, the queue keeps order
     tunnel_ping_interval: float = 20.0  # ping an idle tunnel this often
     tunnel_pong_timeout: float = 10.0  # close an idle tunnel that answers nothing this long
+    workers: int = 0  # server processes sharing the ports; 0: one per CPU available (issue 16)
 
     def __post_init__(self) -> None:
         """Refuse values no server could run with."""

@@ -1,0 +1,187 @@
+"""``serve --workers 2``: two processes share the ports and every guarantee of a unit holds in both.
+
+Each worker answers on its own ops port (``ops_port + k``), so its counters show that fresh
+connections reached both processes: the kernel spreads them (``SO_REUSEPORT``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cluster_manager import clusters, db, tokens, workers
+from cluster_manager.fleet import SimulatedCluster
+from cluster_manager.fleet.lxd import InMemoryLXD, Instance
+from cluster_manager.fleet.tunnel import SimulatedTunnel
+from cluster_manager.management.sessions import SESSION_COOKIE
+from cluster_manager.settings import Settings, SettingsError
+from conftest import free_port
+from e2e_fixtures import wait_until
+from oidc_fixtures import client_ssl
+
+ATTEMPTS = 20  # fresh connections; with two workers both are hit (2 ** -19 chance otherwise)
+
+
+def counter(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include ``labels``, from /metrics text."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
+        if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+async def scrape(settings: Settings, worker: int) -> str:
+    """Worker ``worker``'s metrics, from its own ops port."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{settings.ops_port + worker}/metrics") as response,
+    ):
+        assert response.status == 200
+        return await response.text()
+
+
+async def per_worker(settings: Settings, name: str, **labels: str) -> list[float]:
+    """A counter of each of the two workers."""
+    return [counter(await scrape(settings, k), name, **labels) for k in (0, 1)]
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "internal.key"
+    path.write_text("ab" * 32)
+    return path
+
+
+@pytest.fixture
+def two_workers(server_process, oidc_settings, key_file):
+    """One unit: ``cluster-manager serve --workers 2`` (setting ``workers = 2``)."""
+    return server_process(
+        workers=2, internal_key_file=str(key_file), internal_port=free_port(), **oidc_settings
+    )
+
+
+async def test_removed_cluster_is_refused_at_once_by_both_workers(two_workers, pool):
+    settings = two_workers.settings
+    token, _ = await tokens.create_token(pool, settings, "edge-1")
+    cluster = SimulatedCluster("edge-1")
+    await cluster.join(token.encode())
+    for _ in range(ATTEMPTS):
+        assert (await cluster.heartbeat())[0] == 200
+    accepted = await per_worker(settings, "mcm_heartbeats_accepted_total")
+    assert all(count > 0 for count in accepted), accepted  # both cached the identity
+
+    await clusters.remove_cluster(pool, "edge-1")
+    statuses = [(await cluster.heartbeat(check=False))[0] for _ in range(ATTEMPTS)]
+
+    assert statuses == [403] * ATTEMPTS
+    refused = await per_worker(
+        settings, "mcm_heartbeats_refused_total", reason="unknown_certificate"
+    )
+    assert all(count > 0 for count in refused), refused
+
+
+async def test_logged_out_session_is_refused_by_both_workers(two_workers, signed_in, idp):
+    settings = two_workers.settings
+    browser = await signed_in(settings)
+    cookies = {c.key: c.value for c in browser.cookie_jar}
+    fresh = aiohttp.TCPConnector(ssl=client_ssl(settings, idp), force_close=True)
+    base = f"https://127.0.0.1:{settings.management_port}"
+    async with aiohttp.ClientSession(connector=fresh, cookies=cookies) as http:
+        for _ in range(ATTEMPTS):
+            async with http.get(base + "/1.0/remote-cluster") as response:
+                assert response.status == 200
+        async with browser.post("/oidc/logout") as response:
+            assert response.status == 200
+        before = await per_worker(settings, "mcm_http_requests_total", code="401")
+        statuses = []
+        for _ in range(ATTEMPTS):
+            async with http.get(base + "/1.0/remote-cluster") as response:
+                statuses.append(response.status)
+    assert SESSION_COOKIE in cookies
+    assert statuses == [401] * ATTEMPTS
+    after = await per_worker(settings, "mcm_http_requests_total", code="401")
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
+
+
+async def test_tunnel_on_one_worker_serves_requests_arriving_on_either(
+    two_workers, pool, signed_in, idp
+):
+    settings = two_workers.settings
+    token, _ = await tokens.create_token(pool, settings, "far-1")
+    cluster = SimulatedCluster("far-1")
+    await cluster.join(token.encode())
+    tunnel = SimulatedTunnel(cluster, InMemoryLXD([Instance("web", "Running", "container", "m1")]))
+    await tunnel.connect()
+    tunnel.start()
+    try:
+
+        async def recorded() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
+
+        await wait_until(recorded)
+        holder = await pool.fetchval("SELECT unit_address FROM remote_cluster_tunnels")
+        own = {f"127.0.0.1:{settings.internal_port + k}" for k in (0, 1)}
+        browser = await signed_in(settings)
+        cookies = {c.key: c.value for c in browser.cookie_jar}
+        connector = aiohttp.TCPConnector(ssl=client_ssl(settings, idp), force_close=True)
+        base = f"https://127.0.0.1:{settings.management_port}"
+        before = await per_worker(settings, "mcm_http_requests_total", code="200")
+        async with aiohttp.ClientSession(connector=connector, cookies=cookies) as http:
+            for _ in range(ATTEMPTS):
+                async with http.get(base + "/1.0/remote-cluster/far-1/lxd/instances/web") as r:
+                    assert r.status == 200, await r.text()
+                    assert (await r.json())["metadata"]["location"] == "m1"
+        after = await per_worker(settings, "mcm_http_requests_total", code="200")
+    finally:
+        await tunnel.close()
+
+    assert holder in own
+    assert len(tunnel.lxd.requests) == ATTEMPTS
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
+
+
+def test_worker_settings_get_their_own_ops_and_internal_ports(make_settings):
+    settings = make_settings(ops_port=9102, internal_port=9104, internal_address="10.0.0.7:9104")
+
+    second = workers.for_worker(settings, 1, 3)
+
+    assert (second.workers, second.ops_port, second.internal_port) == (3, 9103, 9105)
+    assert second.internal_address == "10.0.0.7:9105"
+    assert second.connector_port == settings.connector_port
+
+
+def test_several_workers_need_fixed_ports(make_settings):
+    with pytest.raises(SettingsError, match="connector_port"):
+        workers.for_worker(make_settings(connector_port=0), 0, 2)
+    assert workers.for_worker(make_settings(connector_port=0), 0, 1).connector_port == 0
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("junk", None)],
+)
+def test_available_cpus_follow_the_cgroup_quota(tmp_path, cpu_max, expected):
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+
+    found = workers.available_cpus(tmp_path / "cpu.max", tmp_path / "q", tmp_path / "p")
+
+    assert found == (min(affinity, expected) if expected else affinity)
+
+
+@pytest.mark.parametrize(("count", "per_unit"), [(1, 20), (2, 22), (4, 32), (8, 64)])
+def test_database_connections_per_unit_follow_the_documented_formula(count, per_unit):
+    sizes = db.pool_sizes(count)
+
+    assert count * sizes.per_process == per_unit
+    assert min(sizes.connector, sizes.management) >= 2 and sizes.ops >= 1
+
+
+def test_negative_workers_is_refused(make_settings):
+    with pytest.raises(SettingsError, match="workers"):
+        workers.count(make_settings(workers=-1))

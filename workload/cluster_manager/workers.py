@@ -1,0 +1,158 @@
+"""Several server processes on one unit: how many, their ports, and their supervisor.
+
+``serve --workers N`` (setting ``workers``; 0 means one per CPU available to the container)
+starts N copies of the servers. They share the Management and Connector ports with
+``SO_REUSEPORT``: the kernel spreads new connections over them, so each TLS handshake, the
+dominant cost of a heartbeat, runs on whichever core is free. Every process is to the rest of
+the unit what another unit is: its own database pools, identity cache and LISTEN connections
+(revocations, identity, tunnels), so nothing a unit guarantees across units is lost across
+processes.
+
+What is per process, not shared:
+
+- the ops port: worker ``k`` answers on ``ops_port + k`` (probes reach worker 0; each process
+  has its own counters, so each is its own Prometheus target);
+- the unit-to-unit channel: worker ``k`` listens on ``internal_port + k`` and registers
+  ``host:internal_port + k`` as the address of the tunnels it holds, so a request for a tunnel
+  held by another process of this unit goes to that process, as it would to another unit.
+
+Database connections per unit: see :func:`cluster_manager.db.pool_sizes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+from cluster_manager import db, logs
+from cluster_manager.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+CFS_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")  # cgroup v1
+CFS_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+MAX_WORKERS = 64
+
+
+def _quota(cpu_max: Path, quota_file: Path, period_file: Path) -> int | None:
+    """Whole CPUs the cgroup's CFS quota allows (rounded up), or None without a quota."""
+    try:
+        if cpu_max.exists():
+            quota, period = cpu_max.read_text().split()[:2]
+        else:
+            quota, period = quota_file.read_text().strip(), period_file.read_text().strip()
+    except (OSError, ValueError):
+        return None
+    if quota in ("max", "-1") or not quota.lstrip("-").isdigit() or not period.isdigit():
+        return None
+    if int(quota) <= 0 or int(period) <= 0:
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
+
+
+def available_cpus(
+    cpu_max: Path = CPU_MAX, quota_file: Path = CFS_QUOTA, period_file: Path = CFS_PERIOD
+) -> int:
+    """CPUs this process may use: its affinity mask, capped by the cgroup's CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _quota(cpu_max, quota_file, period_file)
+    return max(1, min(cpus, quota) if quota else cpus)
+
+
+def count(settings: Settings) -> int:
+    """The number of server processes: ``workers``, or the available CPUs when it is 0."""
+    if settings.workers < 0:
+        raise SettingsError("workers: must be 0 (one per available CPU) or more")
+    return min(settings.workers or available_cpus(), MAX_WORKERS)
+
+
+def for_worker(settings: Settings, index: int, workers: int) -> Settings:
+    """Settings of worker ``index`` of ``workers``: its own ops and internal ports."""
+    if workers > 1:
+        for name in ("management_port", "connector_port", "ops_port"):
+            if getattr(settings, name) == 0:
+                raise SettingsError(f"{name}: several workers need a fixed port, not 0")
+        if settings.internal_key_file and settings.internal_port == 0:
+            raise SettingsError("internal_port: several workers need a fixed port, not 0")
+        for name in ("ops_port", "internal_port"):
+            if getattr(settings, name) + workers - 1 > 65535:
+                raise SettingsError(f"{name}: {workers} workers need {workers} ports from it")
+    host, _, port = settings.internal_address.rpartition(":")
+    return settings.replace(
+        workers=workers,
+        ops_port=settings.ops_port + index if settings.ops_port else 0,
+        internal_port=settings.internal_port + index if settings.internal_port else 0,
+        internal_address=f"{host}:{int(port) + index}",
+    )
+
+
+def _run_worker(settings: Settings) -> None:
+    """A worker process's body (started by :func:`run`): serve until SIGTERM."""
+    from cluster_manager.server import serve
+
+    logs.configure(settings.log_level)
+    asyncio.run(serve(settings))
+
+
+def run(settings: Settings) -> int:
+    """Serve with ``count(settings)`` processes; return the exit status.
+
+    One worker serves in this process. Several are children of this one, which migrates the
+    database once, then waits: SIGTERM or SIGINT stops them all, and a worker that exits stops
+    the others too (Pebble then restarts the service), so the unit never serves half its ports.
+    """
+    from cluster_manager.server import serve
+
+    workers = count(settings)
+    if workers == 1:
+        asyncio.run(serve(for_worker(settings, 0, 1)))
+        return 0
+    settings_list = [for_worker(settings, index, workers) for index in range(workers)]
+    asyncio.run(db.migrate(settings.database_dsn))
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    processes = [
+        context.Process(target=_run_worker, args=(worker,), name=f"worker-{index}", daemon=False)
+        for index, worker in enumerate(settings_list)
+    ]
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    status = 0
+    try:
+        for process in processes:
+            process.start()
+        logger.info("serving with %d worker processes", workers)
+        while not stop.wait(0.5):
+            dead = [p for p in processes if not p.is_alive()]
+            if dead:
+                logger.error(
+                    "worker %s exited with status %s; stopping the others",
+                    dead[0].name,
+                    dead[0].exitcode,
+                )
+                status = 1
+                break
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(15)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return status
