@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from cluster_manager import clusters, db, tokens, workers
+from cluster_manager import clusters, db, tokens, worker_metrics, workers
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from cluster_manager.fleet.tunnel import SimulatedTunnel
@@ -39,7 +39,9 @@ async def scrape(settings: Settings, worker: int) -> str:
     """Worker ``worker``'s metrics, from its own ops port."""
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{settings.ops_port + worker}/metrics") as response,
+        http.get(
+            f"http://127.0.0.1:{settings.ops_port + worker}/metrics", params={"worker": "own"}
+        ) as response,
     ):
         assert response.status == 200
         return await response.text()
@@ -61,7 +63,12 @@ def key_file(tmp_path: Path) -> Path:
 def two_workers(server_process, oidc_settings, key_file):
     """One unit: ``cluster-manager serve --workers 2`` (setting ``workers = 2``)."""
     return server_process(
-        workers=2, internal_key_file=str(key_file), internal_port=free_port(), **oidc_settings
+        workers=2,
+        internal_key_file=str(key_file),
+        internal_port=free_port(),
+        heartbeat_rate_per_minute=60_000.0,  # the test sends many heartbeats in a second
+        heartbeat_burst=10_000,
+        **oidc_settings,
     )
 
 
@@ -83,6 +90,27 @@ async def test_removed_cluster_is_refused_at_once_by_both_workers(two_workers, p
         settings, "mcm_heartbeats_refused_total", reason="unknown_certificate"
     )
     assert all(count > 0 for count in refused), refused
+
+
+async def test_the_units_metrics_port_serves_every_workers_counters(two_workers, pool):
+    settings = two_workers.settings
+    token, _ = await tokens.create_token(pool, settings, "edge-2")
+    cluster = SimulatedCluster("edge-2")
+    await cluster.join(token.encode())
+    for _ in range(ATTEMPTS):
+        await cluster.heartbeat()
+    own = await per_worker(settings, "mcm_heartbeats_accepted_total")
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{settings.ops_port}/metrics") as response,
+    ):
+        text = await response.text()
+
+    merged = [counter(text, "mcm_heartbeats_accepted_total", worker=str(k)) for k in (0, 1)]
+    assert merged == own
+    assert sum(merged) == ATTEMPTS
+    assert text.count("# TYPE mcm_heartbeats_accepted_total counter") == 1
 
 
 async def test_logged_out_session_is_refused_by_both_workers(two_workers, signed_in, idp):
@@ -172,6 +200,19 @@ def test_available_cpus_follow_the_cgroup_quota(tmp_path, cpu_max, expected):
     found = workers.available_cpus(tmp_path / "cpu.max", tmp_path / "q", tmp_path / "p")
 
     assert found == (min(affinity, expected) if expected else affinity)
+
+
+def test_merged_metrics_label_each_sample_with_its_worker():
+    texts = {
+        0: '# HELP hits_total Hits.\n# TYPE hits_total counter\nhits_total{code="200"} 3.0\n',
+        1: '# HELP hits_total Hits.\n# TYPE hits_total counter\nhits_total{code="200"} 4.0\n',
+    }
+
+    text = worker_metrics.merge(texts).decode()
+
+    assert 'hits_total{code="200",worker="0"} 3.0' in text
+    assert 'hits_total{code="200",worker="1"} 4.0' in text
+    assert text.count("# TYPE hits_total counter") == 1
 
 
 @pytest.mark.parametrize(("count", "per_unit"), [(1, 20), (2, 22), (4, 32), (8, 64)])

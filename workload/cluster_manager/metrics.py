@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cluster_manager import worker_metrics
 from cluster_manager.db import POOL
 from cluster_manager.mtls import peer_certificate
 from cluster_manager.settings import Settings
@@ -247,8 +248,13 @@ async def refresh_cluster_counts(pool: asyncpg.Pool, settings: Settings) -> None
     STALE_CLUSTERS.set(stale)
 
 
-def scrape_handler(settings: Settings) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Return the ``GET /metrics`` handler of the ops app."""
+def scrape_handler(
+    settings: Settings, worker: int = 0
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Return the ``GET /metrics`` handler of the ops app of worker ``worker``.
+
+    With several workers it serves every worker's metrics (:mod:`.worker_metrics`).
+    """
 
     async def scrape(request: web.Request) -> web.Response:
         try:
@@ -256,8 +262,13 @@ def scrape_handler(settings: Settings) -> Callable[[web.Request], Awaitable[web.
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             # Every other metric is still worth serving; the cluster gauges keep their values.
             logger.warning("cannot count clusters for /metrics: %s", error)
+        body = prometheus_client.generate_latest(REGISTRY)
+        if settings.workers > 1 and request.query.get("worker") != worker_metrics.OWN_ONLY:
+            body = await worker_metrics.unit_metrics(
+                body, worker, settings.workers, settings.ops_port - worker
+            )
         return web.Response(
-            body=prometheus_client.generate_latest(REGISTRY),
+            body=body,
             headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST},
         )
 

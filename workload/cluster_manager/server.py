@@ -112,10 +112,14 @@ def _abort(handler: web.RequestHandler) -> None:
 
 
 class Servers:
-    """The three servers of one process; ports are known after start()."""
+    """The three servers of one process; ports are known after start().
 
-    def __init__(self, settings: Settings) -> None:
+    ``worker`` is this process's index among the unit's workers (:mod:`.workers`).
+    """
+
+    def __init__(self, settings: Settings, worker: int = 0) -> None:
         self.settings = settings
+        self.worker = worker
         self.runners: list[web.AppRunner] = []
         self.management_port = 0
         self.connector_port = 0
@@ -192,7 +196,10 @@ class Servers:
         await site.start()
         self.connector_port = site.port
         ops_runner = await self._runner(
-            ops.create_app(settings), tls=False, access_log=False, keepalive_timeout=OPS_KEEPALIVE
+            ops.create_app(settings, self.worker),
+            tls=False,
+            access_log=False,
+            keepalive_timeout=OPS_KEEPALIVE,
         )
         ops_site = BoundedTLSSite(
             ops_runner,
@@ -274,9 +281,9 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGINT or SIGTERM."""
-    servers = Servers(settings)
+async def serve(settings: Settings, ready: asyncio.Event | None = None, worker: int = 0) -> None:
+    """Run until SIGINT or SIGTERM (as worker ``worker`` of the unit)."""
+    servers = Servers(settings, worker)
     stop = stop_on_signals()
     try:
         await servers.start()

@@ -10,8 +10,9 @@ processes.
 
 What is per process, not shared:
 
-- the ops port: worker ``k`` answers on ``ops_port + k`` (probes reach worker 0; each process
-  has its own counters, so each is its own Prometheus target);
+- the ops port: worker ``k`` answers on ``ops_port + k``; probes reach worker 0, and
+  ``/metrics`` on any of them serves every worker's, labelled ``worker``
+  (:mod:`cluster_manager.worker_metrics`), so Prometheus still scrapes one target a unit;
 - the unit-to-unit channel: worker ``k`` listens on ``internal_port + k`` and registers
   ``host:internal_port + k`` as the address of the tunnels it holds, so a request for a tunnel
   held by another process of this unit goes to that process, as it would to another unit.
@@ -95,12 +96,12 @@ def for_worker(settings: Settings, index: int, workers: int) -> Settings:
     )
 
 
-def _run_worker(settings: Settings) -> None:
+def _run_worker(settings: Settings, index: int) -> None:
     """A worker process's body (started by :func:`run`): serve until SIGTERM."""
     from cluster_manager.server import serve
 
     logs.configure(settings.log_level)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, worker=index))
 
 
 def run(settings: Settings) -> int:
@@ -121,7 +122,9 @@ def run(settings: Settings) -> int:
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     processes = [
-        context.Process(target=_run_worker, args=(worker,), name=f"worker-{index}", daemon=False)
+        context.Process(
+            target=_run_worker, args=(worker, index), name=f"worker-{index}", daemon=False
+        )
         for index, worker in enumerate(settings_list)
     ]
 
