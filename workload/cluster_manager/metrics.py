@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Protocol
 
 import asyncpg
@@ -249,11 +249,12 @@ async def refresh_cluster_counts(pool: asyncpg.Pool, settings: Settings) -> None
 
 
 def scrape_handler(
-    settings: Settings, worker: int = 0
+    settings: Settings, worker: int = 0, ops_ports: Sequence[int] | None = None
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """Return the ``GET /metrics`` handler of the ops app of worker ``worker``.
 
-    With several workers it serves every worker's metrics (:mod:`.worker_metrics`).
+    Worker 0 of several serves every worker's metrics, read from the other workers' ops
+    ports ``ops_ports`` (:mod:`.worker_metrics`).
     """
 
     async def scrape(request: web.Request) -> web.Response:
@@ -263,10 +264,13 @@ def scrape_handler(
             # Every other metric is still worth serving; the cluster gauges keep their values.
             logger.warning("cannot count clusters for /metrics: %s", error)
         body = prometheus_client.generate_latest(REGISTRY)
-        if settings.workers > 1 and request.query.get("worker") != worker_metrics.OWN_ONLY:
-            body = await worker_metrics.unit_metrics(
-                body, worker, settings.workers, settings.ops_port - worker
-            )
+        if (
+            worker == 0
+            and ops_ports is not None
+            and len(ops_ports) > 1
+            and request.query.get("worker") != worker_metrics.OWN_ONLY
+        ):
+            body = await worker_metrics.unit_metrics(body, ops_ports)
         return web.Response(
             body=body,
             headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST},

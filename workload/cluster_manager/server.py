@@ -15,6 +15,7 @@ import asyncio
 import logging
 import signal
 import ssl
+from collections.abc import MutableSequence
 
 from aiohttp import web
 
@@ -114,12 +115,16 @@ def _abort(handler: web.RequestHandler) -> None:
 class Servers:
     """The three servers of one process; ports are known after start().
 
-    ``worker`` is this process's index among the unit's workers (:mod:`.workers`).
+    ``worker`` is this process's index among the unit's workers (:mod:`.workers`), and
+    ``ops_ports`` the workers' ops ports, shared by them all (this one's written at start).
     """
 
-    def __init__(self, settings: Settings, worker: int = 0) -> None:
+    def __init__(
+        self, settings: Settings, worker: int = 0, ops_ports: MutableSequence[int] | None = None
+    ) -> None:
         self.settings = settings
         self.worker = worker
+        self.ops_ports = ops_ports
         self.runners: list[web.AppRunner] = []
         self.management_port = 0
         self.connector_port = 0
@@ -196,7 +201,7 @@ class Servers:
         await site.start()
         self.connector_port = site.port
         ops_runner = await self._runner(
-            ops.create_app(settings, self.worker),
+            ops.create_app(settings, self.worker, self.ops_ports),
             tls=False,
             access_log=False,
             keepalive_timeout=OPS_KEEPALIVE,
@@ -213,6 +218,8 @@ class Servers:
         )
         await ops_site.start()
         self.ops_port = ops_site.port
+        if self.ops_ports is not None:
+            self.ops_ports[self.worker] = self.ops_port
         self.internal_port = await self._start_internal(hub, limit)
         logger.info(
             "serving management on %s, connector on %s, ops on %s",
@@ -281,9 +288,14 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None, worker: int = 0) -> None:
-    """Run until SIGINT or SIGTERM (as worker ``worker`` of the unit)."""
-    servers = Servers(settings, worker)
+async def serve(
+    settings: Settings,
+    ready: asyncio.Event | None = None,
+    worker: int = 0,
+    ops_ports: MutableSequence[int] | None = None,
+) -> None:
+    """Run until SIGINT or SIGTERM (as worker ``worker`` of the unit; see :class:`Servers`)."""
+    servers = Servers(settings, worker, ops_ports)
     stop = stop_on_signals()
     try:
         await servers.start()

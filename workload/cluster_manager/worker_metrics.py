@@ -1,9 +1,9 @@
 """One ``/metrics`` for a unit of several worker processes (see :mod:`cluster_manager.workers`).
 
-Each worker keeps its own counters and answers on its own ops port, ``ops_port + k``. Prometheus
-scrapes one target a unit (``ops_port``); the worker answering there reads the others' metrics
-from their ports (``?worker=own``: only the answering worker's, nothing fetched) and serves them
-all, each sample labelled ``worker="k"``, so sums over a unit stay right. A worker that does not
+Each worker keeps its own counters and answers on its own ops port. Prometheus scrapes one
+target a unit, worker 0 on ``ops_port``, which reads the others' metrics from their ports
+(``?worker=own``: only the answering worker's) and serves them all, each sample labelled
+``worker="k"``, so sums over a unit stay right. A worker that does not
 answer within the timeout is left out of that scrape and logged; the others are still served.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import aiohttp
 import prometheus_client
@@ -70,12 +70,12 @@ async def _fetch(http: aiohttp.ClientSession, port: int) -> str | None:
         return None
 
 
-async def unit_metrics(own: bytes, worker: int, workers: int, base_port: int) -> bytes:
-    """Worker ``worker``'s metrics ``own`` with every other worker's, labelled."""
-    others = [k for k in range(workers) if k != worker]
+async def unit_metrics(own: bytes, ops_ports: Sequence[int]) -> bytes:
+    """Worker 0's metrics ``own`` with every other worker's (from ``ops_ports``), labelled."""
+    others = [(k, port) for k, port in enumerate(ops_ports) if k and port]
     timeout = aiohttp.ClientTimeout(total=TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as http:
-        found = await asyncio.gather(*(_fetch(http, base_port + k) for k in others))
-    texts = {worker: own.decode()}
-    texts.update({k: text for k, text in zip(others, found, strict=True) if text is not None})
+        found = await asyncio.gather(*(_fetch(http, port) for _, port in others))
+    texts = {0: own.decode()}
+    texts.update({k: text for (k, _), text in zip(others, found, strict=True) if text})
     return merge(texts)

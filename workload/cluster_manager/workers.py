@@ -10,9 +10,10 @@ processes.
 
 What is per process, not shared:
 
-- the ops port: worker ``k`` answers on ``ops_port + k``; probes reach worker 0, and
-  ``/metrics`` on any of them serves every worker's, labelled ``worker``
-  (:mod:`cluster_manager.worker_metrics`), so Prometheus still scrapes one target a unit;
+- the ops port: worker 0 answers on ``ops_port`` (probes, Prometheus); every other worker on
+  a port of 127.0.0.1 the system chooses, which it writes into an array the supervisor
+  shares with all of them; worker 0's ``/metrics`` serves every worker's metrics, labelled
+  ``worker`` (:mod:`cluster_manager.worker_metrics`), so Prometheus scrapes one target a unit;
 - the unit-to-unit channel: worker ``k`` listens on ``internal_port + k`` and registers
   ``host:internal_port + k`` as the address of the tunnels it holds, so a request for a tunnel
   held by another process of this unit goes to that process, as it would to another unit.
@@ -28,6 +29,7 @@ import math
 import multiprocessing
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from cluster_manager import db, logs
@@ -82,26 +84,39 @@ def for_worker(settings: Settings, index: int, workers: int) -> Settings:
         for name in ("management_port", "connector_port", "ops_port"):
             if getattr(settings, name) == 0:
                 raise SettingsError(f"{name}: several workers need a fixed port, not 0")
-        if settings.internal_key_file and settings.internal_port == 0:
-            raise SettingsError("internal_port: several workers need a fixed port, not 0")
-        for name in ("ops_port", "internal_port"):
-            if getattr(settings, name) + workers - 1 > 65535:
-                raise SettingsError(f"{name}: {workers} workers need {workers} ports from it")
+        if settings.internal_key_file:
+            internal = range(settings.internal_port, settings.internal_port + workers)
+            if settings.internal_port == 0:
+                raise SettingsError("internal_port: several workers need a fixed port, not 0")
+            if internal.stop > 65536:
+                raise SettingsError(f"internal_port: {workers} workers need {workers} ports")
+            for name in ("management_port", "connector_port", "ops_port"):
+                if getattr(settings, name) in internal:
+                    raise SettingsError(
+                        f"internal_port: {workers} workers use ports {internal.start} to"
+                        f" {internal.stop - 1}, which holds {name}"
+                    )
     host, _, port = settings.internal_address.rpartition(":")
-    return settings.replace(
-        workers=workers,
-        ops_port=settings.ops_port + index if settings.ops_port else 0,
-        internal_port=settings.internal_port + index if settings.internal_port else 0,
-        internal_address=f"{host}:{int(port) + index}",
-    )
+    changes: dict[str, object] = {"workers": workers}
+    if index:
+        changes.update(
+            ops_host="127.0.0.1",  # read by worker 0 only
+            ops_port=0,
+            internal_port=settings.internal_port + index,
+            internal_address=f"{host}:{int(port) + index}",
+        )
+    return settings.replace(**changes)
 
 
-def _run_worker(settings: Settings, index: int) -> None:
-    """A worker process's body (started by :func:`run`): serve until SIGTERM."""
+def _run_worker(settings: Settings, index: int, ops_ports: Sequence[int]) -> None:
+    """A worker process's body (started by :func:`run`): serve until SIGTERM.
+
+    ``ops_ports`` is shared by every worker: each writes the ops port it bound at its index.
+    """
     from cluster_manager.server import serve
 
     logs.configure(settings.log_level)
-    asyncio.run(serve(settings, worker=index))
+    asyncio.run(serve(settings, worker=index, ops_ports=ops_ports))
 
 
 def run(settings: Settings) -> int:
@@ -121,9 +136,13 @@ def run(settings: Settings) -> int:
     asyncio.run(db.migrate(settings.database_dsn))
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
+    ops_ports = context.Array("i", workers, lock=False)
     processes = [
         context.Process(
-            target=_run_worker, args=(worker, index), name=f"worker-{index}", daemon=False
+            target=_run_worker,
+            args=(worker, index, ops_ports),
+            name=f"worker-{index}",
+            daemon=False,
         )
         for index, worker in enumerate(settings_list)
     ]
