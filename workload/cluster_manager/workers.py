@@ -29,7 +29,7 @@ import math
 import multiprocessing
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import MutableSequence
 from pathlib import Path
 
 from cluster_manager import db, logs
@@ -108,7 +108,7 @@ def for_worker(settings: Settings, index: int, workers: int) -> Settings:
     return settings.replace(**changes)
 
 
-def _run_worker(settings: Settings, index: int, ops_ports: Sequence[int]) -> None:
+def _run_worker(settings: Settings, index: int, ops_ports: MutableSequence[int]) -> None:
     """A worker process's body (started by :func:`run`): serve until SIGTERM.
 
     ``ops_ports`` is shared by every worker: each writes the ops port it bound at its index.

@@ -68,7 +68,7 @@ def restart(real: RealServer, workers: int) -> None:
 
 def sql_per_heartbeat(statements: Sequence[tuple[str, int]], heartbeats: int) -> str:
     """``writes / reads / other`` statements per accepted heartbeat."""
-    totals = dict.fromkeys(("write", "read", "other"), 0)
+    totals: dict[str, int] = dict.fromkeys(("write", "read", "other"), 0)
     for query, calls in statements:
         totals[statement_kind(query)] += calls
     if not heartbeats:
@@ -143,14 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             restart(real, count)
             statements: list[tuple[str, int]] = []
             rss: list[int] = []
+
+            def at_end(statements: list = statements, rss: list = rss) -> None:
+                statements.extend(real.statements())
+                rss.extend(rss_bytes(p) for p in worker_pids(real.pid))
+
             logger.info("loading cluster-manager with %d workers for %.0f s", count, args.duration)
             row = measure(
                 f"cluster-manager, {count} worker{'s' if count > 1 else ''}", load, tokens,
                 real, args, real.database_cpu_seconds, at_start=real.reset_statements,
-                at_end=lambda statements=statements, rss=rss: (
-                    statements.extend(real.statements()),
-                    rss.extend(rss_bytes(p) for p in worker_pids(real.pid)),
-                ),
+                at_end=at_end,
             )  # fmt: skip
             rows.append(
                 (
