@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 from pathlib import Path
 
 import aiohttp
@@ -166,6 +168,49 @@ async def test_tunnel_on_one_worker_serves_requests_arriving_on_either(
     assert holder in own
     assert len(tunnel.lxd.requests) == ATTEMPTS
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
+
+
+def children(pid: int) -> list[int]:
+    """Living processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_workers_stop_when_the_supervisor_is_killed(two_workers):
+    supervisor = two_workers.process
+    workers_before = [
+        pid
+        for pid in children(supervisor.pid)
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(workers_before) == 2
+
+    supervisor.kill()  # SIGKILL: no chance to stop them itself
+    supervisor.wait()
+
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in workers_before):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", two_workers.settings.connector_port), 1).close()
 
 
 def test_worker_settings_get_their_own_ops_and_internal_ports(make_settings):

@@ -24,6 +24,8 @@ Database connections per unit: see :func:`cluster_manager.db.pool_sizes`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import math
 import multiprocessing
@@ -41,6 +43,7 @@ CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "ma
 CFS_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")  # cgroup v1
 CFS_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
 MAX_WORKERS = 64
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def _quota(cpu_max: Path, quota_file: Path, period_file: Path) -> int | None:
@@ -115,8 +118,22 @@ def _run_worker(settings: Settings, index: int, ops_ports: MutableSequence[int])
     """
     from cluster_manager.server import serve
 
+    _stop_with_parent()
     logs.configure(settings.log_level)
     asyncio.run(serve(settings, worker=index, ops_ports=ops_ports))
+
+
+def _stop_with_parent() -> None:
+    """Have the kernel send SIGTERM to this worker when the supervisor dies (even by SIGKILL).
+
+    Otherwise an orphaned worker would keep serving on the shared ports beside the workers of
+    the restarted service.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run(settings: Settings) -> int:
