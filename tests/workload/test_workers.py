@@ -193,6 +193,36 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
+def worker_processes(supervisor: int) -> list[int]:
+    """The worker processes of a supervisor."""
+    return [
+        pid
+        for pid in children(supervisor)
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def wait_gone(pids: list[int]) -> None:
+    """Wait until none of the processes lives; fail after 15 s."""
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+
+
+def test_sigterm_stops_every_worker(two_workers):
+    started = time.monotonic()
+    workers_before = worker_processes(two_workers.process.pid)
+    assert len(workers_before) == 2
+
+    two_workers.process.terminate()  # as Pebble stops the service
+    status = two_workers.process.wait(20)
+
+    wait_gone(workers_before)
+    assert status == 0
+    assert time.monotonic() - started < 15
+
+
 def test_workers_stop_when_the_supervisor_is_killed(two_workers):
     supervisor = two_workers.process
     workers_before = [

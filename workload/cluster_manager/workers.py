@@ -31,6 +31,7 @@ import math
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import MutableSequence
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def run(settings: Settings) -> int:
     settings_list = [for_worker(settings, index, workers) for index in range(workers)]
     asyncio.run(db.migrate(settings.database_dsn))
     context = multiprocessing.get_context("spawn")
-    stop = context.Event()
+    stopping: list[int] = []  # the signal received; a plain flag, safe in a signal handler
     ops_ports = context.Array("i", workers, lock=False)
     processes = [
         context.Process(
@@ -165,7 +166,7 @@ def run(settings: Settings) -> int:
     ]
 
     def on_signal(signum: int, frame: object) -> None:
-        stop.set()
+        stopping.append(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     status = 0
@@ -173,7 +174,8 @@ def run(settings: Settings) -> int:
         for process in processes:
             process.start()
         logger.info("serving with %d worker processes", workers)
-        while not stop.wait(0.5):
+        while not stopping:
+            time.sleep(0.2)
             dead = [p for p in processes if not p.is_alive()]
             if dead:
                 logger.error(
