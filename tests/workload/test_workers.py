@@ -6,7 +6,9 @@ connections reached both processes: the kernel spreads them (``SO_REUSEPORT``).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import re
 import socket
 import time
@@ -20,7 +22,6 @@ from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from cluster_manager.fleet.tunnel import SimulatedTunnel
 from cluster_manager.management.sessions import SESSION_COOKIE
 from cluster_manager.settings import Settings, SettingsError
-from conftest import free_port
 from e2e_fixtures import wait_until
 from oidc_fixtures import client_ssl
 
@@ -60,17 +61,41 @@ def key_file(tmp_path: Path) -> Path:
     return path
 
 
+def free_port_pair() -> int:
+    """A port p such that p and p + 1 are free, below the ephemeral range.
+
+    Worker k listens on ``internal_port + k``; a port from the ephemeral range (as free_port
+    gives) has its neighbour taken by the next outgoing connection soon enough.
+    """
+    for _ in range(200):
+        port = random.randrange(20_000, 30_000)  # noqa: S311 - not a secret
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no two free ports in a row")
+
+
 @pytest.fixture
 def two_workers(server_process, oidc_settings, key_file):
     """One unit: ``cluster-manager serve --workers 2`` (setting ``workers = 2``)."""
-    return server_process(
+    unit = server_process(
         workers=2,
         internal_key_file=str(key_file),
-        internal_port=free_port(),
+        internal_port=free_port_pair(),
         heartbeat_rate_per_minute=60_000.0,  # the test sends many heartbeats in a second
         heartbeat_burst=10_000,
         **oidc_settings,
     )
+    # Ready means worker 0 is; worker 1 counts in the unit's metrics once it serves everything.
+    deadline = time.monotonic() + 30
+    while 'worker="1"' not in asyncio.run(scrape(unit.settings)):
+        assert time.monotonic() < deadline, unit.log()
+        time.sleep(0.2)
+    return unit
 
 
 async def test_removed_cluster_is_refused_at_once_by_both_workers(two_workers, pool):

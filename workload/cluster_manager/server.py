@@ -218,9 +218,9 @@ class Servers:
         )
         await ops_site.start()
         self.ops_port = ops_site.port
-        if self.ops_ports is not None:
-            self.ops_ports[self.worker] = self.ops_port
         self.internal_port = await self._start_internal(hub, limit)
+        if self.ops_ports is not None:  # worker 0 now reads this one's metrics: it is serving
+            self.ops_ports[self.worker] = self.ops_port
         logger.info(
             "serving management on %s, connector on %s, ops on %s",
             self.management_port,

@@ -171,7 +171,12 @@ def run(settings: Settings) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     status = 0
     try:
-        for process in processes:
+        # Worker 0 first: once it holds the unit's fixed ports, the loopback ports the system
+        # picks for the others' ops servers cannot be one of them.
+        processes[0].start()
+        while not ops_ports[0] and processes[0].is_alive() and not stopping:
+            time.sleep(0.05)
+        for process in processes[1:]:
             process.start()
         logger.info("serving with %d worker processes", workers)
         while not stopping:
