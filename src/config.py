@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+MAX_WORKERS = 64  # as the workload's cluster_manager.workers.MAX_WORKERS
 
 # A DNS name: labels of letters, digits and inner hyphens, at least two labels.
 _DNS_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
@@ -51,6 +52,7 @@ class CharmConfig:
     log_level: str = "info"
     stale_after_intervals: float = 3.0
     traefik_health_check: bool = False
+    workers: str = "auto"
 
     def __post_init__(self) -> None:
         """Refuse values the workload could not run with, naming the option."""
@@ -76,6 +78,10 @@ class CharmConfig:
             )
         if not self.stale_after_intervals >= 1:
             raise ConfigError("stale-after-intervals: must be at least 1")
+        if self.workers != "auto" and not (
+            self.workers.isdigit() and 1 <= int(self.workers) <= MAX_WORKERS
+        ):
+            raise ConfigError(f"workers: {self.workers!r} is not 'auto' or 1 to {MAX_WORKERS}")
         if not self.oidc_groups_claim.strip():
             raise ConfigError("oidc-groups-claim: must not be empty")
         if not self.oidc_admin_group.strip():
@@ -95,6 +101,11 @@ class CharmConfig:
         return [
             option for option in REQUIRED_OPTIONS if not getattr(self, option.replace("-", "_"))
         ]
+
+    @property
+    def worker_count(self) -> int:
+        """The workload's ``workers`` setting: the number, or 0 for one per available CPU."""
+        return 0 if self.workers == "auto" else int(self.workers)
 
     @property
     def management_url(self) -> str:

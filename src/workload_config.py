@@ -107,6 +107,7 @@ def settings(
         "internal_port": INTERNAL_PORT,
         "internal_address": f"{internal_host}:{INTERNAL_PORT}",
         "internal_key_file": str(INTERNAL_KEY_FILE),
+        "workers": config.worker_count,
     }
     if with_trusted_ca:
         values["trusted_ca_file"] = str(TRUSTED_CA_FILE)

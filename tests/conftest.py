@@ -308,10 +308,11 @@ class ServerProcess:
 def server_process(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> Iterator[Callable[..., ServerProcess]]:
-    """Start `cluster-manager serve` processes on the test's database."""
+    """Start `cluster-manager serve` processes on the test's database (1 worker unless given)."""
     started: list[ServerProcess] = []
 
     def start(**overrides: object) -> ServerProcess:
+        overrides.setdefault("workers", 1)  # one process a unit unless the test asks for more
         settings = make_settings(**overrides)
         config = write_config(tmp_path / f"unit-{len(started)}.toml", settings)
         process = ServerProcess(settings, config)

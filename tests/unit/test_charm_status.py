@@ -57,6 +57,8 @@ def test_missing_traefik_route_blocks_but_the_workload_runs(ctx, running_leader)
         ("stale-after-intervals", 0.5, "stale-after-intervals: must be at least 1"),
         ("oidc-groups-claim", " ", "oidc-groups-claim: must not be empty"),
         ("oidc-admin-group", "", "oidc-admin-group: must not be empty"),
+        ("workers", "0", "workers: '0' is not 'auto' or 1 to 64"),
+        ("workers", "many", "workers: 'many' is not 'auto' or 1 to 64"),
     ],
 )
 def test_invalid_option_blocks_naming_the_option_and_keeps_serving(

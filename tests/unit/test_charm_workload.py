@@ -53,6 +53,7 @@ def test_config_file_carries_every_setting_the_workload_needs(config_dir, ctx, r
         "internal_port": 9004,
         "internal_address": f"{UNIT_0_HOST}:9004",
         "internal_key_file": "/etc/cluster-manager/internal.key",
+        "workers": 0,  # option workers=auto: one per CPU the workload may use
     }
 
 
@@ -113,6 +114,17 @@ def test_changed_option_rewrites_config_and_restarts_without_replanning(
     logs = new_logs(ctx, since)
     assert "workload configuration changed; restarted" in logs
     assert "workload layer changed; replanned" not in logs
+
+
+@pytest.mark.parametrize(("option", "setting"), [("4", 4), ("auto", 0)])
+def test_workers_option_sets_the_workloads_process_count(
+    config_dir, ctx, running_leader, option, setting
+):
+    state = dataclasses.replace(
+        running_leader, config={**running_leader.config, "workers": option}
+    )
+    ctx.run(ctx.on.config_changed(), state)
+    assert tomllib.loads((config_dir / "config.toml").read_text())["workers"] == setting
 
 
 def test_received_ca_certificates_are_trusted_by_the_workload(

@@ -73,7 +73,7 @@ def limited_server(
     started: list[LimitedServerProcess] = []
 
     def start(soft: int = LIMIT, hard: int = LIMIT, **overrides: object) -> LimitedServerProcess:
-        settings = make_settings(**{**UNTHROTTLED, **overrides})
+        settings = make_settings(**{"workers": 1, **UNTHROTTLED, **overrides})
         config = write_config(tmp_path / f"limited-{len(started)}.toml", settings)
         unit = LimitedServerProcess(settings, config, soft, hard)
         started.append(unit)

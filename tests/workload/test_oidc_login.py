@@ -70,7 +70,7 @@ async def ui_root(request: web.Request) -> web.Response:
 
 def auth_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
-    app.cleanup_ctx.append(pool_context(settings, max_size=2))
+    app.cleanup_ctx.append(pool_context(settings, "ops"))
     setup_auth(app, settings)
     app.router.add_get("/1.0/configuration", configuration)
     app.router.add_get("/1.0/remote-cluster", clusters)

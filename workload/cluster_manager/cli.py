@@ -96,11 +96,15 @@ TOKEN_COLUMNS = ("name", "expires_at", "description")
 
 def cmd_serve(args: argparse.Namespace) -> None:
     """Run the management, connector and ops servers."""
-    from cluster_manager.server import serve
+    from cluster_manager import workers
 
     settings = settings_for(args)
+    if args.workers is not None:
+        settings = settings.replace(workers=args.workers)
     logs.configure(settings.log_level)
-    asyncio.run(serve(settings))
+    status = workers.run(settings)
+    if status:
+        raise CliError("a worker process exited; stopped the others")
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -278,14 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(config=None, state_dir=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser(
+    serve = commands.add_parser(
         "serve",
         parents=[shared],
         help="run the servers",
         description="Run the Management API, the Cluster Connector and the ops server.",
         epilog=settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    ).set_defaults(func=cmd_serve)
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="server processes sharing the ports (setting `workers`; default 0: one per CPU"
+        " available to the container)",
+    )
+    serve.set_defaults(func=cmd_serve)
     commands.add_parser(
         "migrate", parents=[shared], help="apply database migrations"
     ).set_defaults(func=cmd_migrate)

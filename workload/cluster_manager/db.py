@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -34,6 +35,49 @@ INSERT_APPLIED = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
 def _json_text(value: object) -> str:
     """JSON for a json/jsonb parameter: plain values and declared models (msgspec Structs)."""
     return _ENCODER.encode(value).decode()
+
+
+# Database connections of one server process, beyond its pools: the LISTEN connections of the
+# revocation list, the identity cache and the tunnel hub.
+LISTEN_CONNECTIONS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSizes:
+    """The largest size of each pool of one server process."""
+
+    connector: int
+    management: int
+    ops: int
+
+    @property
+    def per_process(self) -> int:
+        """Connections one process may hold: its pools and its LISTEN connections."""
+        return self.connector + self.management + self.ops + LISTEN_CONNECTIONS
+
+
+def pool_sizes(workers: int) -> PoolSizes:
+    """Pool sizes of each of a unit's ``workers`` processes (0 counts as 1).
+
+    A unit with one process keeps the sizes it always had (10 connector, 5 management, 2 ops).
+    With more, a unit's pools are shared out between its processes, each keeping at least 2
+    connector, 2 management and 1 ops connection (a heartbeat is one statement of well under a
+    millisecond, so 2 connections keep up with a core's worth of heartbeats). Connections a unit
+    may open, LISTEN included::
+
+        per_process = connector + management + ops + 3
+        per_unit    = workers * per_process
+        units * per_unit + 3 (superuser_reserved_connections) + migrations and actions (2)
+            <= max_connections
+
+    e.g. 1 worker: 20 a unit; 2: 2 * 11 = 22; 4: 4 * 8 = 32; 8: 8 * 8 = 64.
+    """
+    workers = max(1, workers)
+    return PoolSizes(
+        connector=max(2, 10 // workers),
+        management=max(2, 5 // workers),
+        ops=max(1, 2 // workers),
+    )
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -72,8 +116,12 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     )
 
 
-def pool_context(settings: Settings, max_size: int = 10):
-    """Return a cleanup_ctx generator that opens the pool at start and closes it at shutdown."""
+def pool_context(settings: Settings, server: str = "connector"):
+    """Return a cleanup_ctx generator that opens the pool at start and closes it at shutdown.
+
+    ``server`` names the pool in :class:`PoolSizes`; its size follows ``settings.workers``.
+    """
+    max_size = getattr(pool_sizes(settings.workers), server)
 
     async def open_pool(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await create_pool(settings.database_dsn, max_size=max_size)

@@ -125,15 +125,21 @@ class ListeningSocket(socket.socket):
 
 
 def listening_socket(
-    host: str | None, port: int, backlog: int, name: str, cap: int
+    host: str | None, port: int, backlog: int, name: str, cap: int, *, reuse_port: bool = False
 ) -> ListeningSocket:
-    """Bind and listen on the first address ``host`` resolves to (as a server would)."""
+    """Bind and listen on the first address ``host`` resolves to (as a server would).
+
+    ``reuse_port`` lets the other worker processes of this unit bind the same port
+    (``SO_REUSEPORT``: the kernel spreads new connections over them).
+    """
     family, kind, proto, _, address = socket.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = ListeningSocket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # several worker processes of this unit accept from the same port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(backlog)
         sock.setblocking(False)

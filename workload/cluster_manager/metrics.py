@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Protocol
 
 import asyncpg
@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cluster_manager import fleet_settings
+from cluster_manager import fleet_settings, worker_metrics
 from cluster_manager.db import POOL
 from cluster_manager.mtls import peer_certificate
 from cluster_manager.settings import Settings
@@ -249,8 +249,14 @@ async def refresh_cluster_counts(pool: asyncpg.Pool, settings: Settings) -> None
     STALE_CLUSTERS.set(stale)
 
 
-def scrape_handler(settings: Settings) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Return the ``GET /metrics`` handler of the ops app."""
+def scrape_handler(
+    settings: Settings, worker: int = 0, ops_ports: Sequence[int] | None = None
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Return the ``GET /metrics`` handler of the ops app of worker ``worker``.
+
+    Worker 0 of several serves every worker's metrics, read from the other workers' ops
+    ports ``ops_ports`` (:mod:`.worker_metrics`).
+    """
 
     async def scrape(request: web.Request) -> web.Response:
         try:
@@ -258,8 +264,16 @@ def scrape_handler(settings: Settings) -> Callable[[web.Request], Awaitable[web.
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             # Every other metric is still worth serving; the cluster gauges keep their values.
             logger.warning("cannot count clusters for /metrics: %s", error)
+        body = prometheus_client.generate_latest(REGISTRY)
+        if (
+            worker == 0
+            and ops_ports is not None
+            and len(ops_ports) > 1
+            and request.query.get("worker") != worker_metrics.OWN_ONLY
+        ):
+            body = await worker_metrics.unit_metrics(body, ops_ports)
         return web.Response(
-            body=prometheus_client.generate_latest(REGISTRY),
+            body=body,
             headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST},
         )
 

@@ -1,5 +1,8 @@
 """Run the servers: management and connector over TLS, ops over plain HTTP, in one process.
 
+A unit may run several such processes (:mod:`cluster_manager.workers`): they share the
+Management and Connector ports (``SO_REUSEPORT``, when ``settings.workers`` is above 1).
+
 Connection limits (see the README's "Security" section): every connection must finish its
 first request's headers within the keep-alive time (after its TLS handshake, itself bounded),
 lives at most a bounded age, and each server holds at most its share of the process's file
@@ -12,6 +15,7 @@ import asyncio
 import logging
 import signal
 import ssl
+from collections.abc import MutableSequence
 
 from aiohttp import web
 
@@ -57,8 +61,10 @@ class BoundedTLSSite(web.TCPSite):
         max_age: float | None,
         max_connections: int = listening.MAX_LIMIT,
         name: str = "server",
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
+        self._shared_port = reuse_port
         self._handshake_timeout = handshake_timeout
         self._max_age = max_age
         self._max_connections = max_connections
@@ -79,7 +85,12 @@ class BoundedTLSSite(web.TCPSite):
             return handler
 
         sock = listening.listening_socket(
-            self._host, self._port, self._backlog, self._name, self._max_connections
+            self._host,
+            self._port,
+            self._backlog,
+            self._name,
+            self._max_connections,
+            reuse_port=self._shared_port,
         )
         self._server = await loop.create_server(
             protocol,
@@ -102,10 +113,18 @@ def _abort(handler: web.RequestHandler) -> None:
 
 
 class Servers:
-    """The three servers of one process; ports are known after start()."""
+    """The three servers of one process; ports are known after start().
 
-    def __init__(self, settings: Settings) -> None:
+    ``worker`` is this process's index among the unit's workers (:mod:`.workers`), and
+    ``ops_ports`` the workers' ops ports, shared by them all (this one's written at start).
+    """
+
+    def __init__(
+        self, settings: Settings, worker: int = 0, ops_ports: MutableSequence[int] | None = None
+    ) -> None:
         self.settings = settings
+        self.worker = worker
+        self.ops_ports = ops_ports
         self.runners: list[web.AppRunner] = []
         self.management_port = 0
         self.connector_port = 0
@@ -156,6 +175,7 @@ class Servers:
             max_age=MANAGEMENT_MAX_AGE,
             max_connections=listening.share(limit, MANAGEMENT_SHARE, 16),
             name="management",
+            reuse_port=settings.workers > 1,
         )
         await site.start()
         self.management_port = site.port
@@ -176,11 +196,15 @@ class Servers:
             max_age=settings.connection_max_age,
             max_connections=listening.share(limit, CONNECTOR_SHARE, 32),
             name="connector",
+            reuse_port=settings.workers > 1,
         )
         await site.start()
         self.connector_port = site.port
         ops_runner = await self._runner(
-            ops.create_app(settings), tls=False, access_log=False, keepalive_timeout=OPS_KEEPALIVE
+            ops.create_app(settings, self.worker, self.ops_ports),
+            tls=False,
+            access_log=False,
+            keepalive_timeout=OPS_KEEPALIVE,
         )
         ops_site = BoundedTLSSite(
             ops_runner,
@@ -195,6 +219,8 @@ class Servers:
         await ops_site.start()
         self.ops_port = ops_site.port
         self.internal_port = await self._start_internal(hub, limit)
+        if self.ops_ports is not None:  # worker 0 now reads this one's metrics: it is serving
+            self.ops_ports[self.worker] = self.ops_port
         logger.info(
             "serving management on %s, connector on %s, ops on %s",
             self.management_port,
@@ -262,9 +288,14 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGINT or SIGTERM."""
-    servers = Servers(settings)
+async def serve(
+    settings: Settings,
+    ready: asyncio.Event | None = None,
+    worker: int = 0,
+    ops_ports: MutableSequence[int] | None = None,
+) -> None:
+    """Run until SIGINT or SIGTERM (as worker ``worker`` of the unit; see :class:`Servers`)."""
+    servers = Servers(settings, worker, ops_ports)
     stop = stop_on_signals()
     try:
         await servers.start()

@@ -177,6 +177,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     tunnel_pong_timeout: Annotated[
         Seconds, doc("seconds an idle tunnel may stay silent before it is closed")
     ] = 10.0
+    workers: Annotated[
+        int,
+        doc(
+            "server processes sharing the ports; 0: one per CPU available to the container",
+            ge=0,
+            le=64,
+        ),
+    ] = 0
 
     def __post_init__(self) -> None:
         """Refuse what a declared constraint cannot say (msgspec names the setting).

@@ -122,6 +122,7 @@ class Server(ServerProcess):
                     "unverified_rate_per_second": float(UNLIMITED),
                     "unverified_burst": UNLIMITED,
                     "remote_write_urls": remote_write,
+                    "workers": 1,  # the cost of one process's forwarding
                 }
             )
         )

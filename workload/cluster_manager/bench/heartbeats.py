@@ -35,10 +35,10 @@ from cluster_manager.bench.servers import (
 logger = logging.getLogger("cluster_manager.bench")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line."""
+def parse_args(argv: Sequence[str] | None, name: str = "heartbeats") -> argparse.Namespace:
+    """The command line (``name``: the benchmark that takes these options)."""
     parser = argparse.ArgumentParser(
-        prog="python -m cluster_manager.bench heartbeats",
+        prog=f"python -m cluster_manager.bench {name}",
         description=(__doc__ or "").splitlines()[0],
     )
     parser.add_argument("--clusters", type=int, default=1000, help="simulated clusters")

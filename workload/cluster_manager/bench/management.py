@@ -235,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings: dict[str, object] = {
             "database_dsn": dsn,
             "log_level": "WARNING",
+            "workers": 1,  # the single-process figures the README quotes
             "management_host": HOST,
             "management_port": port,
             "management_cert_file": str(directory / "management.crt"),

@@ -221,6 +221,7 @@ class RealServer(ServerProcess):
             "probe_burst": UNLIMITED,
             "unverified_rate_per_second": float(UNLIMITED),
             "unverified_burst": UNLIMITED,
+            "workers": 1,
             **self.extra,
         }
         self.config.write_text(render_config(values))

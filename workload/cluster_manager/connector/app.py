@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[LIMITS] = ConnectorLimits.from_settings(settings)
-    app.cleanup_ctx.append(pool_context(settings))
+    app.cleanup_ctx.append(pool_context(settings, "connector"))
     app.cleanup_ctx.append(identity_context(settings.database_dsn))
     app.cleanup_ctx.append(pool_tracking("connector"))
     app.cleanup_ctx.append(forwarding_context(settings))

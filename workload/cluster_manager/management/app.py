@@ -32,7 +32,7 @@ def api_app(settings: Settings) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(pool_context(settings, max_size=5))
+    app.cleanup_ctx.append(pool_context(settings, "management"))
     app.cleanup_ctx.append(pool_tracking("management"))
     app.cleanup_ctx.append(tunnels_context(settings))
     app.add_routes(health.routes)
