@@ -9,6 +9,8 @@ production.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -78,10 +80,29 @@ def node_program(name: str) -> str | None:
     return shutil.which(name)
 
 
+INSTALLED_MARKER = ".installed-lock-sha256"  # in node_modules, written once npm ci succeeded
+
+
 def ensure_installed(directory: Path) -> Path:
-    """Run ``npm ci`` in ``directory`` unless node_modules already matches package-lock.json."""
-    if _installed(directory):
-        return directory
+    """Run ``npm ci`` in ``directory`` unless node_modules already matches package-lock.json.
+
+    Processes installing the same folder at once (two demos, a test run beside another) take
+    turns on a lock file; a folder counts as installed only once ``npm ci`` has finished there
+    (its marker holds the digest of the lock file it installed), never half-way through.
+    """
+    with (directory / ".npm-install.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if _installed(directory):
+                return directory
+            _npm_ci(directory)
+            (directory / "node_modules" / INSTALLED_MARKER).write_text(_lock_digest(directory))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return directory
+
+
+def _npm_ci(directory: Path) -> None:
     npm, node = node_program("npm"), node_program("node")
     if npm is None or node is None:
         raise IdpError(NODE_MISSING)
@@ -95,17 +116,18 @@ def ensure_installed(directory: Path) -> Path:
     )
     if result.returncode != 0:
         raise IdpError(f"npm ci failed in {directory}:\n{result.stderr[-2000:]}")
-    return directory
+
+
+def _lock_digest(directory: Path) -> str:
+    return hashlib.sha256((directory / "package-lock.json").read_bytes()).hexdigest()
 
 
 def _installed(directory: Path) -> bool:
-    """Whether node_modules holds the oidc-provider version package-lock.json names."""
+    """Whether ``npm ci`` finished in ``directory`` for the package-lock.json it has now."""
     try:
-        lock = json.loads((directory / "package-lock.json").read_text())
-        wanted = lock["packages"]["node_modules/oidc-provider"]["version"]
-        package = directory / "node_modules" / "oidc-provider" / "package.json"
-        return json.loads(package.read_text())["version"] == wanted
-    except (OSError, ValueError, KeyError, TypeError):
+        marker = (directory / "node_modules" / INSTALLED_MARKER).read_text()
+        return marker == _lock_digest(directory)
+    except OSError:
         return False
 
 

@@ -1,0 +1,45 @@
+"""Installing the identity provider's npm packages: whole or not at all, one process at a time.
+
+Found by CI on a fresh clone: a test run's processes installed ``tests/idp`` at once and the
+later ones started the provider from a half-filled node_modules (``Cannot find package koa``),
+because a folder counted as installed as soon as oidc-provider's package.json was there.
+"""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from cluster_manager.dev_idp import INSTALLED_MARKER, ensure_installed, source_dir
+
+
+def _copy_of_the_provider(tmp_path: Path) -> Path:
+    directory = tmp_path / "idp"
+    directory.mkdir()
+    for name in ("package.json", "package-lock.json", "server.mjs"):
+        shutil.copyfile(source_dir() / name, directory / name)
+    return directory
+
+
+def test_processes_installing_at_once_each_get_a_whole_install(tmp_path):
+    directory = _copy_of_the_provider(tmp_path)
+
+    with ProcessPoolExecutor(max_workers=3) as pool:
+        done = list(pool.map(ensure_installed, [directory] * 3))
+
+    assert done == [directory] * 3
+    for package in ("oidc-provider", "koa", "jose"):
+        assert (directory / "node_modules" / package / "package.json").is_file(), package
+    assert (directory / "node_modules" / INSTALLED_MARKER).is_file()
+
+
+def test_a_half_filled_node_modules_is_installed_again(tmp_path):
+    directory = _copy_of_the_provider(tmp_path)
+    ensure_installed(directory)
+    shutil.rmtree(directory / "node_modules" / "koa")
+    (directory / "node_modules" / INSTALLED_MARKER).unlink()  # as if npm ci had not finished
+
+    ensure_installed(directory)
+
+    assert (directory / "node_modules" / "koa" / "package.json").is_file()
