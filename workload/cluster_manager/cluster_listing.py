@@ -104,6 +104,9 @@ LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
 {SETTINGS_JOIN_SQL}
 ORDER BY page.sort_key {{order}} NULLS LAST, page.name
 """  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
+SELECT_NAMED = f"""
+SELECT {ROW_COLUMNS} FROM {cluster_health.FLEET_FROM_SQL} WHERE c.name = ANY($2::text[])
+"""  # noqa: S608 - constant fragments
 SELECT_ONE = f"""
 SELECT {ROW_COLUMNS} FROM {cluster_health.FLEET_FROM_SQL} WHERE c.name = $2
 """  # noqa: S608 - constant fragments
