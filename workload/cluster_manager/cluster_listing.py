@@ -104,6 +104,38 @@ LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
 {SETTINGS_JOIN_SQL}
 ORDER BY page.sort_key {{order}} NULLS LAST, page.name
 """  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
+# The page first, when no filter needs health or a heartbeat's details: the sort walks an
+# index where there is one (name; join time) and stops at the page, health is computed for
+# the page's rows only, and the total counts remote_clusters alone. The parameters FILTER_SQL
+# reads but this filter does not are NULL here (one-time checks, no per-row cost).
+CLUSTER_FILTER_SQL = """
+($2::text IS NULL OR c.name ILIKE $2 ESCAPE '\\')
+AND ($3::text IS NULL OR c.status = $3)
+AND $1::float8 IS NOT NULL AND $4::text[] IS NULL AND $5::text IS NULL AND $6::text IS NULL
+AND $7::float8 IS NULL AND $8::float8 IS NULL AND $9::float8 IS NULL AND $10::float8 IS NULL
+"""
+SELECT_PAGE_FIRST = f"""
+WITH page AS (
+    SELECT c.id, c.name, {{sort}} AS sort_key
+    FROM remote_clusters c LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+    WHERE {CLUSTER_FILTER_SQL}
+    ORDER BY {{sort}} {{order}} {{nulls}}, c.name LIMIT $11 OFFSET $12
+)
+SELECT {CLUSTER_COLUMNS},
+       d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
+       h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, total.count AS total,
+       {TUNNEL_SQL}
+FROM (SELECT count(*) FROM remote_clusters c WHERE {CLUSTER_FILTER_SQL}) AS total
+LEFT JOIN page ON true
+LEFT JOIN remote_clusters c ON c.id = page.id
+LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
+{SETTINGS_JOIN_SQL}
+CROSS JOIN LATERAL (SELECT {cluster_health.HEALTH_SQL} AS health) h
+ORDER BY page.sort_key {{order}} {{nulls}}, page.name
+"""  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
+# Sort keys of columns that are never NULL: their order is the index's either way.
+NOT_NULL_KEYS = frozenset({"name", "joined_at"})
+PAGE_FIRST_FILTERS = frozenset({"search", "status"})
 SELECT_NAMED = f"""
 SELECT {ROW_COLUMNS} FROM {cluster_health.FLEET_FROM_SQL} WHERE c.name = ANY($2::text[])
 """  # noqa: S608 - constant fragments
@@ -264,6 +296,16 @@ def filter_args(stale_after: float, query: ClusterFilter) -> list[object]:
     ]
 
 
+def _page_first(query: ClusterFilter) -> bool:
+    """Whether only the cluster's own columns filter (no health, no heartbeat details)."""
+    default = ClusterFilter()
+    return all(
+        getattr(query, name) == getattr(default, name)
+        for name in ClusterFilter.__struct_fields__
+        if name not in PAGE_FIRST_FILTERS
+    )
+
+
 async def list_cluster_page(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -274,7 +316,14 @@ async def list_cluster_page(
 
     ``stale_after`` is the fleet's staleness limit when the caller has read it already.
     """
-    statement = SELECT_PAGE.format(sort=SORT_KEYS[query.sort], order=ORDERS[query.order])
+    if query.sort != "health" and _page_first(query):
+        statement = SELECT_PAGE_FIRST.format(
+            sort=SORT_KEYS[query.sort],
+            order=ORDERS[query.order],
+            nulls="" if query.sort in NOT_NULL_KEYS else "NULLS LAST",
+        )
+    else:
+        statement = SELECT_PAGE.format(sort=SORT_KEYS[query.sort], order=ORDERS[query.order])
     if stale_after is None:
         stale_after = await stale_after_seconds(pool, settings)
     args = filter_args(stale_after, query)
