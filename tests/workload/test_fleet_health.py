@@ -435,3 +435,18 @@ async def test_only_one_unit_computes_the_summary_at_a_time(pool, settings, data
     assert computed is False
     assert stored == 0
     assert await overview.refresh_summary(pool, 180.0, wait=False) is True
+
+
+@pytest.mark.parametrize(
+    "states", [("error",), ("stale",), ("pending",), ("stale", "pending", "error")], ids=str
+)
+@pytest.mark.parametrize("sort", ["name", "health", "memory_usage_ratio"])
+async def test_a_list_of_stale_pending_or_error_clusters_misses_none(
+    pool, settings, mixed_fleet, states, sort
+):
+    """These filters read only the candidates (see cluster_listing.CANDIDATES_SQL)."""
+    narrowed = await everything(pool, settings, health=states, sort=sort)
+    every = await everything(pool, settings, sort=sort, health=ALL_STATES)
+
+    assert [c["name"] for c in narrowed] == [c["name"] for c in every if c["health"] in states]
+    assert narrowed

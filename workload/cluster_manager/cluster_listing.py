@@ -85,9 +85,9 @@ FILTER_PARAMETERS = 10
 # page, one count for the total); only the page's rows are then read in full (heartbeat JSON).
 # The total row comes back even when the page is empty, with NULL cluster columns.
 SELECT_PAGE = f"""
-WITH matching AS MATERIALIZED (
+WITH {{candidates}} matching AS MATERIALIZED (
     SELECT c.id, c.name, {{sort}} AS sort_key, h.health
-    FROM {cluster_health.FLEET_FROM_SQL}
+    FROM {{source}}
     WHERE {FILTER_SQL}
 ),
 page AS (
@@ -104,6 +104,25 @@ LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
 {SETTINGS_JOIN_SQL}
 ORDER BY page.sort_key {{order}} NULLS LAST, page.name
 """  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
+# A health filter naming only stale, pending or error clusters reads the clusters that can be in
+# those states, not the fleet: those without a heartbeat within the staleness limit (a scan of
+# the narrow remote_clusters) and those with a member down (a partial index of the few in
+# error, migration 0007). A necessary condition only: FILTER_SQL still decides.
+CANDIDATES_SQL = """
+candidates AS (
+    SELECT c.id FROM remote_clusters c
+    WHERE ('stale' = ANY($4::text[]) OR 'pending' = ANY($4::text[]))
+      AND (c.last_status_update_at IS NULL
+           OR c.last_status_update_at <= (SELECT now() - make_interval(secs => $1)))
+    UNION
+    SELECT d.cluster_id FROM remote_cluster_details d
+    WHERE 'error' = ANY($4::text[]) AND (d.member_down_count > 0 OR d.ceph_down_count > 0)
+),"""
+CANDIDATES_FROM_SQL = cluster_health.FLEET_FROM_SQL.replace(
+    "remote_clusters c\n", "candidates JOIN remote_clusters c ON c.id = candidates.id\n", 1
+)
+assert CANDIDATES_FROM_SQL != cluster_health.FLEET_FROM_SQL
+CANDIDATE_STATES = frozenset({"stale", "pending", "error"})
 # The page first, when no filter needs health or a heartbeat's details: the sort walks an
 # index where there is one (name; join time) and stops at the page, health is computed for
 # the page's rows only, and the total counts remote_clusters alone. The parameters FILTER_SQL
@@ -323,7 +342,13 @@ async def list_cluster_page(
             nulls="" if query.sort in NOT_NULL_KEYS else "NULLS LAST",
         )
     else:
-        statement = SELECT_PAGE.format(sort=SORT_KEYS[query.sort], order=ORDERS[query.order])
+        narrow = bool(query.health) and set(query.health) <= CANDIDATE_STATES
+        statement = SELECT_PAGE.format(
+            sort=SORT_KEYS[query.sort],
+            order=ORDERS[query.order],
+            candidates=CANDIDATES_SQL if narrow else "",
+            source=CANDIDATES_FROM_SQL if narrow else cluster_health.FLEET_FROM_SQL,
+        )
     if stale_after is None:
         stale_after = await stale_after_seconds(pool, settings)
     args = filter_args(stale_after, query)

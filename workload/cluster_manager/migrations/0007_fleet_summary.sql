@@ -26,3 +26,8 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The clusters with a member down: few, so a list of clusters in error reads them, not the
+-- fleet. A heartbeat adds an entry only for a cluster that has a member down (partial index).
+CREATE INDEX remote_cluster_details_down ON remote_cluster_details (cluster_id)
+    WHERE member_down_count > 0 OR ceph_down_count > 0;
