@@ -450,3 +450,26 @@ async def test_a_list_of_stale_pending_or_error_clusters_misses_none(
 
     assert [c["name"] for c in narrowed] == [c["name"] for c in every if c["health"] in states]
     assert narrowed
+
+
+@pytest.mark.parametrize("offset", [0, 20, 60, 70, 600])
+@pytest.mark.parametrize("search", ["", "c-0"])
+async def test_pages_by_health_are_those_of_the_whole_fleet(
+    pool, settings, mixed_fleet, offset, search
+):
+    """Early pages come from the stale and error candidates; later ones from everything."""
+    query = {"sort": "health", "limit": 10, "offset": offset, "search": search}
+    page = shown(await cluster_listing.list_cluster_page(pool, settings, ClusterQuery(**query)))
+    full = shown(
+        await cluster_listing.list_cluster_page(
+            pool, settings, ClusterQuery(**query, health=ALL_STATES)
+        )
+    )
+
+    assert [c["name"] for c in page["clusters"]] == [c["name"] for c in full["clusters"]]
+    assert page["total"] == full["total"]
+    assert page["clusters"] or offset == 600
+    urgent = await cluster_listing.list_cluster_page(
+        pool, settings, ClusterQuery(health=cluster_listing.URGENT, search=search, limit=1)
+    )
+    assert urgent.total > 60  # so the first pages did come from the candidates

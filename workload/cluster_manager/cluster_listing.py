@@ -123,6 +123,8 @@ CANDIDATES_FROM_SQL = cluster_health.FLEET_FROM_SQL.replace(
 )
 assert CANDIDATES_FROM_SQL != cluster_health.FLEET_FROM_SQL
 CANDIDATE_STATES = frozenset({"stale", "pending", "error"})
+# The first states by health (cluster_health.HEALTH_RANK_SQL) that candidates answer.
+URGENT: tuple[Health, ...] = ("stale", "error")
 # The page first, when no filter needs health or a heartbeat's details: the sort walks an
 # index where there is one (name; join time) and stops at the page, health is computed for
 # the page's rows only, and the total counts remote_clusters alone. The parameters FILTER_SQL
@@ -152,6 +154,9 @@ LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
 CROSS JOIN LATERAL (SELECT {cluster_health.HEALTH_SQL} AS health) h
 ORDER BY page.sort_key {{order}} {{nulls}}, page.name
 """  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
+COUNT_CLUSTERS = f"""
+SELECT count(*) FROM remote_clusters c WHERE {CLUSTER_FILTER_SQL}
+"""  # noqa: S608 - constant fragments
 # Sort keys of columns that are never NULL: their order is the index's either way.
 NOT_NULL_KEYS = frozenset({"name", "joined_at"})
 PAGE_FIRST_FILTERS = frozenset({"search", "status"})
@@ -325,6 +330,34 @@ def _page_first(query: ClusterFilter) -> bool:
     )
 
 
+def _statement(query: ClusterQuery) -> str:
+    """The page statement that reads the least for this query."""
+    if query.sort != "health" and _page_first(query):
+        return SELECT_PAGE_FIRST.format(
+            sort=SORT_KEYS[query.sort],
+            order=ORDERS[query.order],
+            nulls="" if query.sort in NOT_NULL_KEYS else "NULLS LAST",
+        )
+    narrow = bool(query.health) and set(query.health) <= CANDIDATE_STATES
+    return SELECT_PAGE.format(
+        sort=SORT_KEYS[query.sort],
+        order=ORDERS[query.order],
+        candidates=CANDIDATES_SQL if narrow else "",
+        source=CANDIDATES_FROM_SQL if narrow else cluster_health.FLEET_FROM_SQL,
+    )
+
+
+async def _page(pool: asyncpg.Pool, query: ClusterQuery, stale_after: float) -> ClusterPage:
+    args = filter_args(stale_after, query)
+    rows = await pool.fetch(_statement(query), *args, query.limit, query.offset)
+    return ClusterPage(
+        clusters=[cluster_view(row, stale_after) for row in rows if row["name"] is not None],
+        total=rows[0]["total"],
+        limit=query.limit,
+        offset=query.offset,
+    )
+
+
 async def list_cluster_page(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -334,31 +367,19 @@ async def list_cluster_page(
     """One page of clusters and how many match the filters in all.
 
     ``stale_after`` is the fleet's staleness limit when the caller has read it already.
+
+    Sorted by health, most urgent first, stale and error clusters come first: a page that lies
+    within them is read from those candidates (CANDIDATES_SQL), and the total is counted on
+    remote_clusters alone. Other pages compute health for every cluster the filters select.
     """
-    if query.sort != "health" and _page_first(query):
-        statement = SELECT_PAGE_FIRST.format(
-            sort=SORT_KEYS[query.sort],
-            order=ORDERS[query.order],
-            nulls="" if query.sort in NOT_NULL_KEYS else "NULLS LAST",
-        )
-    else:
-        narrow = bool(query.health) and set(query.health) <= CANDIDATE_STATES
-        statement = SELECT_PAGE.format(
-            sort=SORT_KEYS[query.sort],
-            order=ORDERS[query.order],
-            candidates=CANDIDATES_SQL if narrow else "",
-            source=CANDIDATES_FROM_SQL if narrow else cluster_health.FLEET_FROM_SQL,
-        )
     if stale_after is None:
         stale_after = await stale_after_seconds(pool, settings)
-    args = filter_args(stale_after, query)
-    rows = await pool.fetch(statement, *args, query.limit, query.offset)
-    return ClusterPage(
-        clusters=[cluster_view(row, stale_after) for row in rows if row["name"] is not None],
-        total=rows[0]["total"],
-        limit=query.limit,
-        offset=query.offset,
-    )
+    if query.sort == "health" and query.order == "asc" and _page_first(query):
+        urgent = await _page(pool, msgspec.structs.replace(query, health=URGENT), stale_after)
+        if urgent.total >= query.offset + query.limit:
+            total = await pool.fetchval(COUNT_CLUSTERS, *filter_args(stale_after, query))
+            return msgspec.structs.replace(urgent, total=total)
+    return await _page(pool, query, stale_after)
 
 
 async def get_cluster_view(pool: asyncpg.Pool, settings: Settings, name: str) -> Cluster:
