@@ -9,8 +9,10 @@ TRUSTED, NOT FOUND); instance statuses at line 201 are LXD's (Running, Stopped, 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import asyncpg
 import msgspec
 import pytest
 from cluster_manager import cluster_listing, fleet_settings, overview
@@ -345,3 +347,129 @@ async def test_each_heartbeat_recomputes_health_in_its_one_statement(pool, setti
     assert down["health"] == "error"
     assert messages(down) == [("members", "error", "1 of 3 members Offline")]
     assert back["health"] == "healthy"
+
+
+ALL_STATES = ("stale", "error", "warning", "pending", "healthy")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"sort": "name", "order": "desc"},
+        {"sort": "joined_at", "order": "desc"},
+        {"sort": "memory_usage_ratio", "order": "desc"},
+        {"sort": "last_status_update_at"},
+        {"search": "c-00"},
+        {"search": "C-0001"},
+        {"status": "ACTIVE", "sort": "joined_at"},
+    ],
+    ids=lambda q: ",".join(f"{k}={v}" for k, v in q.items()) or "default",
+)
+async def test_the_page_first_list_shows_what_the_health_computing_list_shows(
+    pool, settings, mixed_fleet, query
+):
+    """Only search and status filters take the page-first path; naming every state does not."""
+    page_first = await everything(pool, settings, **query)
+    computed = await everything(pool, settings, **query, health=ALL_STATES)
+
+    assert [c["name"] for c in page_first] == [c["name"] for c in computed]
+    assert [c["health"] for c in page_first] == [c["health"] for c in computed]
+    assert page_first
+
+
+async def test_a_page_far_past_the_end_is_empty_with_the_total(pool, settings, mixed_fleet):
+    page = shown(
+        await cluster_listing.list_cluster_page(pool, settings, ClusterQuery(offset=10_000))
+    )
+
+    assert page["clusters"] == []
+    assert page["total"] == 609
+
+
+async def test_the_overview_serves_the_stored_summary_and_says_how_old(pool, settings):
+    await insert_cluster(pool, "first", heartbeat())
+    fresh = await overview.fleet_overview(pool, settings)
+    await insert_cluster(pool, "second", heartbeat())
+
+    stored = await overview.fleet_overview(pool, settings, max_age=60)
+    recomputed = await overview.fleet_overview(pool, settings, max_age=0)
+
+    assert (stored.clusters.total, stored.computed_at) == (1, fresh.computed_at)
+    assert 0 <= stored.age_seconds < 60
+    assert recomputed.clusters.total == 2
+    assert recomputed.computed_at > fresh.computed_at
+
+
+async def test_a_silent_cluster_is_counted_stale_within_seconds_without_a_heartbeat(
+    pool, settings
+):
+    limit = await fleet_settings.stale_after_seconds(pool, settings)
+    wait = overview.REFRESH_AFTER + 0.5
+    ago = timedelta(seconds=limit - wait + 0.3)
+    await insert_cluster(pool, "going-quiet", heartbeat(), heartbeat_ago=ago)
+    before = await overview.fleet_overview(pool, settings)
+    await asyncio.sleep(wait)
+
+    served = await overview.fleet_overview(pool, settings, max_age=60)  # starts a refresh
+    await asyncio.gather(*overview._refreshing.values())
+    after = await overview.fleet_overview(pool, settings, max_age=60)
+
+    assert before.clusters.by_health.healthy == 1
+    assert served.clusters.by_health.healthy == 1  # the stored figures, a few seconds old
+    assert after.clusters.by_health.stale == 1
+    assert after.age_seconds < 1
+
+
+async def test_only_one_unit_computes_the_summary_at_a_time(pool, settings, database_dsn):
+    await insert_cluster(pool, "one", heartbeat())
+    other_unit = await asyncpg.connect(database_dsn)
+    try:
+        async with other_unit.transaction():
+            await other_unit.execute(overview.WAIT_SUMMARY_LOCK, overview.SUMMARY_LOCK_ID)
+            computed = await overview.refresh_summary(pool, 180.0, wait=False)
+            stored = await pool.fetchval("SELECT count(*) FROM fleet_summary")
+    finally:
+        await other_unit.close()
+
+    assert computed is False
+    assert stored == 0
+    assert await overview.refresh_summary(pool, 180.0, wait=False) is True
+
+
+@pytest.mark.parametrize(
+    "states", [("error",), ("stale",), ("pending",), ("stale", "pending", "error")], ids=str
+)
+@pytest.mark.parametrize("sort", ["name", "health", "memory_usage_ratio"])
+async def test_a_list_of_stale_pending_or_error_clusters_misses_none(
+    pool, settings, mixed_fleet, states, sort
+):
+    """These filters read only the candidates (see cluster_listing.CANDIDATES_SQL)."""
+    narrowed = await everything(pool, settings, health=states, sort=sort)
+    every = await everything(pool, settings, sort=sort, health=ALL_STATES)
+
+    assert [c["name"] for c in narrowed] == [c["name"] for c in every if c["health"] in states]
+    assert narrowed
+
+
+@pytest.mark.parametrize("offset", [0, 20, 60, 70, 600])
+@pytest.mark.parametrize("search", ["", "c-0"])
+async def test_pages_by_health_are_those_of_the_whole_fleet(
+    pool, settings, mixed_fleet, offset, search
+):
+    """Early pages come from the stale and error candidates; later ones from everything."""
+    query = {"sort": "health", "limit": 10, "offset": offset, "search": search}
+    page = shown(await cluster_listing.list_cluster_page(pool, settings, ClusterQuery(**query)))
+    full = shown(
+        await cluster_listing.list_cluster_page(
+            pool, settings, ClusterQuery(**query, health=ALL_STATES)
+        )
+    )
+
+    assert [c["name"] for c in page["clusters"]] == [c["name"] for c in full["clusters"]]
+    assert page["total"] == full["total"]
+    assert page["clusters"] or offset == 600
+    urgent = await cluster_listing.list_cluster_page(
+        pool, settings, ClusterQuery(health=cluster_listing.URGENT, search=search, limit=1)
+    )
+    assert urgent.total > 60  # so the first pages did come from the candidates

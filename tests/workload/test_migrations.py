@@ -8,7 +8,7 @@ import sys
 
 import asyncpg
 import pytest
-from cluster_manager import cluster_listing, db
+from cluster_manager import cluster_listing, db, overview
 from cluster_manager.settings import Settings
 from support import with_database
 
@@ -106,7 +106,7 @@ async def test_upgrade_from_0005_keeps_clusters_and_computes_their_health(empty_
 
     applied = await db.migrate(empty_database)
 
-    assert applied == ["0006_fleet_health.sql"]
+    assert applied[0] == "0006_fleet_health.sql"
     pool = await db.create_pool(empty_database, max_size=2)
     try:
         counts = await pool.fetchrow(
@@ -133,3 +133,50 @@ async def test_upgrade_from_0005_keeps_clusters_and_computes_their_health(empty_
     assert [w.message for w in kept.warnings] == ["2 of 3 members Offline", "1 instance in Error"]
     assert (kept.memory_threshold, kept.memory_threshold_source) == (80, "default")
     assert (kept.disk_threshold, kept.disk_threshold_source) == (90, "cluster")
+
+
+async def test_upgrade_from_0006_keeps_clusters_and_serves_the_overview_and_search(
+    empty_database,
+):
+    await migrate_to(empty_database, 6)
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute(OLD_CLUSTERS)
+        await connection.execute(OLD_DETAILS)
+        before = await connection.fetch(
+            "SELECT name, memory_threshold, disk_threshold, last_status_update_at"
+            " FROM remote_clusters ORDER BY name"
+        )
+    finally:
+        await connection.close()
+
+    applied = await db.migrate(empty_database)
+
+    assert applied == ["0007_fleet_summary.sql"]
+    pool = await db.create_pool(empty_database, max_size=2)
+    try:
+        after = await pool.fetch(
+            "SELECT name, memory_threshold, disk_threshold, last_status_update_at"
+            " FROM remote_clusters ORDER BY name"
+        )
+        indexes = {
+            r["indexname"]
+            for r in await pool.fetch(
+                "SELECT indexname FROM pg_indexes WHERE tablename = $1", "remote_clusters"
+            )
+        }
+        settings = Settings(database_dsn=empty_database)
+        summary = await overview.fleet_overview(pool, settings)
+        stored = await pool.fetchval("SELECT count(*) FROM fleet_summary")
+        found = await cluster_listing.list_cluster_page(
+            pool, settings, cluster_listing.ClusterQuery(search="ep")
+        )
+    finally:
+        await pool.close()
+    assert [tuple(r) for r in after] == [tuple(r) for r in before]
+    assert "remote_clusters_name_trgm" in indexes  # Debian's postgresql ships pg_trgm
+    assert stored == 1
+    assert summary.clusters.total == 2
+    assert summary.clusters.by_health.error == 1
+    assert summary.warnings.clusters[0].name == "kept"
+    assert [c.name for c in found.clusters] == ["kept"]

@@ -144,8 +144,10 @@ async def insert_cluster(
 
 async def insert_fleet(pool: asyncpg.Pool, count: int, prefix: str = "cluster-") -> None:
     """Enrol ``count`` clusters named prefix000001... that all have heartbeat details."""
+    # 100,000 clusters take longer than the pool's command timeout.
+    timeout = 60 + count / 500
     async with pool.acquire() as connection, connection.transaction():
-        await connection.execute(INSERT_FLEET_CLUSTERS, count, prefix)
-        await connection.execute(INSERT_FLEET_DETAILS, prefix)
-    await pool.execute("ANALYZE remote_clusters")
-    await pool.execute("ANALYZE remote_cluster_details")
+        await connection.execute(INSERT_FLEET_CLUSTERS, count, prefix, timeout=timeout)
+        await connection.execute(INSERT_FLEET_DETAILS, prefix, timeout=timeout)
+    await pool.execute("VACUUM ANALYZE remote_clusters", timeout=timeout)
+    await pool.execute("VACUUM ANALYZE remote_cluster_details", timeout=timeout)

@@ -28,6 +28,7 @@ from urllib.parse import urljoin
 import aiohttp
 
 from cluster_manager import db, dev_idp, seed
+from cluster_manager.bench.servers import rss_bytes
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.settings import render_config
@@ -38,28 +39,36 @@ USER = "bench-admin"
 PASSWORD = secrets.token_urlsafe(16)  # a throw-away login of a throw-away provider
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
 
+# ``{last}`` is the offset of the last 100-row page of the fleet being measured.
 ENDPOINTS = (
     ("baseline: GET /health/live", "/health/live"),
     ("GET /1.0/configuration (session)", "/1.0/configuration"),
     ("GET /1.0/overview", "/1.0/overview"),
-    ("GET /1.0/remote-cluster (page 1, 100, by name)", "/1.0/remote-cluster?limit=100"),
+    ("GET /1.0/overview (health=error)", "/1.0/overview?health=error"),
+    ("GET /1.0/overview (health=stale,warning)", "/1.0/overview?health=stale,warning"),
+    ("list: page 1, 100, by name", "/1.0/remote-cluster?limit=100"),
+    ("list: last page, by name", "/1.0/remote-cluster?limit=100&offset={last}"),
     (
-        "GET /1.0/remote-cluster (offset 5000, by memory desc)",
+        "list: offset 5000, by memory desc",
         "/1.0/remote-cluster?limit=100&offset=5000&sort=memory_usage_ratio&order=desc",
     ),
+    ("list: page 1, by health", "/1.0/remote-cluster?limit=100&sort=health"),
+    ("list: health=error, by name", "/1.0/remote-cluster?limit=100&health=error"),
     (
-        "GET /1.0/remote-cluster (health=warning, search, by health)",
+        "list: health=warning,stale, search, by health",
         "/1.0/remote-cluster?limit=100&health=warning,stale&search=12&sort=health",
     ),
-    ("GET /1.0/remote-cluster (500 per page)", "/1.0/remote-cluster?limit=500"),
+    ("list: search prefix cluster-a00042", "/1.0/remote-cluster?limit=100&search=cluster-a00042"),
+    ("list: search substring 777", "/1.0/remote-cluster?limit=100&search=777"),
+    ("list: 500 per page", "/1.0/remote-cluster?limit=500"),
     (
-        "GET /1.0/remote-cluster (member_status=Offline, memory 0.5-0.9, by health)",
+        "list: member_status=Offline, memory 0.5-0.9, by health",
         "/1.0/remote-cluster?limit=100&member_status=Offline&memory_min=0.5&memory_max=0.9"
         "&sort=health",
     ),
-    ("GET /1.0/overview (health=error)", "/1.0/overview?health=error"),
     ("GET /1.0/settings", "/1.0/settings"),
 )
+SIZES = (10_000, 50_000, 100_000)
 
 
 def free_port() -> int:
@@ -157,47 +166,87 @@ def percentile(times: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-def table(results: list[tuple[str, list[float]]]) -> str:
-    """Rows of p50/p99/max in milliseconds and ratios against the first row (the baseline)."""
-    base50, base99 = percentile(results[0][1], 0.5), percentile(results[0][1], 0.99)
-    width = max(len(name) for name, _ in results)
-    lines = [
-        f"{'request':<{width}}  {'n':>5}  {'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}"
-        f"  {'p50/base':>8}  {'p99/base':>8}"
-    ]
-    for name, times in results:
-        p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
-        lines.append(
-            f"{name:<{width}}  {len(times):>5}  {p50 * 1000:>8.2f}  {p99 * 1000:>8.2f}"
-            f"  {max(times) * 1000:>8.2f}  {p50 / base50:>8.1f}  {p99 / base99:>8.1f}"
+Results = dict[str, list[float]]
+
+
+def size(clusters: int) -> str:
+    """10000 -> 10k."""
+    return f"{clusters // 1000}k" if clusters % 1000 == 0 else str(clusters)
+
+
+def ms(times: Sequence[float], fraction: float) -> float:
+    """A percentile in milliseconds."""
+    return percentile(times, fraction) * 1000
+
+
+def growth_table(sizes: Sequence[int], runs: Sequence[Results], rss: Sequence[int]) -> str:
+    """p50/p99 in ms of every request at each fleet size; last column p99 largest / smallest."""
+    width = max(len(name) for name, _ in ENDPOINTS)
+    head = "".join(f"  {f'p50 {size(n)}':>8}  {f'p99 {size(n)}':>8}" for n in sizes)
+    ratio = f"p99 {size(sizes[-1])}/{size(sizes[0])}"
+    lines = [f"{'request':<{width}}{head}  {ratio:>11}"]
+    for name, _ in ENDPOINTS:
+        cells = "".join(
+            f"  {ms(run[name], 0.5):>8.1f}  {ms(run[name], 0.99):>8.1f}" for run in runs
         )
+        growth = percentile(runs[-1][name], 0.99) / percentile(runs[0][name], 0.99)
+        lines.append(f"{name:<{width}}{cells}  {growth:>11.2f}")
+    memory = "".join(f"  {'':>8}  {r / 2**20:>8.0f}" for r in rss)
+    lines.append(f"{'server RSS MiB (after the row above)':<{width}}{memory}")
     return "\n".join(lines)
 
 
-async def seed_fleet(dsn: str, clusters: int) -> float:
-    """Migrate and enrol the fleet; return the seconds it took."""
+async def add_clusters(dsn: str, clusters: int, prefix: str) -> float:
+    """Migrate and enrol ``clusters`` more clusters; return the seconds it took."""
     started = time.perf_counter()
     await db.migrate(dsn)
     pool = await db.create_pool(dsn, max_size=2)
     try:
-        await seed.insert_fleet(pool, clusters)
+        await seed.insert_fleet(pool, clusters, prefix)
     finally:
         await pool.close()
     return time.perf_counter() - started
 
 
-async def measure(base: str, ca_file: Path, count: int, warm_up: int) -> str:
-    """Sign in, then time every endpoint."""
+async def measure(
+    session: aiohttp.ClientSession, base: str, fleet: int, count: int, warm_up: int
+) -> Results:
+    """Time every endpoint against a fleet of ``fleet`` clusters."""
+    last = max(fleet - 100, 0)
+    return {
+        name: await time_requests(session, base + path.format(last=last), count, warm_up)
+        for name, path in ENDPOINTS
+    }
+
+
+async def measure_sizes(
+    dsn: str,
+    base: str,
+    ca_file: Path,
+    sizes: Sequence[int],
+    args: argparse.Namespace,
+    server: subprocess.Popen[bytes],
+) -> tuple[list[Results], list[int]]:
+    """Grow the fleet to each size in turn and time every endpoint at each."""
     context = ssl.create_default_context(cafile=str(ca_file))
     jar = aiohttp.CookieJar(unsafe=True)
     connector = aiohttp.TCPConnector(ssl=context, limit=1)
+    runs, rss = [], []
     async with aiohttp.ClientSession(connector=connector, cookie_jar=jar) as session:
         await sign_in(session, base)
-        results = [
-            (name, await time_requests(session, base + path, count, warm_up))
-            for name, path in ENDPOINTS
-        ]
-    return table(results)
+        enrolled = 0
+        for index, size in enumerate(sizes):
+            if size > enrolled:
+                # Batches in name order: "cluster-" < "cluster-a..." keeps one naming scheme.
+                seconds = await add_clusters(dsn, size - enrolled, f"cluster-{'abcdefgh'[index]}")
+                print(f"enrolled {size - enrolled} more clusters in {seconds:.1f} s", flush=True)
+                enrolled = size
+            started = time.perf_counter()
+            runs.append(await measure(session, base, size, args.requests, args.warm_up))
+            rss.append(rss_bytes(server.pid))
+            took = time.perf_counter() - started
+            print(f"measured {size} clusters in {took:.0f} s", flush=True)
+    return runs, rss
 
 
 def write_session_key(path: Path) -> None:
@@ -210,20 +259,25 @@ def write_session_key(path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print the table."""
+    """Run the benchmark at each fleet size and print the growth table."""
     parser = argparse.ArgumentParser(prog="python -m cluster_manager.bench management")
-    parser.add_argument("--clusters", type=int, default=10_000)
-    parser.add_argument("--requests", type=int, default=500, help="timed requests per endpoint")
-    parser.add_argument("--warm-up", type=int, default=20)
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=list(SIZES),
+        help="comma-separated fleet sizes, growing (default 10000,50000,100000)",
+    )
+    parser.add_argument("--requests", type=int, default=100, help="timed requests per row")
+    parser.add_argument("--warm-up", type=int, default=5)
     args = parser.parse_args(argv)
+    sizes = sorted(args.sizes)
     directory = Path(tempfile.mkdtemp(prefix="mcm-mgmt-bench-"))
     os.chmod(directory, 0o711)  # noqa: S103 - the postgres user must reach its data folder
     postgres = EmbeddedPostgres(directory / "pg")
     idp = server = None
     try:
         dsn = postgres.start()
-        seconds = asyncio.run(seed_fleet(dsn, args.clusters))
-        print(f"enrolled {args.clusters} clusters with heartbeat details in {seconds:.1f} s")
+        asyncio.run(db.migrate(dsn))
         for name in ("management", "connector"):
             ensure_self_signed_files(
                 directory / f"{name}.crt", directory / f"{name}.key", name, [HOST]
@@ -253,14 +307,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "session_key_file": str(directory / "session.key"),
         }
         server = start_server(directory, settings)
-        report = asyncio.run(
-            measure(base, directory / "management.crt", args.requests, args.warm_up)
+        runs, rss = asyncio.run(
+            measure_sizes(dsn, base, directory / "management.crt", sizes, args, server)
         )
-        print(f"{args.requests} sequential requests per row, one keep-alive TLS connection,")
+        print(f"\n{args.requests} sequential requests per row and size (after {args.warm_up}")
+        print("untimed), one keep-alive TLS connection, server in its own process,")
         load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-        print(f"server in its own process, {args.clusters} clusters, {os.cpu_count()} CPUs,")
-        print(f"machine load average after the run: {load} (others' work counts too)\n")
-        print(report)
+        print(f"{os.cpu_count()} CPUs; machine load average after the run: {load}")
+        print("(others' work counts too). Overview figures are at most a few seconds old.\n")
+        print(growth_table(sizes, runs, rss))
     finally:
         if server is not None:
             server.terminate()
