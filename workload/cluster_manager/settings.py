@@ -140,6 +140,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     )
     oidc_groups_claim: Annotated[str, doc("claim listing the user's groups")] = "mcm-idp-groups"
     oidc_admin_group: Annotated[str, doc("group whose members may manage")] = "admins"
+    oidc_operator_group: Annotated[
+        str,
+        doc("group whose members may read and change instances' state (empty: nobody)"),
+    ] = ""
+    oidc_viewer_group: Annotated[str, doc("group whose members may only read (empty: nobody)")] = (
+        ""
+    )
     session_key_file: Annotated[
         str, doc("32+ random bytes shared by every unit; seals session cookies")
     ] = ""
