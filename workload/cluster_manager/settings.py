@@ -152,6 +152,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ] = ""
     session_lifetime: Annotated[int, doc("longest a session lasts, seconds", ge=60)] = 8 * 3600
 
+    # Audit log (calls through the manager).
+    audit_read_calls: Annotated[
+        bool, doc("record read-only calls to clusters' LXD too, not only changes")
+    ] = False
+    audit_retention_days: Annotated[
+        int, doc("days audit entries are kept before pruning", ge=1)
+    ] = 90
+
     # Outbound TLS (identity provider, remote write): extra CAs to trust.
     trusted_ca_file: Annotated[str, doc("extra CAs (PEM) to trust for outbound TLS")] = ""
 

@@ -9,6 +9,7 @@ from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware
 from cluster_manager.management import (
     openapi,
+    routes_audit,
     routes_clusters,
     routes_configuration,
     routes_overview,
@@ -43,6 +44,7 @@ def api_app(settings: Settings) -> web.Application:
     app.add_routes(routes_settings.routes)
     app.add_routes(routes_tokens.routes)
     app.add_routes(routes_tunnel.routes)
+    app.add_routes(routes_audit.routes)
     return app
 
 
@@ -50,5 +52,6 @@ def create_app(settings: Settings) -> web.Application:
     """The management application (TLS is set up by the server that runs it)."""
     app = api_app(settings)
     setup_auth(app, settings)
+    routes_audit.setup_audit(app)
     setup_ui(app)
     return app
