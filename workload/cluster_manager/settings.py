@@ -182,6 +182,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     tunnel_request_timeout: Annotated[
         Seconds, doc("seconds a request through a tunnel may take (the daemon gives LXD 30)")
     ] = 35.0
+    operation_wait_timeout: Annotated[
+        int,
+        doc(
+            "seconds to wait for an LXD operation (state change) before reporting it running",
+            ge=1,
+            le=3600,
+        ),
+    ] = 25
     tunnel_max_frame_bytes: Annotated[
         int, doc("largest tunnel frame, bytes, either direction", ge=1)
     ] = 8 * 1024 * 1024

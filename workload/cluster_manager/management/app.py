@@ -12,6 +12,7 @@ from cluster_manager.management import (
     routes_audit,
     routes_clusters,
     routes_configuration,
+    routes_instances,
     routes_overview,
     routes_settings,
     routes_tokens,
@@ -45,6 +46,7 @@ def api_app(settings: Settings) -> web.Application:
     app.add_routes(routes_tokens.routes)
     app.add_routes(routes_tunnel.routes)
     app.add_routes(routes_audit.routes)
+    app.add_routes(routes_instances.routes)
     return app
 
 
