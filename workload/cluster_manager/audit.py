@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 import asyncpg
 import msgspec
 
-from cluster_manager.errors import ApiError, ServiceUnavailable
+from cluster_manager.errors import ApiError, BadRequest, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,28 @@ LIMIT $6
 """
 
 Target = Literal["manager", "cluster"]
+RFC3339_REGEX = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+# A time with its zone, as text: a query string's number is not taken for a Unix time.
+Instant = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=RFC3339_REGEX,
+        extra_json_schema={"format": "date-time"},
+        description="RFC 3339 time with its zone, e.g. 2026-12-06T10:00:00Z",
+    ),
+]
+
+
+def _instant(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{field}: not a valid time: {value[:40]!r}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,13 +126,8 @@ class AuditQuery(msgspec.Struct, forbid_unknown_fields=True):
         Annotated[str, msgspec.Meta(max_length=256, description="OIDC subject or name")] | None
     ) = None
     cluster: Annotated[str, msgspec.Meta(max_length=256)] | None = None
-    since: (
-        Annotated[datetime, msgspec.Meta(tz=True, description="started at or after (RFC 3339)")]
-        | None
-    ) = None
-    until: (
-        Annotated[datetime, msgspec.Meta(tz=True, description="started before (RFC 3339)")] | None
-    ) = None
+    since: Annotated[Instant, msgspec.Meta(description="started at or after")] | None = None
+    until: Annotated[Instant, msgspec.Meta(description="started before")] | None = None
     before: (
         Annotated[int, msgspec.Meta(ge=1, description="entries older than this id (next page)")]
         | None
@@ -196,8 +213,8 @@ async def list_entries(pool: asyncpg.Pool, query: AuditQuery) -> AuditPage:
         LIST_ENTRIES,
         query.user,
         query.cluster,
-        query.since,
-        query.until,
+        _instant(query.since, "since"),
+        _instant(query.until, "until"),
         query.before,
         query.limit + 1,
     )

@@ -216,7 +216,15 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
             entry["security"] = []
         else:
             entry["x-required-role"] = needed_role(method, operation.role)
-        parameters = []
+        parameters = [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", **schema},
+            }
+            for name, schema in operation.path_schemas.items()
+        ]
         if csrf := _csrf_parameter(operation, method):
             parameters.append(csrf)
         if operation.query is not None:

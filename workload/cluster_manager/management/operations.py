@@ -52,6 +52,8 @@ class Operation:
     role: Literal["viewer", "operator", "admin"] | None = None
     # The X-CSRF-Token header: None means required on a signed-in change, else not asked for.
     csrf: Literal["required", "optional"] | None = None
+    # Path parameters with a narrower schema than a string, e.g. {"instance": {"pattern": …}}.
+    path_schemas: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     also_redirects: str = ""  # besides the 200: a 303 answer, described so
     summary: str = ""
     response_description: str = "success"

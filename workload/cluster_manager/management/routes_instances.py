@@ -36,6 +36,7 @@ from cluster_manager.tunnel import TUNNELS
 
 routes = web.RouteTableDef()
 _LXD_NAME = re.compile(LXD_NAME_REGEX)
+LXD_NAME_SCHEMA = {"pattern": LXD_NAME_REGEX, "description": LXD_NAME_WORDS}
 TUNNEL_ERRORS = (404, 429, 502, 503, 504)
 TUNNEL_REASONS = {
     404: "no such cluster, or LXD knows no such instance or member",
@@ -82,6 +83,7 @@ async def get_instances(request: web.Request) -> web.Response:
     errors=(409, *TUNNEL_ERRORS, *WRITE_ERRORS),
     reasons=TUNNEL_REASONS,
     role="operator",
+    path_schemas={"instance": LXD_NAME_SCHEMA},
 )
 async def put_instance_state(request: web.Request) -> web.Response:
     """Start, stop, restart, freeze or unfreeze an instance and wait for LXD to finish.
@@ -116,6 +118,7 @@ async def get_members(request: web.Request) -> web.Response:
     errors=(409, *TUNNEL_ERRORS, *WRITE_ERRORS),
     reasons=TUNNEL_REASONS,
     role="admin",
+    path_schemas={"member": LXD_NAME_SCHEMA},
 )
 async def post_member_state(request: web.Request) -> web.Response:
     """Evacuate a member (its instances move or stop) or restore it; wait for LXD."""
