@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import msgspec
 
 from cluster_manager.fields import field_message
+from cluster_manager.passthrough import parse_rules
 
 ENV_PREFIX = "CLUSTER_MANAGER_"
 CONFIG_ENV = "CLUSTER_MANAGER_CONFIG"
@@ -190,6 +191,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             le=3600,
         ),
     ] = 25
+    lxd_passthrough_allow_extra: Annotated[
+        tuple[str, ...],
+        doc(
+            "more 'METHOD /1.0/path' rules the raw LXD pass-through lets by ('*' one segment,"
+            " final '/**' anything below), beside the built-in reads and state changes"
+        ),
+    ] = ()
     tunnel_max_frame_bytes: Annotated[
         int, doc("largest tunnel frame, bytes, either direction", ge=1)
     ] = 8 * 1024 * 1024
@@ -224,6 +232,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             msgspec.structs.force_setattr(
                 self, "internal_address", f"127.0.0.1:{self.internal_port}"
             )
+        try:
+            parse_rules(self.lxd_passthrough_allow_extra)
+        except ValueError as error:
+            raise SettingsError(f"lxd_passthrough_allow_extra: {error}") from None
         for address in self.connector_addresses:
             host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit():

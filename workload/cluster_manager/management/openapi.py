@@ -233,6 +233,12 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
             entry["parameters"] = parameters
         if operation.body is not None:
             entry["requestBody"] = _request_body(operation.body, schemas)
+        elif operation.raw_body:
+            entry["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": {}}},
+                "description": "passed on to LXD as it is",
+            }
         elif operation.form is not None:
             entry["requestBody"] = forms[operation.form]
         entry["responses"] = _responses(operation, response_schemas.get(operation.response))

@@ -43,6 +43,7 @@ class Operation:
 
     response: Any = None  # the envelope's metadata type; None: null; NoEnvelope; Redirect
     body: Any = None  # the request body's model
+    raw_body: bool = False  # any JSON body (or none), passed on as it is
     query: Any = None  # the query string's model
     form: Any = None  # an application/x-www-form-urlencoded body's model (optional body)
     errors: tuple[int, ...] = ()
