@@ -198,6 +198,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             " final '/**' anything below), beside the built-in reads and state changes"
         ),
     ] = ()
+    fleet_fanout_concurrency: Annotated[
+        int, doc("clusters asked at once by a fleet-wide search or bulk action", ge=1, le=1000)
+    ] = 32
+    fleet_cluster_timeout: Annotated[
+        Seconds, doc("seconds one cluster may take to answer a fleet-wide search")
+    ] = 10.0
     tunnel_max_frame_bytes: Annotated[
         int, doc("largest tunnel frame, bytes, either direction", ge=1)
     ] = 8 * 1024 * 1024

@@ -11,10 +11,16 @@ import re
 
 from aiohttp import web
 
-from cluster_manager import instances
+from cluster_manager import fleet_instances, instances
 from cluster_manager.db import POOL
 from cluster_manager.envelope import sync_response
 from cluster_manager.errors import BadRequest
+from cluster_manager.fleet_instances import (
+    BulkStateChange,
+    BulkStateResult,
+    FleetPage,
+    FleetQuery,
+)
 from cluster_manager.instances import (
     LXD_NAME_REGEX,
     LXD_NAME_WORDS,
@@ -139,4 +145,28 @@ async def get_warnings(request: web.Request) -> web.Response:
         await instances.list_warnings(
             remote_of(request), actor_of(request), request.match_info["name"]
         )
+    )
+
+
+@routes.get("/1.0/instances")
+@documented(query=FleetQuery, response=FleetPage, errors=(400, *READ_ERRORS))
+async def search_fleet(request: web.Request) -> web.Response:
+    """Instances across one page of connected clusters, by name, status, type and project.
+
+    Clusters are asked a bounded number at a time, each within fleet_cluster_timeout; those
+    that fail or time out are listed in unanswered. Page on with after=next_after.
+    """
+    query = query_model(request.query, FleetQuery)
+    return sync_response(
+        await fleet_instances.search(remote_of(request), actor_of(request), query)
+    )
+
+
+@routes.post("/1.0/instances/bulk/state")
+@documented(body=BulkStateChange, response=BulkStateResult, errors=WRITE_ERRORS, role="operator")
+async def bulk_state(request: web.Request) -> web.Response:
+    """Start, stop, restart, freeze or unfreeze selected instances; a result for each."""
+    change = await json_body(request, BulkStateChange)
+    return sync_response(
+        await fleet_instances.bulk_change_state(remote_of(request), actor_of(request), change)
     )
