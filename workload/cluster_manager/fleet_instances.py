@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -183,7 +183,15 @@ async def bulk_change_state(
     change = {"action": request.action, "force": request.force, "timeout": request.timeout}
 
     async def run(ref: InstanceRef) -> BulkStateItem:
-        item = {"cluster": ref.cluster, "instance": ref.instance, "project": ref.project}
+        def item(result: Literal["success", "failure", "running", "error"], **more: Any):
+            return BulkStateItem(
+                cluster=ref.cluster,
+                instance=ref.instance,
+                project=ref.project,
+                result=result,
+                **more,
+            )
+
         async with overall, per_cluster[ref.cluster]:
             try:
                 result = await change_state(
@@ -194,10 +202,8 @@ async def bulk_change_state(
                     StateChange(**change, project=ref.project),
                 )
             except ApiError as error:
-                return BulkStateItem(
-                    **item, result="error", status=error.status, error=error.message
-                )
-        return BulkStateItem(**item, result=result.result, error=result.error)
+                return item("error", status=error.status, error=error.message)
+        return item(result.result, error=result.error)
 
     unique = list({(r.cluster, r.project, r.instance): r for r in request.instances}.values())
     results = await asyncio.gather(*(run(ref) for ref in unique))
