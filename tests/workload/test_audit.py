@@ -10,6 +10,7 @@ from cluster_manager import audit, remote_lxd
 from cluster_manager.audit import Actor
 from cluster_manager.errors import ServiceUnavailable
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
+from e2e_fixtures import wait_until
 from support import table_rows
 from tunnel_fixtures import tunnels_of
 
@@ -196,3 +197,19 @@ async def test_pruning_removes_only_entries_older_than_the_retention(pool):
 
     assert removed == 2
     assert [r["path"] for r in await entries(pool)] == ["/age/1", "/age/29"]
+
+
+async def test_each_unit_prunes_old_entries_when_it_starts(start_server, pool):
+    await pool.execute(
+        "INSERT INTO audit_log (subject, user_name, target, method, path, started_at)"
+        " VALUES ('s', 'n', 'manager', 'POST', '/old', now() - interval '10 days'),"
+        " ('s', 'n', 'manager', 'POST', '/new', now() - interval '1 day')"
+    )
+
+    await start_server(audit_retention_days=7)
+
+    async def pruned() -> bool:
+        return await pool.fetchval("SELECT count(*) FROM audit_log WHERE path = '/old'") == 0
+
+    await wait_until(pruned)
+    assert [r["path"] for r in await entries(pool)] == ["/new"]

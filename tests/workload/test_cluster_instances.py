@@ -339,3 +339,24 @@ async def test_state_change_on_the_unit_without_the_tunnel(
     status, body = await answer(operator, "GET", "/1.0/remote-cluster/far-1/instances")
     assert body["metadata"]["cluster"] == "far-1"
     assert body["metadata"]["instances"][0]["status"] == "Frozen"
+
+
+async def test_state_change_that_cannot_be_audited_is_503_and_never_reaches_the_cluster(
+    settings, signed_in, lxd, pool
+):
+    operator = await signed_in(settings, "oscar")
+    await pool.execute(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$"
+        " BEGIN RAISE EXCEPTION 'audit log is full'; END; $$ LANGUAGE plpgsql;"
+        " CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
+    )
+
+    status, body = await answer(
+        operator, "PUT", "/1.0/remote-cluster/edge-1/instances/web/state", json={"action": "stop"}
+    )
+
+    assert status == 503
+    assert "audit log cannot record" in body["error"]
+    assert lxd.requests == []
+    assert lxd.instances["web"].status == "Running"
