@@ -26,6 +26,7 @@ from cluster_manager.errors import ApiError, BadRequest, ServiceUnavailable
 logger = logging.getLogger(__name__)
 
 MAX_PAGE = 500
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
 MAX_TEXT = 512
 PRUNE_INTERVAL = 3600.0  # seconds between prunings on each unit
 
@@ -129,7 +130,10 @@ class AuditQuery(msgspec.Struct, forbid_unknown_fields=True):
     since: Annotated[Instant, msgspec.Meta(description="started at or after")] | None = None
     until: Annotated[Instant, msgspec.Meta(description="started before")] | None = None
     before: (
-        Annotated[int, msgspec.Meta(ge=1, description="entries older than this id (next page)")]
+        Annotated[
+            int,
+            msgspec.Meta(ge=1, le=MAX_ID, description="entries older than this id (next page)"),
+        ]
         | None
     ) = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE)] = 100
