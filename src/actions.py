@@ -61,6 +61,42 @@ class ClusterParams:
         _check_cluster(self.cluster)
 
 
+_LXD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+STATE_ACTIONS = ("start", "stop", "restart")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InstanceStateParams:
+    """Parameters of instance-state."""
+
+    cluster: str
+    instance: str
+    action: str
+
+    def __post_init__(self) -> None:
+        """Refuse values the CLI would refuse, with the parameter's name."""
+        _check_cluster(self.cluster)
+        if not _LXD_NAME.match(self.instance):
+            raise ValueError(
+                f"instance: {self.instance!r} is not an instance name (letters, digits, '.',"
+                " '_', '-'; at most 63 characters)"
+            )
+        if self.action not in STATE_ACTIONS:
+            raise ValueError(f"action: {self.action!r} is not one of start, stop, restart")
+
+    def arguments(self) -> list[str]:
+        """Arguments of ``cluster-manager cluster instance-state``."""
+        return [
+            "cluster",
+            "instance-state",
+            self.cluster,
+            self.instance,
+            self.action,
+            "--format",
+            "json",
+        ]
+
+
 def workload_error(stderr: str | None) -> str:
     """The workload's one-line error, without its ``Error: `` prefix."""
     lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]

@@ -30,7 +30,13 @@ import pebble_layer
 import traefik_config
 import unit_address
 import workload_config as wc
-from actions import JOIN_COMMAND, ClusterParams, EnrollClusterParams, workload_error
+from actions import (
+    JOIN_COMMAND,
+    ClusterParams,
+    EnrollClusterParams,
+    InstanceStateParams,
+    workload_error,
+)
 from config import OIDC_SECRET_KEY, CharmConfig, ConfigError
 from shared_secrets import ManagementTls, SecretStore, SharedSecrets
 
@@ -144,6 +150,8 @@ class ClusterManagerCharm(ops.CharmBase):
         framework.observe(self.on.list_join_tokens_action, self._on_list_join_tokens)
         framework.observe(self.on.revoke_join_token_action, self._on_revoke_join_token)
         framework.observe(self.on.remove_cluster_action, self._on_remove_cluster)
+        framework.observe(self.on.cluster_instances_action, self._on_cluster_instances)
+        framework.observe(self.on.instance_state_action, self._on_instance_state)
 
     def _usable_config(self) -> CharmConfig:
         """The options if they are valid and complete, else the last ones that were.
@@ -618,6 +626,18 @@ class ClusterManagerCharm(ops.CharmBase):
         params = event.load_params(ClusterParams, errors="fail")
         if self._run_cli(event, "cluster", "remove", params.cluster) is not None:
             event.set_results({"message": f"cluster {params.cluster} removed"})
+
+    def _on_cluster_instances(self, event: ops.ActionEvent) -> None:
+        params = event.load_params(ClusterParams, errors="fail")
+        stdout = self._run_cli(event, "cluster", "instances", params.cluster, "--format", "json")
+        if stdout is not None:
+            event.set_results({"instances": stdout.strip()})
+
+    def _on_instance_state(self, event: ops.ActionEvent) -> None:
+        params = event.load_params(InstanceStateParams, errors="fail")
+        stdout = self._run_cli(event, *params.arguments())
+        if stdout is not None:
+            event.set_results({"result": stdout.strip()})
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -49,6 +49,8 @@ class CharmConfig:
     oidc_audience: str = ""
     oidc_groups_claim: str = "mcm-idp-groups"
     oidc_admin_group: str = "admins"
+    oidc_operator_group: str = ""
+    oidc_viewer_group: str = ""
     log_level: str = "info"
     stale_after_intervals: float = 3.0
     traefik_health_check: bool = False

@@ -99,6 +99,8 @@ def settings(
         "oidc_audience": config.oidc_audience,
         "oidc_groups_claim": config.oidc_groups_claim,
         "oidc_admin_group": config.oidc_admin_group,
+        "oidc_operator_group": config.oidc_operator_group,
+        "oidc_viewer_group": config.oidc_viewer_group,
         "session_key_file": str(SESSION_KEY_FILE),
         "stale_after_intervals": float(config.stale_after_intervals),
         "remote_write_urls": list(observability.remote_write_urls),

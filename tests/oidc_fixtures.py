@@ -2,7 +2,8 @@
 
 - ``idp``: the provider for the whole test session, over HTTPS with its own certificate
   (``idp.ca_file``). Users: ``admin``/``admin-password`` in group ``admins`` and
-  ``alice``/``alice-password`` in group ``viewers`` (claim ``mcm-idp-groups``).
+  ``alice``/``alice-password`` in group ``viewers``, ``oscar``/``oscar-password`` in group
+  ``operators`` (claim ``mcm-idp-groups``).
 - ``oidc_settings``: overrides for ``make_settings(**oidc_settings)``: a management port and
   URL, and a client registered at the provider for that URL.
 - ``make_oidc_settings(provider=None, **client_metadata)``: the same with extra client
@@ -59,6 +60,12 @@ USERS = {
         "name": "Alice Viewer",
         "email": "alice@example.test",
         "groups": ["viewers"],
+    },
+    "oscar": {
+        "password": "oscar-password",
+        "name": "Oscar Operator",
+        "email": "oscar@example.test",
+        "groups": ["operators"],
     },
 }
 

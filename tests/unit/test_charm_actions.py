@@ -133,3 +133,72 @@ def test_actions_fail_clearly_before_the_workload_is_configured(ctx, container):
     with pytest.raises(testing.ActionFailed) as failure:
         ctx.run(ctx.on.action("list-clusters"), state)
     assert failure.value.message == "the workload is not configured yet; see the unit status"
+
+
+def test_cluster_instances_returns_the_workload_json(ctx, configured):
+    listed = [{"name": "web", "project": "default", "type": "container", "status": "Running"}]
+    state = _with_execs(
+        configured,
+        testing.Exec(
+            [*CLI, "cluster", "instances", "lyon", "--format", "json"], stdout=json.dumps(listed)
+        ),
+    )
+
+    ctx.run(ctx.on.action("cluster-instances", params={"cluster": "lyon"}), state)
+
+    assert json.loads(ctx.action_results["instances"]) == listed
+    assert _ran(ctx) == [[*CLI, "cluster", "instances", "lyon", "--format", "json"]]
+
+
+def test_instance_state_runs_the_change_and_returns_its_result(ctx, configured):
+    answer = {"cluster": "lyon", "instance": "web", "action": "restart", "result": "success"}
+    command = [*CLI, "cluster", "instance-state", "lyon", "web", "restart", "--format", "json"]
+    state = _with_execs(configured, testing.Exec(command, stdout=json.dumps(answer)))
+
+    ctx.run(
+        ctx.on.action(
+            "instance-state", params={"cluster": "lyon", "instance": "web", "action": "restart"}
+        ),
+        state,
+    )
+
+    assert json.loads(ctx.action_results["result"]) == answer
+    assert _ran(ctx) == [command]
+
+
+def test_instance_state_failure_fails_the_action_with_the_workload_message(ctx, configured):
+    state = _with_execs(
+        configured,
+        testing.Exec(
+            [*CLI, "cluster", "instance-state"],
+            return_code=1,
+            stderr="Error: tunnel not connected: enable it with"
+            " `microcloud cluster-manager set reverse_tunnel true`\n",
+        ),
+    )
+
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(
+            ctx.on.action(
+                "instance-state", params={"cluster": "lyon", "instance": "web", "action": "stop"}
+            ),
+            state,
+        )
+
+    assert "reverse_tunnel true" in failure.value.message
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"cluster": "lyon", "instance": "we b", "action": "stop"}, "instance: 'we b'"),
+        ({"cluster": "lyon", "instance": "-x", "action": "stop"}, "instance: '-x'"),
+        ({"cluster": "bad name", "instance": "web", "action": "stop"}, "cluster: 'bad name'"),
+    ],
+)
+def test_invalid_instance_state_parameters_run_nothing(ctx, configured, params, message):
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("instance-state", params=params), configured)
+
+    assert message in failure.value.message
+    assert ctx.exec_history.get("cluster-manager", []) == []

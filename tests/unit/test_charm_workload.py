@@ -45,6 +45,8 @@ def test_config_file_carries_every_setting_the_workload_needs(config_dir, ctx, r
         "oidc_audience": "https://mgmt.example.com",
         "oidc_groups_claim": "mcm-idp-groups",
         "oidc_admin_group": "admins",
+        "oidc_operator_group": "",
+        "oidc_viewer_group": "",
         "session_key_file": "/etc/cluster-manager/session.key",
         "stale_after_intervals": 3.0,
         "remote_write_urls": [],

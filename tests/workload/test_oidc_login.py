@@ -191,6 +191,7 @@ async def test_admin_signs_in_and_the_cookie_opens_the_api(start_server, browser
         "email": "ada@example.test",
         "groups": ["admins", "operators"],
         "is_admin": True,
+        "role": "admin",
     }
     assert config["csrf_token"] == csrf_cookie(http)
     async with http.get("/1.0/remote-cluster") as response:

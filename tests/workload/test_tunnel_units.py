@@ -185,3 +185,49 @@ async def test_cli_reads_the_clusters_lxd_through_the_unit_holding_the_tunnel(
     assert process.returncode == 0, err.decode()
     assert [i["name"] for i in json.loads(out)["metadata"]] == ["web"]
     assert tunnel_on_a.lxd.requests == [("GET", "/1.0/instances?recursion=1")]
+
+
+async def run_cli(config, *arguments: str) -> tuple[int, bytes, bytes]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cluster_manager.cli", "--config", str(config), *arguments,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out, err
+
+
+async def test_cli_lists_instances_and_changes_state_through_the_holding_unit(
+    two_units, tunnel_on_a, tmp_path, pool
+):
+    unit_a, _ = two_units
+    config = write_config(tmp_path / "cli.toml", unit_a.settings)
+
+    code, out, err = await run_cli(config, "cluster", "instances", "far-1", "--format", "json")
+    assert code == 0, err.decode()
+    [listed] = json.loads(out)
+    assert (listed["name"], listed["status"], listed["location"]) == ("web", "Running", "m1")
+
+    code, out, err = await run_cli(
+        config, "cluster", "instance-state", "far-1", "web", "stop", "--format", "json"
+    )
+    assert code == 0, err.decode()
+    assert json.loads(out)["result"] == "success"
+    assert tunnel_on_a.lxd.instances["web"].status == "Stopped"
+    row = await pool.fetchrow(
+        "SELECT subject, method, status FROM audit_log WHERE target = 'cluster'"
+    )
+    assert tuple(row) == ("cli", "PUT", 202)
+
+
+async def test_cli_state_change_of_a_missing_instance_fails_with_lxds_message(
+    two_units, tunnel_on_a, tmp_path
+):
+    unit_a, _ = two_units
+    config = write_config(tmp_path / "cli.toml", unit_a.settings)
+
+    code, _, err = await run_cli(config, "cluster", "instance-state", "far-1", "nope", "start")
+
+    assert code == 1
+    assert "Instance not found" in err.decode()
+    assert tunnel_on_a.lxd.state_requests == []

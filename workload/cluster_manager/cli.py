@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -252,6 +253,79 @@ def cmd_cluster_lxd(args: argparse.Namespace) -> None:
     print(json.dumps(envelope, indent=2))
 
 
+INSTANCE_COLUMNS = (
+    "name",
+    "project",
+    "type",
+    "status",
+    "location",
+    "cpu_seconds",
+    "memory_bytes",
+    "addresses",
+)
+
+
+def _with_remote(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``work(remote)`` with a tunnel service reaching the unit that holds the tunnel."""
+    from cluster_manager.remote_lxd import Remote
+    from cluster_manager.tunnel import Tunnels
+
+    async def with_pool(pool: asyncpg.Pool) -> Any:
+        service = Tunnels(settings, pool)  # no tunnel here: it goes to the unit holding it
+        try:
+            return await work(Remote(service, pool, settings))
+        finally:
+            await service.close()
+
+    return asyncio.run(_with_pool(settings, with_pool))
+
+
+def cmd_cluster_instances(args: argparse.Namespace) -> None:
+    """List a cluster's instances through its reverse tunnel."""
+    from cluster_manager import instances
+    from cluster_manager.audit import CLI_ACTOR
+
+    settings = settings_for(args)
+    found = _with_remote(
+        settings,
+        lambda remote: instances.list_instances(remote, CLI_ACTOR, args.name, args.project),
+    )
+    rows = msgspec.to_builtins(found.instances)
+    if args.format == "table":
+        for row in rows:
+            row["addresses"] = ",".join(row["addresses"])
+    _output(rows, args.format, INSTANCE_COLUMNS)
+
+
+def cmd_cluster_instance_state(args: argparse.Namespace) -> None:
+    """Change an instance's state through the cluster's tunnel; wait for LXD."""
+    from cluster_manager import instances
+    from cluster_manager.audit import CLI_ACTOR
+
+    settings = settings_for(args)
+    change = msgspec.convert(
+        {
+            "action": args.action,
+            "force": args.force,
+            "timeout": args.timeout,
+            "project": args.project,
+        },
+        instances.StateChange,
+    )
+    if not re.fullmatch(instances.LXD_NAME_REGEX, args.instance):
+        raise CliError(f"instance: expected {instances.LXD_NAME_WORDS}")
+    result = _with_remote(
+        settings,
+        lambda remote: instances.change_state(remote, CLI_ACTOR, args.name, args.instance, change),
+    )
+    _output(result, args.format, ())
+    if result.result != "success":
+        raise CliError(
+            f"{args.action} {args.instance}: {result.result}"
+            + (f": {result.error}" if result.error else " (still going on)")
+        )
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """Run everything locally with an embedded PostgreSQL."""
     from cluster_manager import demo
@@ -354,6 +428,26 @@ def build_parser() -> argparse.ArgumentParser:
     lxd.add_argument("name")
     lxd.add_argument("path", help="after /1.0/, e.g. instances?recursion=1")
     lxd.set_defaults(func=cmd_cluster_lxd)
+    listing = cluster.add_parser(
+        "instances", parents=[shared], help="list a cluster's instances through its tunnel"
+    )
+    listing.add_argument("name")
+    listing.add_argument("--project", help="one project (default: all)")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(func=cmd_cluster_instances)
+    state = cluster.add_parser(
+        "instance-state",
+        parents=[shared],
+        help="start, stop, restart, freeze or unfreeze an instance through the tunnel",
+    )
+    state.add_argument("name")
+    state.add_argument("instance")
+    state.add_argument("action", choices=("start", "stop", "restart", "freeze", "unfreeze"))
+    state.add_argument("--force", action="store_true")
+    state.add_argument("--timeout", type=int, default=30, help="seconds LXD waits (-1: ever)")
+    state.add_argument("--project", default="default")
+    state.add_argument("--format", choices=("table", "json"), default="table")
+    state.set_defaults(func=cmd_cluster_instance_state)
 
     fleet = commands.add_parser(
         "settings", parents=[shared], help="fleet-wide defaults shared by every unit"

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import msgspec
 
 from cluster_manager.fields import field_message
+from cluster_manager.passthrough import parse_rules
 
 ENV_PREFIX = "CLUSTER_MANAGER_"
 CONFIG_ENV = "CLUSTER_MANAGER_CONFIG"
@@ -140,10 +141,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     )
     oidc_groups_claim: Annotated[str, doc("claim listing the user's groups")] = "mcm-idp-groups"
     oidc_admin_group: Annotated[str, doc("group whose members may manage")] = "admins"
+    oidc_operator_group: Annotated[
+        str,
+        doc("group whose members may read and change instances' state (empty: nobody)"),
+    ] = ""
+    oidc_viewer_group: Annotated[str, doc("group whose members may only read (empty: nobody)")] = (
+        ""
+    )
     session_key_file: Annotated[
         str, doc("32+ random bytes shared by every unit; seals session cookies")
     ] = ""
     session_lifetime: Annotated[int, doc("longest a session lasts, seconds", ge=60)] = 8 * 3600
+
+    # Audit log (calls through the manager).
+    audit_read_calls: Annotated[
+        bool, doc("record read-only calls to clusters' LXD too, not only changes")
+    ] = False
+    audit_retention_days: Annotated[
+        int, doc("days audit entries are kept before pruning", ge=1)
+    ] = 90
 
     # Outbound TLS (identity provider, remote write): extra CAs to trust.
     trusted_ca_file: Annotated[str, doc("extra CAs (PEM) to trust for outbound TLS")] = ""
@@ -167,6 +183,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     tunnel_request_timeout: Annotated[
         Seconds, doc("seconds a request through a tunnel may take (the daemon gives LXD 30)")
     ] = 35.0
+    operation_wait_timeout: Annotated[
+        int,
+        doc(
+            "seconds to wait for an LXD operation (state change) before reporting it running",
+            ge=1,
+            le=3600,
+        ),
+    ] = 25
+    lxd_passthrough_allow_extra: Annotated[
+        tuple[str, ...],
+        doc(
+            "more 'METHOD /1.0/path' rules the raw LXD pass-through lets by ('*' one segment,"
+            " final '/**' anything below), beside the built-in reads and state changes"
+        ),
+    ] = ()
+    fleet_fanout_concurrency: Annotated[
+        int, doc("clusters asked at once by a fleet-wide search or bulk action", ge=1, le=1000)
+    ] = 32
+    fleet_cluster_timeout: Annotated[
+        Seconds, doc("seconds one cluster may take to answer a fleet-wide search")
+    ] = 10.0
     tunnel_max_frame_bytes: Annotated[
         int, doc("largest tunnel frame, bytes, either direction", ge=1)
     ] = 8 * 1024 * 1024
@@ -201,6 +238,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             msgspec.structs.force_setattr(
                 self, "internal_address", f"127.0.0.1:{self.internal_port}"
             )
+        try:
+            parse_rules(self.lxd_passthrough_allow_extra)
+        except ValueError as error:
+            raise SettingsError(f"lxd_passthrough_allow_extra: {error}") from None
         for address in self.connector_addresses:
             host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit():

@@ -9,8 +9,10 @@ from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware
 from cluster_manager.management import (
     openapi,
+    routes_audit,
     routes_clusters,
     routes_configuration,
+    routes_instances,
     routes_overview,
     routes_settings,
     routes_tokens,
@@ -43,6 +45,8 @@ def api_app(settings: Settings) -> web.Application:
     app.add_routes(routes_settings.routes)
     app.add_routes(routes_tokens.routes)
     app.add_routes(routes_tunnel.routes)
+    app.add_routes(routes_audit.routes)
+    app.add_routes(routes_instances.routes)
     return app
 
 
@@ -50,5 +54,6 @@ def create_app(settings: Settings) -> web.Application:
     """The management application (TLS is set up by the server that runs it)."""
     app = api_app(settings)
     setup_auth(app, settings)
+    routes_audit.setup_audit(app)
     setup_ui(app)
     return app

@@ -2,10 +2,11 @@
 
 Rules the middleware applies:
 
-- every ``/1.0`` path needs a signed-in member of the admin group, except ``GET
-  /1.0/configuration``, which anybody may read (the UI asks it who is signed in);
-- not signed in: 401 JSON, never a redirect; signed in outside the admin group: 403 naming
-  the groups claim and the group;
+- every ``/1.0`` path needs a signed-in user whose role (roles.py: admin, operator or viewer,
+  from the groups claim) allows the operation, except ``GET /1.0/configuration``, which
+  anybody may read (the UI asks it who is signed in);
+- not signed in: 401 JSON, never a redirect; signed in without the role: 403 naming the
+  groups claim and the group needed;
 - POST, PUT, PATCH and DELETE must carry the header ``X-CSRF-Token`` with the session's token
   (given by ``GET /1.0/configuration`` and in the cookie ``__Host-mcm_csrf``), else 403;
 - a session signed out (on any unit) is refused like an expired one: 401;
@@ -51,8 +52,16 @@ from cluster_manager.management.oidc import (
     pkce_pair,
     same,
 )
-from cluster_manager.management.operations import Redirect, documented
+from cluster_manager.management.operations import Redirect, documented, operation_of
 from cluster_manager.management.revocations import REVOKED, revocation_context
+from cluster_manager.management.roles import (
+    Role,
+    allows,
+    group_of,
+    needed_role,
+    role_groups,
+    role_of,
+)
 from cluster_manager.management.sessions import Sealer, Session
 from cluster_manager.settings import Settings
 
@@ -76,6 +85,7 @@ class User:
     email: str
     groups: tuple[str, ...]
     is_admin: bool
+    role: Role | None = None
 
 
 @dataclasses.dataclass
@@ -185,6 +195,7 @@ def _user_of(session: Session, settings: Settings) -> User:
         email=session.email,
         groups=session.groups,
         is_admin=settings.oidc_admin_group in session.groups,
+        role=role_of(session.groups, settings),
     )
 
 
@@ -202,7 +213,7 @@ async def _groups(auth: _Auth, claims: dict[str, Any], access_token: str) -> tup
     claim = settings.oidc_groups_claim
     if claim not in claims:
         claims = await auth.oidc.userinfo(access_token)
-    return sessions.bounded_groups(claims.get(claim), settings.oidc_admin_group)
+    return sessions.bounded_groups(claims.get(claim), role_groups(settings))
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -303,7 +314,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 def _start_session(response: web.StreamResponse, auth: _Auth, session: Session) -> Session:
     sealed_session, value = sessions.seal_session(
-        auth.session_sealer, session, auth.settings.oidc_admin_group
+        auth.session_sealer, session, role_groups(auth.settings)
     )
     max_age = sealed_session.expires_at - int(time.time())
     _set_cookie(response, sessions.SESSION_COOKIE, value, max_age)
@@ -436,7 +447,7 @@ async def _refresh_once(auth: _Auth, session: Session) -> Session:
         info = await auth.oidc.userinfo(tokens.access_token)
         if auth.settings.oidc_groups_claim in info:
             groups = sessions.bounded_groups(
-                info[auth.settings.oidc_groups_claim], auth.settings.oidc_admin_group
+                info[auth.settings.oidc_groups_claim], role_groups(auth.settings)
             )
     return session.replace(
         groups=groups,
@@ -509,17 +520,34 @@ def _refusal(
     """Why this /1.0 request may not go on, or None."""
     if session is None or user is None:
         return Unauthorized("Not signed in: sign in at /oidc/login")
-    if not user.is_admin:
+    needed = needed_role(request.method, _declared_role(request))
+    if not allows(user.role, needed):
         settings = auth.settings
+        if needed == "admin":
+            return Forbidden(
+                f"{user.name} is not in the group {settings.oidc_admin_group!r} (read from the"
+                f" {settings.oidc_groups_claim!r} claim), which administers this cluster manager"
+            )
+        groups = " or ".join(
+            repr(group_of(r, settings))
+            for r in ("admin", "operator", "viewer")
+            if allows(r, needed) and group_of(r, settings)
+        )
         return Forbidden(
-            f"{user.name} is not in the group {settings.oidc_admin_group!r} (read from the"
-            f" {settings.oidc_groups_claim!r} claim), which administers this cluster manager"
+            f"{user.name} has the role {user.role or 'none'}; this needs the role {needed}"
+            f" (a group {groups} in the {settings.oidc_groups_claim!r} claim)"
         )
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not same(sent, session.csrf):
             return Forbidden(f"Missing or wrong {CSRF_HEADER} header")
     return None
+
+
+def _declared_role(request: web.Request) -> Role | None:
+    """The role the matched route's operation declares, if any."""
+    operation = operation_of(getattr(request.match_info, "handler", None))
+    return operation.role if operation is not None else None
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:

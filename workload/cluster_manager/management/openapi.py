@@ -27,6 +27,7 @@ from cluster_manager.management.operations import (
     documented,
     operation_of,
 )
+from cluster_manager.management.roles import needed_role
 from cluster_manager.management.static_routes import ROUTE_PREFIX as UI_ROUTE_PREFIX
 
 routes = web.RouteTableDef()
@@ -37,9 +38,11 @@ INFO = {
     "title": "MicroCloud Cluster Manager — Management API",
     "version": "1.0",
     "description": (
-        "JSON in LXD-style envelopes. /1.0 needs a signed-in administrator (OpenID Connect "
-        "session cookie) except GET /1.0/configuration; state-changing calls also need the "
-        "CSRF header. Errors name the field at fault."
+        "JSON in LXD-style envelopes. /1.0 needs a signed-in user (OpenID Connect session "
+        "cookie) except GET /1.0/configuration, whose role (admin, operator or viewer, from "
+        "the groups claim) allows the operation: x-required-role names the least role each "
+        "operation needs. State-changing calls also need the CSRF header. Errors name the "
+        "field at fault."
     ),
 }
 SECURITY_SCHEMES = {"session": {"type": "apiKey", "in": "cookie", "name": "__Host-mcm_session"}}
@@ -211,7 +214,17 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
             entry["description"] = " ".join(details.split())
         if not operation.signed_in:
             entry["security"] = []
-        parameters = []
+        else:
+            entry["x-required-role"] = needed_role(method, operation.role)
+        parameters = [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", **schema},
+            }
+            for name, schema in operation.path_schemas.items()
+        ]
         if csrf := _csrf_parameter(operation, method):
             parameters.append(csrf)
         if operation.query is not None:
@@ -220,6 +233,12 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
             entry["parameters"] = parameters
         if operation.body is not None:
             entry["requestBody"] = _request_body(operation.body, schemas)
+        elif operation.raw_body:
+            entry["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": {}}},
+                "description": "passed on to LXD as it is",
+            }
         elif operation.form is not None:
             entry["requestBody"] = forms[operation.form]
         entry["responses"] = _responses(operation, response_schemas.get(operation.response))

@@ -17,7 +17,7 @@ WRITE_ERRORS = (400, 401, 403, 413, 503)
 ERROR_REASONS = {
     400: "bad input; the message names the field",
     401: "not signed in",
-    403: "not an administrator, or missing CSRF header",
+    403: "the signed-in user's role does not allow this, or missing CSRF header",
     404: "no such name",
     409: "the name is taken",
     413: "body too large",
@@ -43,13 +43,18 @@ class Operation:
 
     response: Any = None  # the envelope's metadata type; None: null; NoEnvelope; Redirect
     body: Any = None  # the request body's model
+    raw_body: bool = False  # any JSON body (or none), passed on as it is
     query: Any = None  # the query string's model
     form: Any = None  # an application/x-www-form-urlencoded body's model (optional body)
     errors: tuple[int, ...] = ()
     reasons: Mapping[int, str] = dataclasses.field(default_factory=dict)  # beside ERROR_REASONS
-    signed_in: bool = True  # needs a signed-in administrator (and, to change, X-CSRF-Token)
+    signed_in: bool = True  # needs a signed-in user with the role (and, to change, X-CSRF-Token)
+    # The role needed (roles.py); None: viewer to read (GET), admin for anything else.
+    role: Literal["viewer", "operator", "admin"] | None = None
     # The X-CSRF-Token header: None means required on a signed-in change, else not asked for.
     csrf: Literal["required", "optional"] | None = None
+    # Path parameters with a narrower schema than a string, e.g. {"instance": {"pattern": …}}.
+    path_schemas: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     also_redirects: str = ""  # besides the 200: a 303 answer, described so
     summary: str = ""
     response_description: str = "success"

@@ -174,35 +174,40 @@ class Session:
         return dataclasses.replace(self, **changes)
 
 
-def bounded_groups(groups: Any, keep: str) -> tuple[str, ...]:
+def bounded_groups(groups: Any, keep: str | tuple[str, ...]) -> tuple[str, ...]:
     """Normalise a groups claim (list or single string) to a bounded tuple.
 
-    The group ``keep`` (the admin group) is always kept when present, however long the list.
+    The groups ``keep`` (those giving a role) are always kept when present, however long the
+    list.
     """
+    keeps = (keep,) if isinstance(keep, str) else keep
     if isinstance(groups, str):
         groups = [groups]
     if not isinstance(groups, list | tuple):
         return ()
     names = [g for g in groups if isinstance(g, str) and 0 < len(g) <= MAX_GROUP_CHARS]
-    chosen = [keep] if keep in names else []
-    chosen += [g for g in names if g != keep][: MAX_GROUPS - len(chosen)]
+    chosen = [k for k in keeps if k in names]
+    chosen += [g for g in names if g not in keeps][: MAX_GROUPS - len(chosen)]
     return tuple(chosen)
 
 
-def seal_session(sealer: Sealer, session: Session, keep_group: str) -> tuple[Session, str]:
+def seal_session(
+    sealer: Sealer, session: Session, keep_group: str | tuple[str, ...]
+) -> tuple[Session, str]:
     """Seal a session, dropping what can be spared until the cookie fits in a browser.
 
-    First the id_token (logout then goes without id_token_hint), then groups other than the
-    admin group, and last the refresh token (the session then ends with the access token).
+    First the id_token (logout then goes without id_token_hint), then groups other than those
+    giving a role, and last the refresh token (the session then ends with the access token).
     Returns the session as sealed and the cookie value.
     """
+    keeps = (keep_group,) if isinstance(keep_group, str) else keep_group
     candidates = (
         session,
         session.replace(id_token=""),
-        session.replace(id_token="", groups=tuple(g for g in session.groups if g == keep_group)),
+        session.replace(id_token="", groups=tuple(g for g in session.groups if g in keeps)),
         session.replace(
             id_token="",
-            groups=tuple(g for g in session.groups if g == keep_group),
+            groups=tuple(g for g in session.groups if g in keeps),
             refresh_token="",
             expires_at=min(session.expires_at, session.access_expires_at),
         ),

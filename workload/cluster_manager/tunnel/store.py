@@ -24,6 +24,19 @@ FROM remote_clusters c LEFT JOIN remote_cluster_tunnels t ON t.cluster_id = c.id
 WHERE c.name = $1 AND c.status = 'ACTIVE'
 """
 
+SELECT_CONNECTED = """
+SELECT c.name
+FROM remote_clusters c JOIN remote_cluster_tunnels t ON t.cluster_id = c.id
+WHERE c.status = 'ACTIVE' AND ($1::text IS NULL OR c.name > $1)
+ORDER BY c.name
+LIMIT $2
+"""
+
+
+async def connected_clusters(pool: asyncpg.Pool, after: str | None, limit: int) -> list[str]:
+    """Names of clusters with a tunnel on some unit, in name order after ``after``."""
+    return [r["name"] for r in await pool.fetch(SELECT_CONNECTED, after, limit)]
+
 
 async def claim(pool: asyncpg.Pool, cluster_id: int, unit_address: str, session: str) -> bool:
     """Record this unit's new tunnel as the cluster's one; False if the cluster is gone."""
