@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from cluster_manager.dev_idp import INSTALLED_MARKER, ensure_installed, source_dir
+from oidc_fixtures import start_idp
 
 
 def _copy_of_the_provider(tmp_path: Path) -> Path:
@@ -43,3 +44,32 @@ def test_a_half_filled_node_modules_is_installed_again(tmp_path):
     ensure_installed(directory)
 
     assert (directory / "node_modules" / "koa" / "package.json").is_file()
+
+
+def test_a_stopped_provider_leaves_no_node_running():
+    """Found when node came from PyPI: its Python launcher ran node as a child that outlived it.
+
+    Stopping the demo or a test's provider then left node serving on the provider's port.
+    """
+    provider = start_idp()
+    config_file = provider.process.config_file
+    running = _processes_naming(config_file)
+
+    provider.stop()
+
+    assert running, "the provider's node process was not found while it ran"
+    assert _processes_naming(config_file) == []
+
+
+def _processes_naming(path: Path) -> list[int]:
+    """Process ids whose command line names ``path``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(path).encode() in command:
+                found.append(int(entry.name))
+    return found

