@@ -12,47 +12,14 @@ import json
 
 import aiohttp
 import pytest
-from cluster_manager import cluster_listing, clusters, tokens
+from cluster_manager import cluster_listing, clusters
 from cluster_manager.errors import ApiError
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from cluster_manager.fleet.tunnel import SimulatedTunnel, answer
-from cluster_manager.tunnel import ENABLE_COMMAND, TUNNEL_HUB, TUNNELS, Tunnels
+from cluster_manager.tunnel import ENABLE_COMMAND, TUNNEL_HUB
 from e2e_fixtures import wait_until
-
-
-def tunnels_of(servers) -> Tunnels:
-    return next(r.app[TUNNELS] for r in servers.runners if TUNNELS in r.app)
-
-
-@pytest.fixture
-async def enrolled(pool):
-    """Factory: a cluster joined to the given servers."""
-
-    async def enrol(servers, name: str) -> SimulatedCluster:
-        token, _ = await tokens.create_token(pool, servers.settings, name)
-        cluster = SimulatedCluster(name)
-        await cluster.join(token.encode())
-        return cluster
-
-    return enrol
-
-
-@pytest.fixture
-async def open_tunnel():
-    """Factory: a connected, serving simulated tunnel for a cluster."""
-    opened: list[SimulatedTunnel] = []
-
-    async def open_(cluster: SimulatedCluster, **options) -> SimulatedTunnel:
-        tunnel = SimulatedTunnel(cluster, **options)
-        opened.append(tunnel)
-        await tunnel.connect()
-        tunnel.start()
-        return tunnel
-
-    yield open_
-    for tunnel in opened:
-        await tunnel.close()
+from tunnel_fixtures import tunnels_of
 
 
 async def connected(servers, name: str) -> bool:
