@@ -279,6 +279,7 @@ class ServerProcess:
             [sys.executable, "-m", "cluster_manager.cli", "--config", str(self.config), "serve"],
             stdout=log,
             stderr=log,
+            preexec_fn=self.in_child,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -294,6 +295,9 @@ class ServerProcess:
                     return
             time.sleep(0.1)
         raise TimeoutError(f"server not ready:\n{self.log()}")
+
+    def in_child(self) -> None:
+        """Runs in the child before ``serve`` starts (subclasses set limits here)."""
 
     def log(self) -> str:
         """What the process wrote."""

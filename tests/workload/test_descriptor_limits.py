@@ -8,11 +8,7 @@ never send a byte, and keeps sending heartbeats from an enrolled cluster.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import resource
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,30 +31,9 @@ class LimitedServerProcess(ServerProcess):
         super().__init__(settings, config)
         self.limits = (soft, hard)
 
-    def start(self, timeout: float = 30) -> None:
-        """Start with the limit and wait until the ops port reports ready."""
-        log = open(self.config.with_suffix(".log"), "ab")  # noqa: SIM115 - owned by the child
-        limits = self.limits
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cluster_manager.cli", "--config", str(self.config), "serve"],
-            stdout=log,
-            stderr=log,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limits),
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.settings.ops_port), 1) as s,
-            ):
-                s.sendall(b"GET /health/ready HTTP/1.0\r\n\r\n")
-                if b" 200 " in s.recv(100):
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"server not ready:\n{self.log()}")
+    def in_child(self) -> None:
+        """Set the open-files limit before ``serve`` starts."""
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.limits)
 
     def full_log(self) -> str:
         """Everything the process wrote."""
