@@ -2,15 +2,14 @@
 
 Correctness never rests on the cache: the heartbeat's one SQL statement only writes when the
 cluster row still exists (see heartbeats.STORE_HEARTBEAT). The cache saves the read. It is
-filled with every active cluster when the listener connects, and the ``remote_cluster_changed``
-notification (a trigger on remote_clusters) adds each enrolment and evicts each removal in every
-process at once; a lost listener connection empties the cache until it is back.
+filled with every active cluster when the process's listener (:mod:`.notifications`) connects,
+and the ``remote_cluster_changed`` notification (a trigger on remote_clusters) adds each
+enrolment and evicts each removal in every process at once; a lost listener connection empties
+the cache until it is back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from cluster_manager.db import POOL
+from cluster_manager.notifications import NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -81,66 +81,42 @@ class IdentityCache:
         if len(self._entries) < MAX_ENTRIES:
             self._entries[fingerprint] = identity
 
-    def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+    def on_notify(self, payload: str) -> None:
+        """``+fingerprint id name`` (enrolled) or ``-fingerprint`` (removed)."""
         if payload.startswith("+"):
             fingerprint, cluster_id, name = payload[1:].split(" ", 2)
             self._remember(fingerprint, ClusterIdentity(id=int(cluster_id), name=name))
         else:
             self.evict(payload.removeprefix("-"))
 
-    async def _load(self, connection: asyncpg.Connection) -> None:
+    async def resync(self, connection: asyncpg.Connection) -> None:
+        """(Re)connected: reload every active cluster, then trust the cache again."""
+        self.clear()
         for row in await connection.fetch(SELECT_ACTIVE, MAX_ENTRIES):
             self._remember(row["fingerprint"], ClusterIdentity(id=row["id"], name=row["name"]))
+        self.listening = True
+        logger.info("listening for cluster changes")
 
-    async def listen(self, dsn: str, retry_delay: float = 1.0) -> None:
-        """Hold a LISTEN connection for ever, reconnecting (and emptying the cache) on loss."""
-        while True:
-            lost = asyncio.Event()
-            connection = None
-            try:
-                connection = await asyncpg.connect(dsn, timeout=10)
-                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await connection.add_listener(CHANNEL, self._on_notify)
-                self.clear()
-                await self._load(connection)
-                self.listening = True
-                logger.info("listening for cluster changes")
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=15)
-                    if not lost.is_set() and not await _alive(connection):
-                        break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                logger.warning("cluster change listener cannot reach the database")
-            finally:
-                self.listening = False
-                self.clear()
-                if connection is not None and not connection.is_closed():
-                    connection.terminate()
-            await asyncio.sleep(retry_delay)
-
-
-async def _alive(connection: asyncpg.Connection) -> bool:
-    try:
-        await connection.fetchval("SELECT 1", timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-        return False
-    return True
+    def lost(self) -> None:
+        """Notifications may be missed from now: empty the cache, read through until resync."""
+        self.listening = False
+        self.clear()
 
 
 IDENTITIES = web.AppKey("identities", IdentityCache)
 
 
-def identity_context(dsn: str):
-    """cleanup_ctx: the cache and its listener task (after the pool)."""
+def identity_context():
+    """cleanup_ctx: the cache, subscribed to the process's listener (after the pool and it)."""
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         cache = IdentityCache(app[POOL])
         app[IDENTITIES] = cache
-        task = asyncio.create_task(cache.listen(dsn))
+        notifications = app[NOTIFICATIONS]
+        subscription = notifications.subscribe(
+            CHANNEL, cache.on_notify, resync=cache.resync, lost=cache.lost
+        )
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        notifications.unsubscribe(subscription)
 
     return run

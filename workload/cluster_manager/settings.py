@@ -214,6 +214,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     tunnel_pong_timeout: Annotated[
         Seconds, doc("seconds an idle tunnel may stay silent before it is closed")
     ] = 10.0
+    tunnel_liveness_interval: Annotated[
+        Seconds,
+        doc(
+            "seconds between two refreshes of a unit's tunnel records; a record not refreshed "
+            "for 3 intervals (its unit died) counts as not connected"
+        ),
+    ] = 10.0
     workers: Annotated[
         int,
         doc(

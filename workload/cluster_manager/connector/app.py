@@ -13,6 +13,7 @@ from cluster_manager.envelope import error_middleware
 from cluster_manager.forwarding import forwarding_context
 from cluster_manager.identity import identity_context
 from cluster_manager.metrics import pool_tracking, request_metrics
+from cluster_manager.notifications import notifications_context
 from cluster_manager.settings import Settings
 from cluster_manager.tunnel import hub_context
 
@@ -33,7 +34,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[LIMITS] = ConnectorLimits.from_settings(settings)
     app.cleanup_ctx.append(pool_context(settings, "connector"))
-    app.cleanup_ctx.append(identity_context(settings.database_dsn))
+    app.cleanup_ctx.append(notifications_context(settings.database_dsn))
+    app.cleanup_ctx.append(identity_context())
     app.cleanup_ctx.append(pool_tracking("connector"))
     app.cleanup_ctx.append(forwarding_context(settings))
     app.cleanup_ctx.append(hub_context(settings))

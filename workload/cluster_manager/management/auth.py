@@ -63,6 +63,7 @@ from cluster_manager.management.roles import (
     role_of,
 )
 from cluster_manager.management.sessions import Sealer, Session
+from cluster_manager.notifications import notifications_context
 from cluster_manager.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ def setup_auth(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/oidc/callback", callback)
     app.router.add_post("/oidc/logout", logout)
     app.middlewares.append(auth_middleware)
-    app.cleanup_ctx.append(revocation_context(settings.database_dsn))
+    app.cleanup_ctx.append(notifications_context(settings.database_dsn))
+    app.cleanup_ctx.append(revocation_context())
     app.cleanup_ctx.append(_auth_context(settings))
 
 

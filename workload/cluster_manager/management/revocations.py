@@ -2,9 +2,10 @@
 
 Sessions live in sealed cookies (see sessions.py), so a copied cookie would work until it
 expires. Signing out therefore writes the session's id to ``revoked_sessions``; a trigger
-notifies every unit, whose in-memory set is filled when its listener connects and kept by the
-notifications. A request's check is a set lookup. While the listener is down the set may miss a
-revocation made elsewhere, so checks then read the table (and fail with the database, 503).
+notifies every unit, whose in-memory set is filled when the process's listener
+(:mod:`cluster_manager.notifications`) connects and kept by the notifications. A request's
+check is a set lookup. While the listener is down the set may miss a revocation made
+elsewhere, so checks then read the table (and fail with the database, 503).
 Entries are pruned once their session would have expired anyway.
 """
 
@@ -21,6 +22,7 @@ import asyncpg
 from aiohttp import web
 
 from cluster_manager.db import POOL
+from cluster_manager.notifications import NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,6 @@ FROM revoked_sessions WHERE expires_at > now()
 """
 DELETE_EXPIRED = "DELETE FROM revoked_sessions WHERE expires_at <= now()"
 PRUNE_INTERVAL = 600.0  # seconds between two prunings of expired entries
-ALIVE_INTERVAL = 15.0  # seconds between two checks that the listener's connection is alive
 
 
 class RevokedSessions:
@@ -69,63 +70,52 @@ class RevokedSessions:
         for session_id in [s for s, expires_at in self._entries.items() if expires_at <= now]:
             del self._entries[session_id]
 
-    def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+    def on_notify(self, payload: str) -> None:
+        """``session_id expires_at``: a session signed out on some unit."""
         session_id, _, expires_at = payload.rpartition(" ")
         with contextlib.suppress(ValueError):
             self._entries[session_id] = float(expires_at)
 
-    async def _load(self, connection: asyncpg.Connection) -> None:
+    async def resync(self, connection: asyncpg.Connection) -> None:
+        """(Re)connected: reload the signed-out sessions, then answer from memory again."""
         for row in await connection.fetch(SELECT_ALL_REVOKED):
             self._entries[row["session_id"]] = float(row["expires_at"])
+        self.listening = True
 
-    async def listen(self, dsn: str, retry_delay: float = 1.0) -> None:
-        """Hold a LISTEN connection for ever; prune now and then; reconnect on loss."""
+    def lost(self) -> None:
+        """Notifications may be missed from now: read the table until resync."""
+        self.listening = False
+
+    async def prune_for_ever(self, interval: float = PRUNE_INTERVAL) -> None:
+        """Now and then, forget (here and in the table) the sessions that expired anyway."""
         while True:
-            lost = asyncio.Event()
-            connection = None
-            try:
-                connection = await asyncpg.connect(dsn, timeout=10)
-                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await connection.add_listener(CHANNEL, self._on_notify)
-                await self._load(connection)
-                self.listening = True
-                pruned = time.monotonic()
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=ALIVE_INTERVAL)
-                    if lost.is_set():
-                        break
-                    if time.monotonic() - pruned >= PRUNE_INTERVAL:
-                        await connection.execute(DELETE_EXPIRED, timeout=10)
-                        self.prune()
-                        pruned = time.monotonic()
-                    else:
-                        await connection.fetchval("SELECT 1", timeout=5)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                logger.warning("signed-out session listener cannot reach the database")
-            finally:
-                self.listening = False
-                if connection is not None and not connection.is_closed():
-                    connection.terminate()
-            await asyncio.sleep(retry_delay)
+            await asyncio.sleep(interval)
+            self.prune()
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._pool.execute(DELETE_EXPIRED, timeout=10)
 
 
 REVOKED = web.AppKey("revoked_sessions", RevokedSessions)
 
 
-def revocation_context(
-    dsn: str,
-) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
-    """cleanup_ctx: the set and its listener task (after the pool)."""
+def revocation_context() -> Callable[
+    [web.Application], contextlib.AbstractAsyncContextManager[None]
+]:
+    """cleanup_ctx: the set, subscribed to the process's listener (after the pool and it)."""
 
     @contextlib.asynccontextmanager
     async def run(app: web.Application) -> AsyncIterator[None]:
         revoked = RevokedSessions(app[POOL])
         app[REVOKED] = revoked
-        task = asyncio.create_task(revoked.listen(dsn))
+        notifications = app[NOTIFICATIONS]
+        subscription = notifications.subscribe(
+            CHANNEL, revoked.on_notify, resync=revoked.resync, lost=revoked.lost
+        )
+        pruning = asyncio.create_task(revoked.prune_for_ever())
         yield
-        task.cancel()
+        notifications.unsubscribe(subscription)
+        pruning.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await pruning
 
     return run

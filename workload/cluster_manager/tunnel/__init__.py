@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from cluster_manager.db import POOL
+from cluster_manager.notifications import NOTIFICATIONS
 from cluster_manager.settings import Settings
 from cluster_manager.tunnel.errors import ENABLE_COMMAND, TunnelNotConnected
 from cluster_manager.tunnel.hub import TunnelHub
@@ -35,13 +36,16 @@ __all__ = [
 
 
 def hub_context(settings: Settings):
-    """cleanup_ctx of the connector: its hub (shared with the management app if given)."""
+    """cleanup_ctx of the connector: its hub (shared with the management app if given).
+
+    After the pool's and the notification listener's contexts.
+    """
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         if TUNNEL_HUB not in app:
             app[TUNNEL_HUB] = TunnelHub(settings)
         hub = app[TUNNEL_HUB]
-        await hub.start(app[POOL])
+        await hub.start(app[POOL], app[NOTIFICATIONS])
 
         async def close_tunnels(_app: web.Application) -> None:
             await hub.close_all()  # before aiohttp waits for running handlers to finish

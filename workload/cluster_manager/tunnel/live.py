@@ -47,6 +47,7 @@ class LiveTunnel:
         self.fingerprint = fingerprint
         self.session = uuid.uuid4().hex
         self.claimed = False  # recorded in remote_cluster_tunnels
+        self.recheck = False  # another claim was announced before this one's was in
         self.max_in_flight = max_in_flight
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout

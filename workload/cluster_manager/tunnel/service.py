@@ -74,7 +74,7 @@ class Tunnels:
             raise BadRequest("the path must start with /1.0/ and be a plain URL path")
         if body and len(body) > self.max_body_bytes():
             raise PayloadTooLarge(f"body larger than {self.max_body_bytes()} bytes")
-        row = await store.route(self.pool, cluster)
+        row = await store.route(self.pool, cluster, self.settings.tunnel_liveness_interval)
         if row is None:
             raise NotFound(f"cluster {cluster[:64]!r} not found")
         timeout = self.settings.tunnel_request_timeout

@@ -1,4 +1,9 @@
-"""Which unit holds each cluster's tunnel: the remote_cluster_tunnels table (migration 0004)."""
+"""Which unit holds each cluster's tunnel: the remote_cluster_tunnels table (migration 0004).
+
+Migration 0010 adds ``alive_at``, refreshed by the holding unit every
+``tunnel_liveness_interval``: a row older than :data:`EXPIRY_INTERVALS` intervals belongs to a
+unit that died and did not restart, so it routes nowhere and any unit deletes it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ CLAIM = """
 INSERT INTO remote_cluster_tunnels (cluster_id, unit_address, session)
 SELECT id, $2, $3 FROM remote_clusters WHERE id = $1 AND status = 'ACTIVE'
 ON CONFLICT (cluster_id) DO UPDATE
-    SET unit_address = EXCLUDED.unit_address, session = EXCLUDED.session, connected_at = now()
+    SET unit_address = EXCLUDED.unit_address, session = EXCLUDED.session, connected_at = now(),
+        alive_at = now()
 RETURNING connected_at
 """
 RELEASE = "DELETE FROM remote_cluster_tunnels WHERE cluster_id = $1 AND session = $2"
@@ -20,9 +26,19 @@ SELECT cluster_id, session FROM remote_cluster_tunnels WHERE cluster_id = ANY($1
 """
 SELECT_ROUTE = """
 SELECT c.id, t.unit_address, t.session
-FROM remote_clusters c LEFT JOIN remote_cluster_tunnels t ON t.cluster_id = c.id
+FROM remote_clusters c LEFT JOIN remote_cluster_tunnels t
+    ON t.cluster_id = c.id AND t.alive_at > now() - make_interval(secs => $2)
 WHERE c.name = $1 AND c.status = 'ACTIVE'
 """
+# The unit's rows, refreshed; the answer says which are still its own (and which session).
+REFRESH_UNIT = """
+UPDATE remote_cluster_tunnels SET alive_at = now() WHERE unit_address = $1
+RETURNING cluster_id, session
+"""
+DELETE_EXPIRED = """
+DELETE FROM remote_cluster_tunnels WHERE alive_at <= now() - make_interval(secs => $1)
+"""
+EXPIRY_INTERVALS = 3
 
 SELECT_CONNECTED = """
 SELECT c.name
@@ -53,6 +69,30 @@ async def release_unit(pool: asyncpg.Pool, unit_address: str) -> None:
     await pool.execute(RELEASE_UNIT, unit_address)
 
 
-async def route(pool: asyncpg.Pool, cluster_name: str) -> asyncpg.Record | None:
+def expiry_seconds(liveness_interval: float) -> float:
+    """How old a row may be before it counts as not connected."""
+    return EXPIRY_INTERVALS * liveness_interval
+
+
+async def route(
+    pool: asyncpg.Pool, cluster_name: str, liveness_interval: float
+) -> asyncpg.Record | None:
     """The cluster's id and where its tunnel lives (unit_address None when it has none)."""
-    return await pool.fetchrow(SELECT_ROUTE, cluster_name)
+    return await pool.fetchrow(SELECT_ROUTE, cluster_name, expiry_seconds(liveness_interval))
+
+
+async def sessions(pool: asyncpg.Pool, cluster_ids: list[int]) -> dict[int, str]:
+    """The current session of each cluster that has a row."""
+    rows = await pool.fetch(SELECT_SESSIONS, cluster_ids)
+    return {row["cluster_id"]: row["session"] for row in rows}
+
+
+async def refresh(pool: asyncpg.Pool, unit_address: str) -> dict[int, str]:
+    """Mark the unit's rows alive; return them (cluster id -> session)."""
+    rows = await pool.fetch(REFRESH_UNIT, unit_address)
+    return {row["cluster_id"]: row["session"] for row in rows}
+
+
+async def expire(pool: asyncpg.Pool, liveness_interval: float) -> None:
+    """Delete the rows of units that stopped refreshing them."""
+    await pool.execute(DELETE_EXPIRED, expiry_seconds(liveness_interval))
