@@ -316,7 +316,7 @@ def test_merged_metrics_label_each_sample_with_its_worker():
     assert text.count("# TYPE hits_total counter") == 1
 
 
-@pytest.mark.parametrize(("count", "per_unit"), [(1, 20), (2, 22), (4, 32), (8, 64)])
+@pytest.mark.parametrize(("count", "per_unit"), [(1, 18), (2, 18), (4, 24), (8, 48)])
 def test_database_connections_per_unit_follow_the_documented_formula(count, per_unit):
     sizes = db.pool_sizes(count)
 

@@ -37,9 +37,9 @@ def _json_text(value: object) -> str:
     return _ENCODER.encode(value).decode()
 
 
-# Database connections of one server process, beyond its pools: the LISTEN connections of the
-# revocation list, the identity cache and the tunnel hub.
-LISTEN_CONNECTIONS = 3
+# Database connections of one server process, beyond its pools: its one LISTEN connection,
+# shared by the revocation list, the identity cache and the tunnel hub (notifications.py).
+LISTEN_CONNECTIONS = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +65,12 @@ def pool_sizes(workers: int) -> PoolSizes:
     millisecond, so 2 connections keep up with a core's worth of heartbeats). Connections a unit
     may open, LISTEN included::
 
-        per_process = connector + management + ops + 3
+        per_process = connector + management + ops + 1
         per_unit    = workers * per_process
         units * per_unit + 3 (superuser_reserved_connections) + migrations and actions (2)
             <= max_connections
 
-    e.g. 1 worker: 20 a unit; 2: 2 * 11 = 22; 4: 4 * 8 = 32; 8: 8 * 8 = 64.
+    e.g. 1 worker: 18 a unit; 2: 2 * 9 = 18; 4: 4 * 6 = 24; 8: 8 * 6 = 48.
     """
     workers = max(1, workers)
     return PoolSizes(

@@ -22,6 +22,7 @@ from aiohttp import web
 from cluster_manager import connection_age, db, listening, logs, mtls, ops, tunnel
 from cluster_manager.connector.app import create_app as create_connector_app
 from cluster_manager.management.app import create_app as create_management_app
+from cluster_manager.notifications import NOTIFICATIONS, Notifications
 from cluster_manager.security_headers import add_security_headers
 from cluster_manager.settings import Settings, SettingsError
 from cluster_manager.tunnel import channel
@@ -158,8 +159,10 @@ class Servers:
         )
         self._handler_installed = True
         hub = tunnel.TunnelHub(settings)  # this unit's tunnels, shared by both apps
+        listener = Notifications(settings.database_dsn)  # the process's one LISTEN connection
         management_app = create_management_app(settings)
         management_app[tunnel.TUNNEL_HUB] = hub
+        management_app[NOTIFICATIONS] = listener
         management = await self._runner(
             management_app,
             tls=True,
@@ -181,6 +184,7 @@ class Servers:
         self.management_port = site.port
         connector_app = create_connector_app(settings)
         connector_app[tunnel.TUNNEL_HUB] = hub
+        connector_app[NOTIFICATIONS] = listener
         connector = await self._runner(
             connector_app,
             tls=True,
