@@ -18,7 +18,7 @@ import time
 import aiohttp
 import msgspec
 import pytest
-from cluster_manager import tokens
+from cluster_manager import clusters, tokens
 from cluster_manager.errors import ApiError
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
@@ -231,3 +231,85 @@ async def test_cli_state_change_of_a_missing_instance_fails_with_lxds_message(
     assert code == 1
     assert "Instance not found" in err.decode()
     assert tunnel_on_a.lxd.state_requests == []
+
+
+async def test_removal_closes_the_tunnel_on_the_unit_holding_it(two_units, tunnel_on_a, pool):
+    _, unit_b = two_units
+    await clusters.remove_cluster(pool, "far-1")  # as unit B's API would: one statement
+
+    async def closed() -> bool:
+        return tunnel_on_a.ws.closed
+
+    await wait_until(closed, within=5)
+    assert await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 0
+    with pytest.raises(ApiError) as refused:
+        await tunnels_of(unit_b).request("far-1", "GET", "/1.0")
+    assert refused.value.status == 404
+
+
+async def test_a_dead_units_tunnels_stop_counting_as_connected(
+    server_process, start_server, key_file, pool
+):
+    liveness = 0.3  # every unit refreshes its rows this often; 3 missed refreshes expire them
+    unit_a = server_process(
+        internal_key_file=str(key_file),
+        internal_port=free_port(),
+        tunnel_liveness_interval=liveness,
+    )
+    unit_b = await start_server(
+        internal_key_file=str(key_file),
+        internal_port=free_port(),
+        tunnel_liveness_interval=liveness,
+    )
+    token, _ = await tokens.create_token(pool, unit_a.settings, "far-2")
+    cluster = SimulatedCluster("far-2")
+    await cluster.join(token.encode())
+    tunnel = SimulatedTunnel(cluster, InMemoryLXD([]))
+    await tunnel.connect()
+    tunnel.start()
+    try:
+
+        async def recorded() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
+
+        await wait_until(recorded)
+        first_seen = await pool.fetchval("SELECT alive_at FROM remote_cluster_tunnels")
+        await asyncio.sleep(6 * liveness)  # twice the expiry: a live unit keeps its rows
+        assert await pool.fetchval("SELECT alive_at FROM remote_cluster_tunnels") > first_seen
+        assert (await tunnels_of(unit_b).request("far-2", "GET", "/1.0"))[0] == 200
+
+        assert unit_a.process is not None
+        unit_a.process.kill()  # dies without releasing anything, and is not restarted
+        unit_a.process.wait(10)
+
+        async def expired() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 0
+
+        await wait_until(expired, within=10)  # deleted by unit B
+        with pytest.raises(ApiError) as refused:
+            await tunnels_of(unit_b).request("far-2", "GET", "/1.0")
+    finally:
+        await tunnel.close()
+
+    assert refused.value.status == 503
+    assert "has no reverse tunnel" in refused.value.message
+    assert "cannot be reached" not in refused.value.message
+
+
+async def test_a_unit_closes_a_tunnel_whose_row_is_gone(start_server, open_tunnel, pool):
+    servers = await start_server(tunnel_liveness_interval=0.2)
+    token, _ = await tokens.create_token(pool, servers.settings, "far-3")
+    cluster = SimulatedCluster("far-3")
+    await cluster.join(token.encode())
+    tunnel = await open_tunnel(cluster)
+
+    async def recorded() -> bool:
+        return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
+
+    await wait_until(recorded)
+    await pool.execute("DELETE FROM remote_cluster_tunnels")  # e.g. expired by another unit
+
+    async def closed() -> bool:
+        return tunnel.ws.closed
+
+    await wait_until(closed, within=5)  # the cluster dials again and is recorded anew

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from cluster_manager import clusters, db, tokens, worker_metrics, workers
+from cluster_manager import clusters, db, notifications, tokens, worker_metrics, workers
 from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from cluster_manager.fleet.tunnel import SimulatedTunnel
@@ -25,6 +25,11 @@ from cluster_manager.settings import Settings, SettingsError
 from e2e_fixtures import wait_until
 from oidc_fixtures import client_ssl
 
+LISTENERS = """
+SELECT client_port FROM pg_stat_activity
+WHERE datname = current_database() AND application_name = $1
+"""
+HOLDERS = "SELECT unit_address FROM remote_cluster_tunnels"
 ATTEMPTS = 20  # fresh connections; with two workers both are hit (2 ** -19 chance otherwise)
 
 
@@ -116,6 +121,53 @@ async def test_removed_cluster_is_refused_at_once_by_both_workers(two_workers, p
         settings, "mcm_heartbeats_refused_total", reason="unknown_certificate"
     )
     assert all(count > 0 for count in refused), refused
+
+
+async def test_each_worker_holds_exactly_one_listen_connection(two_workers, pool):
+    async def listeners() -> list[int]:
+        rows = await pool.fetch(LISTENERS, notifications.APPLICATION_NAME)
+        return [row["client_port"] for row in rows]
+
+    async def both_listening() -> bool:
+        return len(await listeners()) == 2
+
+    await wait_until(both_listening)
+    await asyncio.sleep(1)  # and no more come
+
+    assert len(set(await listeners())) == 2
+
+
+async def test_removed_clusters_tunnel_closes_whichever_worker_holds_it(two_workers, pool):
+    settings = two_workers.settings
+    tunnels = []
+    for k in range(ATTEMPTS):  # their tunnels land on both workers (2 ** -19 chance otherwise)
+        token, _ = await tokens.create_token(pool, settings, f"gone-{k}")
+        cluster = SimulatedCluster(f"gone-{k}")
+        await cluster.join(token.encode())
+        tunnel = SimulatedTunnel(cluster, InMemoryLXD([]))
+        await tunnel.connect()
+        tunnel.start()
+        tunnels.append(tunnel)
+    try:
+
+        async def recorded() -> bool:
+            count = await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels")
+            return count == len(tunnels)
+
+        await wait_until(recorded)
+        holders = {r["unit_address"] for r in await pool.fetch(HOLDERS)}
+        for tunnel in tunnels:
+            await clusters.remove_cluster(pool, tunnel.cluster.name)
+
+        async def all_closed() -> bool:
+            return all(t.ws.closed for t in tunnels)
+
+        await wait_until(all_closed, within=5)
+    finally:
+        for tunnel in tunnels:
+            await tunnel.close()
+
+    assert holders == {f"127.0.0.1:{settings.internal_port + k}" for k in (0, 1)}
 
 
 async def test_the_units_metrics_port_serves_every_workers_counters(two_workers, pool):
