@@ -19,6 +19,7 @@ from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from cluster_manager.fleet.tunnel import SimulatedTunnel, answer
 from cluster_manager.tunnel import ENABLE_COMMAND, TUNNEL_HUB
 from e2e_fixtures import wait_until
+from prometheus_server import scrape, value
 from tunnel_fixtures import tunnels_of
 
 
@@ -319,3 +320,37 @@ async def test_cluster_list_and_detail_show_whether_the_tunnel_is_connected(
     assert detail.tunnel_connected is True
     assert detail.tunnel_connected_at is not None
     assert (after.tunnel_connected, after.tunnel_connected_at) == (False, None)
+
+
+async def test_metrics_count_open_tunnels_and_requests_by_outcome(
+    start_server, enrolled, open_tunnel
+):
+    servers = await start_server()
+    cluster = await enrolled(servers, "edge-m1")
+    await enrolled(servers, "edge-m2")  # without a tunnel
+    before = await scrape(servers.ops_port)
+    tunnel = await open_tunnel(cluster)
+    await wait_until(lambda: connected(servers, "edge-m1"))
+    tunnels = tunnels_of(servers)
+
+    await tunnels.request("edge-m1", "GET", "/1.0")
+    await tunnels.request("edge-m1", "GET", "/1.0")
+    with pytest.raises(ApiError):
+        await tunnels.request("edge-m2", "GET", "/1.0")
+    with pytest.raises(ApiError):
+        await tunnels.request("nobody", "GET", "/1.0")
+    opened = await scrape(servers.ops_port)
+    await tunnel.close()
+
+    async def none_open() -> bool:
+        return value(await scrape(servers.ops_port), "mcm_tunnels_open") == 0
+
+    await wait_until(none_open)
+
+    def delta(outcome: str) -> float:
+        name = "mcm_tunnel_requests_total"
+        return value(opened, name, outcome=outcome) - value(before, name, outcome=outcome)
+
+    assert value(before, "mcm_tunnels_open") == 0
+    assert value(opened, "mcm_tunnels_open") == 1
+    assert [delta(o) for o in ("answered", "not_connected", "refused", "timeout")] == [2, 1, 1, 0]

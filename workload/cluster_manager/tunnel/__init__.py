@@ -16,6 +16,7 @@ from aiohttp import web
 from cluster_manager.db import POOL
 from cluster_manager.notifications import NOTIFICATIONS
 from cluster_manager.settings import Settings
+from cluster_manager.tunnel import metrics
 from cluster_manager.tunnel.errors import ENABLE_COMMAND, TunnelNotConnected
 from cluster_manager.tunnel.hub import TunnelHub
 from cluster_manager.tunnel.service import Tunnels
@@ -46,12 +47,14 @@ def hub_context(settings: Settings):
             app[TUNNEL_HUB] = TunnelHub(settings)
         hub = app[TUNNEL_HUB]
         await hub.start(app[POOL], app[NOTIFICATIONS])
+        metrics.track(hub)
 
         async def close_tunnels(_app: web.Application) -> None:
             await hub.close_all()  # before aiohttp waits for running handlers to finish
 
         app.on_shutdown.append(close_tunnels)
         yield
+        metrics.untrack(hub)
         await hub.stop()
 
     return run

@@ -17,7 +17,7 @@ import asyncpg
 
 from cluster_manager.errors import BadRequest, NotFound, PayloadTooLarge
 from cluster_manager.settings import Settings
-from cluster_manager.tunnel import channel, frames, store
+from cluster_manager.tunnel import channel, frames, metrics, store
 from cluster_manager.tunnel.errors import TunnelNotConnected
 from cluster_manager.tunnel.hub import TunnelHub
 
@@ -63,6 +63,17 @@ class Tunnels:
         self, cluster: str, method: str, path: str, body: bytes | None = None
     ) -> tuple[int, bytes]:
         """Like :meth:`request`, with the answer's body as bytes."""
+        try:
+            answer = await self._request_raw(cluster, method, path, body)
+        except Exception as error:
+            metrics.TUNNEL_REQUESTS.labels(metrics.outcome(error)).inc()
+            raise
+        metrics.TUNNEL_REQUESTS.labels("answered").inc()
+        return answer
+
+    async def _request_raw(
+        self, cluster: str, method: str, path: str, body: bytes | None
+    ) -> tuple[int, bytes]:
         method = method.upper()
         if method not in METHODS:
             raise BadRequest(f"method {method[:16]!r} cannot go through a tunnel")
