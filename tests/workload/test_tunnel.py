@@ -125,6 +125,28 @@ async def test_new_tunnel_replaces_the_old_one(start_server, enrolled, open_tunn
     assert [r["unit_address"] for r in rows] == [servers.settings.internal_address]
 
 
+async def test_late_notice_of_an_older_claim_leaves_the_newer_tunnel_open(
+    start_server, enrolled, open_tunnel, pool
+):
+    """The cause of test_new_tunnel_replaces_the_old_one's flake (about 1 run in 6).
+
+    The NOTIFY of the first tunnel's claim could arrive after the second tunnel was attached,
+    and the hub closed the second; the row, not the notification, now decides.
+    """
+    servers = await start_server()
+    cluster = await enrolled(servers, "edge-6b")
+    tunnel = await open_tunnel(cluster)
+    await wait_until(lambda: connected(servers, "edge-6b"))
+    cluster_id = await pool.fetchval("SELECT cluster_id FROM remote_cluster_tunnels")
+
+    await pool.execute("SELECT pg_notify('remote_cluster_tunnel', $1)", f"{cluster_id} older")
+    await asyncio.sleep(1)  # the hub has heard it (and, before the fix, closed the tunnel)
+    status, _ = await tunnels_of(servers).request("edge-6b", "GET", "/1.0")
+
+    assert not tunnel.ws.closed
+    assert status == 200
+
+
 async def test_removed_clusters_tunnel_closes_at_once(start_server, enrolled, open_tunnel, pool):
     servers = await start_server()
     cluster = await enrolled(servers, "edge-7")

@@ -46,7 +46,7 @@ class TunnelHub:
         self.listening = asyncio.Event()
         self._notifications: Notifications | None = None
         self._subscriptions: list[Subscription] = []
-        self._claiming: dict[int, asyncio.Lock] = {}
+        self._claiming: dict[int, tuple[asyncio.Lock, int]] = {}  # lock, attaches using it
         self._tasks: set[asyncio.Task[None]] = set()
         self._liveness: asyncio.Task[None] | None = None
 
@@ -101,7 +101,8 @@ class TunnelHub:
         self.tunnels[cluster_id] = tunnel  # usable from this unit at once
         if older is not None and older is not tunnel:
             await older.close(WSCloseCode.GOING_AWAY, "replaced by a new tunnel")
-        lock = self._claiming.setdefault(cluster_id, asyncio.Lock())
+        lock, users = self._claiming.get(cluster_id, (asyncio.Lock(), 0))
+        self._claiming[cluster_id] = (lock, users + 1)
         try:
             async with lock:  # claims commit in arrival order: the newest tunnel's row wins
                 if tunnel.closed:  # replaced (or gone) while it waited: nothing to claim
@@ -112,8 +113,11 @@ class TunnelHub:
                     return False
                 tunnel.claimed = True
         finally:
-            if not lock.locked() and self._claiming.get(cluster_id) is lock:
+            lock, users = self._claiming[cluster_id]
+            if users == 1:
                 del self._claiming[cluster_id]
+            else:
+                self._claiming[cluster_id] = (lock, users - 1)
         if tunnel.recheck:  # another claim was announced while this one was in flight
             self._spawn(self._check([tunnel]))
         logger.info("tunnel of cluster %r connected", tunnel.cluster_name)
