@@ -67,7 +67,11 @@ async def test_listener_resubscribes_and_resynchronises_after_its_connection_is_
     assert told == [1]  # told once, when the connection was killed (and again on stop)
     assert resyncs == [*first_pid, *second_pid]  # resynchronised on each connection, on it
     assert first_pid != second_pid
-    assert await listener_pids(pool) == []  # the last user stopped it
+
+    async def gone() -> bool:  # the backend ends a moment after the connection is dropped
+        return await listener_pids(pool) == []
+
+    await wait_until(gone)  # the last user stopped it
 
 
 async def test_one_subscribers_failure_does_not_silence_the_others(database_dsn, pool):
@@ -140,3 +144,23 @@ async def test_server_catches_up_on_what_it_missed_while_its_listener_was_down(
     assert await revoked.is_revoked("gone")  # from memory, the listener being back
     assert (await cluster.heartbeat(check=False))[0] == 403
     assert len(await listener_pids(pool)) == 1
+
+
+async def test_a_failing_resync_makes_the_listener_start_again(database_dsn, pool):
+    listener = Notifications(database_dsn, first_delay=0.05)
+    attempts: list[int] = []
+    received: list[str] = []
+
+    async def resync(_connection: asyncpg.Connection) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("subscriber bug on the first connection")
+
+    listener.subscribe("test_channel", received.append, resync=resync)
+    async with listener.running():
+        await wait_until(lambda: _true(listener.connected.is_set()))
+        await pool.execute("SELECT pg_notify('test_channel', 'heard')")
+        await wait_until(lambda: _true(received == ["heard"]))
+
+    assert len(attempts) == 2
+    assert listener.connections == 1  # the first connection never counted as established

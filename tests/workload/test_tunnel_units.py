@@ -247,6 +247,9 @@ async def test_removal_closes_the_tunnel_on_the_unit_holding_it(two_units, tunne
     assert refused.value.status == 404
 
 
+UNIT_ALIVE = "SELECT alive_at FROM remote_cluster_tunnel_units WHERE unit_address = $1"
+
+
 async def test_a_dead_units_tunnels_stop_counting_as_connected(
     server_process, start_server, key_file, pool
 ):
@@ -273,9 +276,9 @@ async def test_a_dead_units_tunnels_stop_counting_as_connected(
             return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
 
         await wait_until(recorded)
-        first_seen = await pool.fetchval("SELECT alive_at FROM remote_cluster_tunnels")
+        first_seen = await pool.fetchval(UNIT_ALIVE, unit_a.settings.internal_address)
         await asyncio.sleep(6 * liveness)  # twice the expiry: a live unit keeps its rows
-        assert await pool.fetchval("SELECT alive_at FROM remote_cluster_tunnels") > first_seen
+        assert await pool.fetchval(UNIT_ALIVE, unit_a.settings.internal_address) > first_seen
         assert (await tunnels_of(unit_b).request("far-2", "GET", "/1.0"))[0] == 200
 
         assert unit_a.process is not None
@@ -286,6 +289,7 @@ async def test_a_dead_units_tunnels_stop_counting_as_connected(
             return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 0
 
         await wait_until(expired, within=10)  # deleted by unit B
+        assert await pool.fetchval(UNIT_ALIVE, unit_a.settings.internal_address) is None
         with pytest.raises(ApiError) as refused:
             await tunnels_of(unit_b).request("far-2", "GET", "/1.0")
     finally:

@@ -180,6 +180,8 @@ class Notifications:
                 await self._serve(connection, lost)
             except _ERRORS:
                 logger.warning("notification listener cannot reach the database")
+            except Exception:  # a subscriber's bug: start again rather than stop listening
+                logger.exception("notification listener failed")
             finally:
                 self._connection = None
                 self._lose()

@@ -10,10 +10,11 @@ notification (see :mod:`cluster_manager.identity`) says a certificate was remove
 closes at once wherever it lives. Both come through the process's one listener
 (:mod:`cluster_manager.notifications`), which resynchronises the hub after a reconnection.
 
-Each unit refreshes ``alive_at`` of its rows every ``tunnel_liveness_interval``; rows not
-refreshed for :data:`store.EXPIRY_INTERVALS` intervals (their unit died and did not restart)
-count as not connected and are deleted by any unit. A tunnel whose row is gone or names another
-session is closed by the same pass (the cluster dials again).
+Each unit refreshes its ``alive_at`` (remote_cluster_tunnel_units) every
+``tunnel_liveness_interval``; the tunnels of a unit not refreshed for
+:data:`store.EXPIRY_INTERVALS` intervals (it died and did not restart) count as not connected,
+and any unit deletes them. A tunnel whose row is gone or names another session is closed by the
+same pass (the cluster dials again).
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ class TunnelHub:
         self.listening.set()
 
     async def _keep_alive(self) -> None:
-        """Refresh this unit's rows, delete expired ones, close tunnels whose row is gone."""
+        """Refresh this unit, delete dead units' rows, close tunnels whose row is gone."""
         interval = self.settings.tunnel_liveness_interval
         while True:
             await asyncio.sleep(interval)

@@ -1,8 +1,9 @@
 """Which unit holds each cluster's tunnel: the remote_cluster_tunnels table (migration 0004).
 
-Migration 0010 adds ``alive_at``, refreshed by the holding unit every
-``tunnel_liveness_interval``: a row older than :data:`EXPIRY_INTERVALS` intervals belongs to a
-unit that died and did not restart, so it routes nowhere and any unit deletes it.
+Migration 0010 adds remote_cluster_tunnel_units: each unit's ``alive_at``, refreshed every
+``tunnel_liveness_interval`` (and by each claim). A unit not refreshed for
+:data:`EXPIRY_INTERVALS` intervals died and did not restart: its tunnels route nowhere, and any
+unit deletes its rows.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import asyncpg
 CHANNEL = "remote_cluster_tunnel"
 
 CLAIM = """
+WITH unit AS (
+    INSERT INTO remote_cluster_tunnel_units (unit_address) VALUES ($2)
+    ON CONFLICT (unit_address) DO UPDATE SET alive_at = now()
+)
 INSERT INTO remote_cluster_tunnels (cluster_id, unit_address, session)
 SELECT id, $2, $3 FROM remote_clusters WHERE id = $1 AND status = 'ACTIVE'
 ON CONFLICT (cluster_id) DO UPDATE
-    SET unit_address = EXCLUDED.unit_address, session = EXCLUDED.session, connected_at = now(),
-        alive_at = now()
+    SET unit_address = EXCLUDED.unit_address, session = EXCLUDED.session, connected_at = now()
 RETURNING connected_at
 """
 RELEASE = "DELETE FROM remote_cluster_tunnels WHERE cluster_id = $1 AND session = $2"
@@ -26,17 +30,28 @@ SELECT cluster_id, session FROM remote_cluster_tunnels WHERE cluster_id = ANY($1
 """
 SELECT_ROUTE = """
 SELECT c.id, t.unit_address, t.session
-FROM remote_clusters c LEFT JOIN remote_cluster_tunnels t
-    ON t.cluster_id = c.id AND t.alive_at > now() - make_interval(secs => $2)
+FROM remote_clusters c
+LEFT JOIN (
+    remote_cluster_tunnels t JOIN remote_cluster_tunnel_units u
+        ON u.unit_address = t.unit_address AND u.alive_at > now() - make_interval(secs => $2)
+) ON t.cluster_id = c.id
 WHERE c.name = $1 AND c.status = 'ACTIVE'
 """
-# The unit's rows, refreshed; the answer says which are still its own (and which session).
 REFRESH_UNIT = """
-UPDATE remote_cluster_tunnels SET alive_at = now() WHERE unit_address = $1
-RETURNING cluster_id, session
+INSERT INTO remote_cluster_tunnel_units (unit_address) VALUES ($1)
+ON CONFLICT (unit_address) DO UPDATE SET alive_at = now()
 """
+SELECT_UNIT_SESSIONS = (
+    "SELECT cluster_id, session FROM remote_cluster_tunnels WHERE unit_address = $1"
+)
+# Dead units and their rows, in one statement (the rows go in the same snapshot as the unit).
 DELETE_EXPIRED = """
-DELETE FROM remote_cluster_tunnels WHERE alive_at <= now() - make_interval(secs => $1)
+WITH dead AS (
+    DELETE FROM remote_cluster_tunnel_units
+    WHERE alive_at <= now() - make_interval(secs => $1)
+    RETURNING unit_address
+)
+DELETE FROM remote_cluster_tunnels WHERE unit_address IN (SELECT unit_address FROM dead)
 """
 EXPIRY_INTERVALS = 3
 
@@ -88,11 +103,12 @@ async def sessions(pool: asyncpg.Pool, cluster_ids: list[int]) -> dict[int, str]
 
 
 async def refresh(pool: asyncpg.Pool, unit_address: str) -> dict[int, str]:
-    """Mark the unit's rows alive; return them (cluster id -> session)."""
-    rows = await pool.fetch(REFRESH_UNIT, unit_address)
+    """Mark the unit alive; return its rows (cluster id -> session)."""
+    await pool.execute(REFRESH_UNIT, unit_address)
+    rows = await pool.fetch(SELECT_UNIT_SESSIONS, unit_address)
     return {row["cluster_id"]: row["session"] for row in rows}
 
 
 async def expire(pool: asyncpg.Pool, liveness_interval: float) -> None:
-    """Delete the rows of units that stopped refreshing them."""
+    """Delete the units that stopped refreshing, and their rows."""
     await pool.execute(DELETE_EXPIRED, expiry_seconds(liveness_interval))
