@@ -111,7 +111,7 @@ async def test_upgrade_from_0005_keeps_clusters_and_computes_their_health(empty_
     try:
         counts = await pool.fetchrow(
             "SELECT member_down_count, member_evacuated_count, instance_error_count,"
-            " ceph_down_count FROM remote_cluster_details"
+            " ceph_down_count FROM remote_cluster_details WHERE cpu_total_count IS NOT NULL"
         )
         thresholds = await pool.fetch(
             "SELECT name, memory_threshold, disk_threshold FROM remote_clusters ORDER BY name"
