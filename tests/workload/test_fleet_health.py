@@ -457,8 +457,7 @@ async def test_a_list_of_stale_pending_or_error_clusters_misses_none(
 async def test_pages_by_health_are_those_of_the_whole_fleet(
     pool, settings, mixed_fleet, offset, search
 ):
-    """Sorted by health, a page reads the blocks it covers (cluster_pages); later pages come
-    from the far end."""
+    """Sorted by health, a page reads the blocks it covers; later pages, from the far end."""
     query = {"sort": "health", "limit": 10, "offset": offset, "search": search}
     page = shown(await cluster_listing.list_cluster_page(pool, settings, ClusterQuery(**query)))
     full = shown(

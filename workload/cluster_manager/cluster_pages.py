@@ -42,7 +42,7 @@ COLUMNS = {
 RANKS = {"error": 1, "warning": 2, "pending": 3, "healthy": 4}
 STATES = ("stale", "error", "warning", "pending", "healthy")  # the health sort's blocks
 
-CUTOFF_SQL = "(SELECT now() - make_interval(secs => {stale}))"  # computed once
+CUTOFF_SQL = "(now() - make_interval(secs => {stale}))"  # stable: the planner estimates it
 STALE_SQL = "d.seen_at <= {cutoff}"
 FRESH_SQL = "d.health_rank = {rank} AND d.seen_at > {cutoff}"
 SEARCH_SQL = (
