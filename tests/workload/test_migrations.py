@@ -111,7 +111,7 @@ async def test_upgrade_from_0005_keeps_clusters_and_computes_their_health(empty_
     try:
         counts = await pool.fetchrow(
             "SELECT member_down_count, member_evacuated_count, instance_error_count,"
-            " ceph_down_count FROM remote_cluster_details"
+            " ceph_down_count FROM remote_cluster_details WHERE cpu_total_count IS NOT NULL"
         )
         thresholds = await pool.fetch(
             "SELECT name, memory_threshold, disk_threshold FROM remote_clusters ORDER BY name"
@@ -180,3 +180,103 @@ async def test_upgrade_from_0006_keeps_clusters_and_serves_the_overview_and_sear
     assert summary.clusters.by_health.error == 1
     assert summary.warnings.clusters[0].name == "kept"
     assert [c.name for c in found.clusters] == ["kept"]
+
+
+async def test_upgrade_from_0008_gives_every_cluster_its_list_row_and_keeps_heartbeats(
+    empty_database,
+):
+    """Migration 0009: a details row per cluster (silent ones too), the list's indexes."""
+    await migrate_to(empty_database, 8)
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute(OLD_CLUSTERS)
+        await connection.execute(OLD_DETAILS)
+        await connection.execute(
+            "UPDATE remote_clusters SET memory_threshold = 5 WHERE name = 'silent'"
+        )
+        before = await connection.fetch(
+            "SELECT name, memory_threshold, disk_threshold, joined_at, last_status_update_at"
+            " FROM remote_clusters ORDER BY name"
+        )
+        details_before = await connection.fetch(
+            "SELECT cluster_id, instance_statuses::text, member_statuses::text, memory_usage"
+            " FROM remote_cluster_details"
+        )
+    finally:
+        await connection.close()
+
+    applied = await db.migrate(empty_database)
+
+    assert applied == ["0009_list_indexes.sql"]  # the last one, so far
+    pool = await db.create_pool(empty_database, max_size=2)
+    try:
+        after = await pool.fetch(
+            "SELECT name, memory_threshold, disk_threshold, joined_at, last_status_update_at"
+            " FROM remote_clusters ORDER BY name"
+        )
+        rows = {
+            r["name"]: dict(r)
+            for r in await pool.fetch(
+                "SELECT d.name, d.cluster_status, d.joined_at = c.joined_at AS joined,"
+                " d.heartbeat_at, c.last_status_update_at, d.health_rank,"
+                " d.effective_memory_threshold, d.effective_disk_threshold, d.cpu_total_count"
+                " FROM remote_cluster_details d JOIN remote_clusters c ON c.id = d.cluster_id"
+            )
+        }
+        details_after = await pool.fetch(
+            "SELECT cluster_id, instance_statuses::text, member_statuses::text, memory_usage"
+            " FROM remote_cluster_details WHERE cpu_total_count IS NOT NULL"
+        )
+        indexes = {
+            r["indexname"]
+            for r in await pool.fetch(
+                "SELECT indexname FROM pg_indexes WHERE tablename = $1", "remote_cluster_details"
+            )
+        }
+        settings = Settings(database_dsn=empty_database)
+        by_health = await cluster_listing.list_cluster_page(
+            pool, settings, cluster_listing.ClusterQuery(sort="health")
+        )
+        last = await cluster_listing.list_cluster_page(
+            pool, settings, cluster_listing.ClusterQuery(sort="memory_usage_ratio", offset=1)
+        )
+        joined = await pool.fetchval(
+            "INSERT INTO remote_clusters (name, certificate, fingerprint)"
+            " VALUES ('new', 'pem', 'f3') RETURNING id"
+        )
+        new_row = await pool.fetchrow(
+            "SELECT name, heartbeat_at, health_rank, effective_memory_threshold"
+            " FROM remote_cluster_details WHERE cluster_id = $1",
+            joined,
+        )
+    finally:
+        await pool.close()
+    assert [tuple(r) for r in after] == [tuple(r) for r in before]
+    assert [tuple(r) for r in details_after] == [tuple(r) for r in details_before]
+    assert rows["kept"]["heartbeat_at"] == rows["kept"]["last_status_update_at"]
+    assert rows["kept"]["health_rank"] == 1  # two members Offline: error
+    assert (
+        rows["kept"]["effective_memory_threshold"],
+        rows["kept"]["effective_disk_threshold"],
+    ) == (80, 90)
+    assert rows["silent"]["cpu_total_count"] is None  # no heartbeat: an empty row
+    assert rows["silent"]["heartbeat_at"] is None
+    assert rows["silent"]["health_rank"] == 3  # pending
+    assert rows["silent"]["effective_memory_threshold"] == 5
+    assert all(r["joined"] and r["cluster_status"] == "ACTIVE" for r in rows.values())
+    assert {
+        "remote_cluster_details_health",
+        "remote_cluster_details_memory_desc",
+        "remote_cluster_details_member_statuses",
+    } <= indexes
+    assert [(c.name, c.health) for c in by_health.clusters] == [
+        ("kept", "error"),
+        ("silent", "pending"),
+    ]
+    assert [c.name for c in last.clusters] == ["silent"]  # no figure: last
+    assert dict(new_row) == {
+        "name": "new",
+        "heartbeat_at": None,
+        "health_rank": 3,
+        "effective_memory_threshold": 80,
+    }

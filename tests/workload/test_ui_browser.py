@@ -625,6 +625,33 @@ async def test_overview_warnings_are_grouped_by_reason_with_links(ui, settings, 
     await expect(ui.locator("#clusters-summary")).to_contain_text("of 20 clusters")
 
 
+async def test_overview_says_how_old_its_figures_are(ui, settings, pool):
+    """The summary every unit serves may be a few seconds old; the page says so (issue 19)."""
+    await enrol(pool, settings, "edge-1")
+    await admin(ui, settings)
+    age = ui.locator("#overview-age")
+    await expect(age).to_contain_text(re.compile(r"^Figures computed (just now|\d+ s ago)$"))
+    shown = age.locator("time.relative-time")
+    computed = datetime.fromisoformat(await shown.get_attribute("datetime") or "")
+    assert abs((datetime.now(UTC) - computed).total_seconds()) < 60, computed
+    assert await shown.get_attribute("title") == computed.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    # Figures an hour old (as a unit's answer would carry them) read as such, exact on hover.
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+
+    async def old(route: Route) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        body["metadata"]["computed_at"] = hour_ago.isoformat()
+        body["metadata"]["age_seconds"] = 3600.0
+        await route.fulfill(response=response, json=body)
+
+    await ui.route("**/1.0/overview", old)
+    await ui.get_by_role("button", name="Refresh").click()
+    await expect(age).to_have_text("Figures computed 1 h ago")
+    await expect(shown).to_have_attribute("title", hour_ago.strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+
 async def test_failed_first_load_shows_an_error_with_retry_not_loading(ui, settings, pool):
     await enrol(pool, settings, "edge-1")
     await admin(ui, settings)

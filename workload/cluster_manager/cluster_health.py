@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 
 from cluster_manager.fields import Bytes, Count, Percent
-from cluster_manager.fleet_settings import DEFAULT_THRESHOLD, SETTINGS_JOIN_SQL
+from cluster_manager.fleet_settings import SETTINGS_JOIN_SQL
 
 Health = Literal["stale", "error", "warning", "pending", "healthy"]
 HEALTH_STATES: tuple[str, ...] = get_args(Health)
@@ -44,23 +44,19 @@ INSTANCE_BAD = frozenset({"error"})
 
 MAX_POOL_WARNINGS = 10
 
-# Needs ``c`` (remote_clusters), ``d`` (remote_cluster_details, LEFT JOINed) and ``s``
-# (fleet_settings, LEFT JOINed); parameter $1 is the staleness limit in seconds. The counts
-# are generated columns (migration 0006) computed from the heartbeat's status lists.
-OVER_THRESHOLD_SQL = f"""
-(d.memory_usage_ratio * 100
-     > coalesce(c.memory_threshold, s.memory_threshold, {DEFAULT_THRESHOLD})
- OR d.storage_max_usage_ratio * 100
-     > coalesce(c.disk_threshold, s.disk_threshold, {DEFAULT_THRESHOLD}))
-"""
-HEALTH_SQL = f"""
+# Needs ``c`` (remote_clusters), ``d`` (remote_cluster_details, LEFT JOINed); parameter $1 is
+# the staleness limit in seconds.
+# The time part is computed here; the rest is ``d.health_rank``, a generated column
+# (migration 0009) PostgreSQL computes in the heartbeat's own statement from the status counts
+# (generated too, migration 0006), the usage ratios and the cluster's effective thresholds
+# (kept current by triggers): 1 error, 2 warning, 3 pending (no heartbeat yet), 4 healthy.
+HEALTH_SQL = """
 CASE
-    WHEN coalesce(c.last_status_update_at, c.joined_at)
+    WHEN coalesce(d.heartbeat_at, c.joined_at)
          <= (SELECT now() - make_interval(secs => $1)) THEN 'stale'
-    WHEN c.last_status_update_at IS NULL THEN 'pending'
-    WHEN d.member_down_count > 0 OR d.ceph_down_count > 0 THEN 'error'
-    WHEN d.member_evacuated_count > 0 OR d.instance_error_count > 0
-         OR {OVER_THRESHOLD_SQL} THEN 'warning'
+    WHEN d.heartbeat_at IS NULL THEN 'pending'
+    WHEN d.health_rank = 1 THEN 'error'
+    WHEN d.health_rank = 2 THEN 'warning'
     ELSE 'healthy'
 END
 """

@@ -12,12 +12,12 @@ from typing import Annotated, Literal, get_args
 import asyncpg
 import msgspec
 
-from cluster_manager import cluster_health
+from cluster_manager import cluster_health, cluster_pages
 from cluster_manager.cluster_health import ClusterWarning, Health
 from cluster_manager.clusters import CLUSTER_COLUMNS, EnrolledCluster, Status, cluster_fields
 from cluster_manager.errors import NotFound
 from cluster_manager.fields import NO_NUL_REGEX, Bytes, Count, Ratio, Timestamp
-from cluster_manager.fleet_settings import SETTINGS_JOIN_SQL, stale_after_seconds
+from cluster_manager.fleet_settings import stale_after_seconds
 from cluster_manager.settings import Settings
 
 MAX_LIMIT = 500
@@ -38,20 +38,7 @@ SortKey = Literal[
     "memory_usage_ratio",
     "storage_max_usage_ratio",
 ]
-# Sort keys -> SQL expressions (a constant whitelist: only these reach the statement).
-SORT_KEYS = {
-    "name": "c.name",
-    "joined_at": "c.joined_at",
-    "last_status_update_at": "c.last_status_update_at",
-    "health": cluster_health.HEALTH_RANK_SQL,
-    "instance_count": "d.instance_count",
-    "member_count": "d.member_count",
-    "cpu_load_1": "d.cpu_load_1",
-    "memory_usage_ratio": "d.memory_usage_ratio",
-    "storage_max_usage_ratio": "d.storage_max_usage_ratio",
-}
-assert set(SORT_KEYS) == set(get_args(SortKey))
-ORDERS = {"asc": "ASC", "desc": "DESC"}
+assert set(cluster_pages.COLUMNS) | {"health"} == set(get_args(SortKey))
 
 # When the cluster's reverse tunnel connected to some unit (NULL: no tunnel); see tunnel.store.
 TUNNEL_SQL = """(
@@ -81,85 +68,10 @@ AND ($9::float8 IS NULL OR d.storage_max_usage_ratio >= $9::float8)
 AND ($10::float8 IS NULL OR d.storage_max_usage_ratio <= $10::float8)
 """
 FILTER_PARAMETERS = 10
-# Two steps: the filter and the sort read narrow rows of the whole fleet (a top-N sort for the
-# page, one count for the total); only the page's rows are then read in full (heartbeat JSON).
-# The total row comes back even when the page is empty, with NULL cluster columns.
-SELECT_PAGE = f"""
-WITH {{candidates}} matching AS MATERIALIZED (
-    SELECT c.id, c.name, {{sort}} AS sort_key, h.health
-    FROM {{source}}
-    WHERE {FILTER_SQL}
-),
-page AS (
-    SELECT * FROM matching ORDER BY sort_key {{order}} NULLS LAST, name LIMIT $11 OFFSET $12
-)
-SELECT {CLUSTER_COLUMNS},
-       d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
-       page.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, total.count AS total,
-       {TUNNEL_SQL}
-FROM (SELECT count(*) FROM matching) AS total
-LEFT JOIN page ON true
-LEFT JOIN remote_clusters c ON c.id = page.id
-LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
-{SETTINGS_JOIN_SQL}
-ORDER BY page.sort_key {{order}} NULLS LAST, page.name
-"""  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
-# A health filter naming only stale, pending or error clusters reads the clusters that can be in
-# those states, not the fleet: those without a heartbeat within the staleness limit (a scan of
-# the narrow remote_clusters) and those with a member down (a partial index of the few in
-# error, migration 0007). A necessary condition only: FILTER_SQL still decides.
-CANDIDATES_SQL = """
-candidates AS (
-    SELECT c.id FROM remote_clusters c
-    WHERE ('stale' = ANY($4::text[]) OR 'pending' = ANY($4::text[]))
-      AND (c.last_status_update_at IS NULL
-           OR c.last_status_update_at <= (SELECT now() - make_interval(secs => $1)))
-    UNION
-    SELECT d.cluster_id FROM remote_cluster_details d
-    WHERE 'error' = ANY($4::text[]) AND (d.member_down_count > 0 OR d.ceph_down_count > 0)
-),"""
-CANDIDATES_FROM_SQL = cluster_health.FLEET_FROM_SQL.replace(
-    "remote_clusters c\n", "candidates JOIN remote_clusters c ON c.id = candidates.id\n", 1
-)
-assert CANDIDATES_FROM_SQL != cluster_health.FLEET_FROM_SQL
-CANDIDATE_STATES = frozenset({"stale", "pending", "error"})
-# The first states by health (cluster_health.HEALTH_RANK_SQL) that candidates answer.
-URGENT: tuple[Health, ...] = ("stale", "error")
-# The page first, when no filter needs health or a heartbeat's details: the sort walks an
-# index where there is one (name; join time) and stops at the page, health is computed for
-# the page's rows only, and the total counts remote_clusters alone. The parameters FILTER_SQL
-# reads but this filter does not are NULL here (one-time checks, no per-row cost).
-CLUSTER_FILTER_SQL = """
-($2::text IS NULL OR c.name ILIKE $2 ESCAPE '\\')
-AND ($3::text IS NULL OR c.status = $3)
-AND $1::float8 IS NOT NULL AND $4::text[] IS NULL AND $5::text IS NULL AND $6::text IS NULL
-AND $7::float8 IS NULL AND $8::float8 IS NULL AND $9::float8 IS NULL AND $10::float8 IS NULL
-"""
-SELECT_PAGE_FIRST = f"""
-WITH page AS (
-    SELECT c.id, c.name, {{sort}} AS sort_key
-    FROM remote_clusters c LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
-    WHERE {CLUSTER_FILTER_SQL}
-    ORDER BY {{sort}} {{order}} {{nulls}}, c.name LIMIT $11 OFFSET $12
-)
-SELECT {CLUSTER_COLUMNS},
-       d.memory_usage_ratio, d.storage_max_usage_ratio, d.storage_total, d.storage_usage,
-       h.health, {cluster_health.HEARTBEAT_AGE_SQL} AS heartbeat_age, total.count AS total,
-       {TUNNEL_SQL}
-FROM (SELECT count(*) FROM remote_clusters c WHERE {CLUSTER_FILTER_SQL}) AS total
-LEFT JOIN page ON true
-LEFT JOIN remote_clusters c ON c.id = page.id
-LEFT JOIN remote_cluster_details d ON d.cluster_id = c.id
-{SETTINGS_JOIN_SQL}
-CROSS JOIN LATERAL (SELECT {cluster_health.HEALTH_SQL} AS health) h
-ORDER BY page.sort_key {{order}} {{nulls}}, page.name
-"""  # noqa: S608 - constant fragments; {sort}/{order} come from SORT_KEYS/ORDERS only
-COUNT_CLUSTERS = f"""
-SELECT count(*) FROM remote_clusters c WHERE {CLUSTER_FILTER_SQL}
+# The rows of a page, in full, by cluster id (cluster_pages finds the ids).
+SELECT_IDS = f"""
+SELECT c.id, {ROW_COLUMNS} FROM {cluster_health.FLEET_FROM_SQL} WHERE c.id = ANY($2::bigint[])
 """  # noqa: S608 - constant fragments
-# Sort keys of columns that are never NULL: their order is the index's either way.
-NOT_NULL_KEYS = frozenset({"name", "joined_at"})
-PAGE_FIRST_FILTERS = frozenset({"search", "status"})
 SELECT_NAMED = f"""
 SELECT {ROW_COLUMNS} FROM {cluster_health.FLEET_FROM_SQL} WHERE c.name = ANY($2::text[])
 """  # noqa: S608 - constant fragments
@@ -320,44 +232,6 @@ def filter_args(stale_after: float, query: ClusterFilter) -> list[object]:
     ]
 
 
-def _page_first(query: ClusterFilter) -> bool:
-    """Whether only the cluster's own columns filter (no health, no heartbeat details)."""
-    default = ClusterFilter()
-    return all(
-        getattr(query, name) == getattr(default, name)
-        for name in ClusterFilter.__struct_fields__
-        if name not in PAGE_FIRST_FILTERS
-    )
-
-
-def _statement(query: ClusterQuery) -> str:
-    """The page statement that reads the least for this query."""
-    if query.sort != "health" and _page_first(query):
-        return SELECT_PAGE_FIRST.format(
-            sort=SORT_KEYS[query.sort],
-            order=ORDERS[query.order],
-            nulls="" if query.sort in NOT_NULL_KEYS else "NULLS LAST",
-        )
-    narrow = bool(query.health) and set(query.health) <= CANDIDATE_STATES
-    return SELECT_PAGE.format(
-        sort=SORT_KEYS[query.sort],
-        order=ORDERS[query.order],
-        candidates=CANDIDATES_SQL if narrow else "",
-        source=CANDIDATES_FROM_SQL if narrow else cluster_health.FLEET_FROM_SQL,
-    )
-
-
-async def _page(pool: asyncpg.Pool, query: ClusterQuery, stale_after: float) -> ClusterPage:
-    args = filter_args(stale_after, query)
-    rows = await pool.fetch(_statement(query), *args, query.limit, query.offset)
-    return ClusterPage(
-        clusters=[cluster_view(row, stale_after) for row in rows if row["name"] is not None],
-        total=rows[0]["total"],
-        limit=query.limit,
-        offset=query.offset,
-    )
-
-
 async def list_cluster_page(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -367,19 +241,29 @@ async def list_cluster_page(
     """One page of clusters and how many match the filters in all.
 
     ``stale_after`` is the fleet's staleness limit when the caller has read it already.
-
-    Sorted by health, most urgent first, stale and error clusters come first: a page that lies
-    within them is read from those candidates (CANDIDATES_SQL), and the total is counted on
-    remote_clusters alone. Other pages compute health for every cluster the filters select.
+    Three short statements: the count, the page's ids by an index walk (cluster_pages), and
+    the page's rows in full.
     """
     if stale_after is None:
         stale_after = await stale_after_seconds(pool, settings)
-    if query.sort == "health" and query.order == "asc" and _page_first(query):
-        urgent = await _page(pool, msgspec.structs.replace(query, health=URGENT), stale_after)
-        if urgent.total >= query.offset + query.limit:
-            total = await pool.fetchval(COUNT_CLUSTERS, *filter_args(stale_after, query))
-            return msgspec.structs.replace(urgent, total=total)
-    return await _page(pool, query, stale_after)
+    counted = cluster_pages.count_statement(query, stale_after)
+    counts = dict(await pool.fetchrow(counted.sql, *counted.args))
+    total = counts["total"]
+    ids: list[int] = []
+    if query.offset < total:
+        page = cluster_pages.page_statement(query, stale_after, counts)
+        ids = [row[0] for row in await pool.fetch(page.sql, *page.args)]
+        if page.reverse:
+            ids.reverse()
+    rows = await pool.fetch(SELECT_IDS, stale_after, ids) if ids else []
+    by_id = {row["id"]: row for row in rows}
+    return ClusterPage(
+        # A cluster removed between the statements is left out.
+        clusters=[cluster_view(by_id[i], stale_after) for i in ids if i in by_id],
+        total=total,
+        limit=query.limit,
+        offset=query.offset,
+    )
 
 
 async def get_cluster_view(pool: asyncpg.Pool, settings: Settings, name: str) -> Cluster:

@@ -20,21 +20,26 @@ MAX_URL = 2048
 
 # One statement, one round trip: refreshes the cluster's heartbeat time and overwrites its
 # details. A cluster removed by any process has no row to update, so nothing is written and
-# the heartbeat is refused, whatever a cache says.
+# the heartbeat is refused, whatever a cache says. The details row (made when the cluster
+# joined, migration 0009) also takes the same heartbeat time, which the list sorts on and
+# judges staleness by; the insert is a fallback for a row that is missing.
 STORE_HEARTBEAT = """
 WITH cluster AS (
     UPDATE remote_clusters SET last_status_update_at = now()
     WHERE id = $1 AND status = 'ACTIVE'
-    RETURNING id
+    RETURNING id, name, status, joined_at, last_status_update_at
 )
 INSERT INTO remote_cluster_details AS d (
     cluster_id, cpu_total_count, cpu_load_1, cpu_load_5, cpu_load_15,
     memory_total_amount, memory_usage, instance_count, member_count,
     instance_statuses, member_statuses, ceph_statuses, storage_pool_usages,
-    server_metrics, ui_url
+    server_metrics, ui_url, name, cluster_status, joined_at, heartbeat_at
 )
-SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM cluster
+SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, name, status,
+       joined_at, last_status_update_at
+FROM cluster
 ON CONFLICT (cluster_id) DO UPDATE SET
+    heartbeat_at = EXCLUDED.heartbeat_at,
     cpu_total_count = EXCLUDED.cpu_total_count,
     cpu_load_1 = EXCLUDED.cpu_load_1,
     cpu_load_5 = EXCLUDED.cpu_load_5,

@@ -22,8 +22,14 @@ VALUES ($1, $2, 'seeded', encode(sha256(convert_to($1, 'UTF8')), 'hex'), 'ACTIVE
         now() - $5::interval)
 RETURNING id
 """
+# Both copies of the heartbeat time (see migration 0009).
 SET_LAST_HEARTBEAT = """
-UPDATE remote_clusters SET last_status_update_at = now() - $2::interval WHERE id = $1
+WITH cluster AS (
+    UPDATE remote_clusters SET last_status_update_at = now() - $2::interval WHERE id = $1
+    RETURNING id, last_status_update_at
+)
+UPDATE remote_cluster_details d SET heartbeat_at = cluster.last_status_update_at
+FROM cluster WHERE d.cluster_id = cluster.id
 """
 
 # $1 clusters, $2 name prefix. Every cluster has three members, a local pool per member and a
@@ -43,7 +49,9 @@ INSERT_FLEET_DETAILS = """
 INSERT INTO remote_cluster_details (
     cluster_id, cpu_total_count, cpu_load_1, cpu_load_5, cpu_load_15,
     memory_total_amount, memory_usage, instance_count, member_count,
-    instance_statuses, member_statuses, ceph_statuses, storage_pool_usages, server_metrics, ui_url
+    instance_statuses, member_statuses, ceph_statuses, storage_pool_usages, server_metrics, ui_url,
+    name, cluster_status, joined_at, heartbeat_at, effective_memory_threshold,
+    effective_disk_threshold
 )
 SELECT c.id, 48, (c.id % 40) / 4.0, (c.id % 30) / 4.0, (c.id % 20) / 4.0,
        384::bigint * 1073741824, (384::bigint * 1073741824) * (20 + c.id % 75) / 100,
@@ -80,9 +88,28 @@ SELECT c.id, 48, (c.id % 40) / 4.0, (c.id % 30) / 4.0, (c.id % 20) / 4.0,
            jsonb_build_object('member', 'm1', 'service', 'lxd', 'metrics_bytes', 250000),
            jsonb_build_object('member', 'm2', 'service', 'lxd', 'metrics_bytes', 250000),
            jsonb_build_object('member', 'm3', 'service', 'lxd', 'metrics_bytes', 250000)),
-       'https://' || c.name || '.example:8443'
-FROM remote_clusters c
+       'https://' || c.name || '.example:8443',
+       c.name, c.status, c.joined_at, coalesce(c.last_status_update_at, c.joined_at),
+       coalesce(c.memory_threshold, s.memory_threshold, 80),
+       coalesce(c.disk_threshold, s.disk_threshold, 80)
+FROM remote_clusters c LEFT JOIN fleet_settings s ON true
 WHERE c.name LIKE $1 || '%'
+ON CONFLICT (cluster_id) DO UPDATE SET
+    cpu_total_count = EXCLUDED.cpu_total_count,
+    cpu_load_1 = EXCLUDED.cpu_load_1,
+    cpu_load_5 = EXCLUDED.cpu_load_5,
+    cpu_load_15 = EXCLUDED.cpu_load_15,
+    memory_total_amount = EXCLUDED.memory_total_amount,
+    memory_usage = EXCLUDED.memory_usage,
+    instance_count = EXCLUDED.instance_count,
+    member_count = EXCLUDED.member_count,
+    instance_statuses = EXCLUDED.instance_statuses,
+    member_statuses = EXCLUDED.member_statuses,
+    ceph_statuses = EXCLUDED.ceph_statuses,
+    storage_pool_usages = EXCLUDED.storage_pool_usages,
+    server_metrics = EXCLUDED.server_metrics,
+    ui_url = EXCLUDED.ui_url,
+    heartbeat_at = EXCLUDED.heartbeat_at
 """
 
 

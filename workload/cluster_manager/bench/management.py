@@ -39,7 +39,9 @@ USER = "bench-admin"
 PASSWORD = secrets.token_urlsafe(16)  # a throw-away login of a throw-away provider
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
 
-# ``{last}`` is the offset of the last 100-row page of the fleet being measured.
+# ``{last}`` is the offset of the last 100-row page of the fleet being measured, ``{middle}``
+# that of the page in the middle.
+LIST = "/1.0/remote-cluster?limit=100"
 ENDPOINTS = (
     ("baseline: GET /health/live", "/health/live"),
     ("GET /1.0/configuration (session)", "/1.0/configuration"),
@@ -66,6 +68,28 @@ ENDPOINTS = (
         "/1.0/remote-cluster?limit=100&member_status=Offline&memory_min=0.5&memory_max=0.9"
         "&sort=health",
     ),
+    ("list: page 1, by storage desc", LIST + "&sort=storage_max_usage_ratio&order=desc"),
+    ("list: page 1, by load desc", LIST + "&sort=cpu_load_1&order=desc"),
+    ("list: page 1, by instance count desc", LIST + "&sort=instance_count&order=desc"),
+    ("list: page 1, by member count", LIST + "&sort=member_count"),
+    ("list: page 1, by last seen desc", LIST + "&sort=last_status_update_at&order=desc"),
+    ("list: page 1, by join time desc", LIST + "&sort=joined_at&order=desc"),
+    ("list: page 1, by health desc", LIST + "&sort=health&order=desc"),
+    ("list: middle page, by health", LIST + "&sort=health&offset={middle}"),
+    ("list: last page, by health", LIST + "&sort=health&offset={last}"),
+    ("list: middle page, by memory", LIST + "&sort=memory_usage_ratio&offset={middle}"),
+    (
+        "list: last page, by memory desc",
+        LIST + "&sort=memory_usage_ratio&order=desc&offset={last}",
+    ),
+    ("list: last page, by last seen", LIST + "&sort=last_status_update_at&offset={last}"),
+    ("list: last page, by instance count", LIST + "&sort=instance_count&offset={last}"),
+    ("list: health=healthy, middle page, by name", LIST + "&health=healthy&offset={middle}"),
+    (
+        "list: instance_status=Error, storage >= 0.5, by load",
+        LIST + "&instance_status=Error&storage_min=0.5&sort=cpu_load_1",
+    ),
+    ("list: search 12, by memory desc", LIST + "&search=12&sort=memory_usage_ratio&order=desc"),
     ("GET /1.0/settings", "/1.0/settings"),
 )
 SIZES = (10_000, 50_000, 100_000)
@@ -212,9 +236,11 @@ async def measure(
     session: aiohttp.ClientSession, base: str, fleet: int, count: int, warm_up: int
 ) -> Results:
     """Time every endpoint against a fleet of ``fleet`` clusters."""
-    last = max(fleet - 100, 0)
+    last, middle = max(fleet - 100, 0), fleet // 2
     return {
-        name: await time_requests(session, base + path.format(last=last), count, warm_up)
+        name: await time_requests(
+            session, base + path.format(last=last, middle=middle), count, warm_up
+        )
         for name, path in ENDPOINTS
     }
 

@@ -139,9 +139,16 @@ function warningsCard(warnings, byHealth) {
   });
 }
 
+/** How old the figures are: every unit serves the same precomputed summary. */
+function figuresAge(overview) {
+  return h('p', { class: 'figures-age muted small', id: 'overview-age' },
+    'Figures computed ', relativeTime(overview.age_seconds, overview.computed_at));
+}
+
 function render(overview) {
   const { clusters, instances, members, warnings } = overview;
   return [
+    figuresAge(overview),
     h('div', { class: 'stats', role: 'list', 'aria-label': 'Fleet totals' },
       h('div', { role: 'listitem' }, stat({ label: 'Clusters', value: bigCount(clusters.total), detail: `${count(clusters.reporting)} reporting` })),
       h('div', { role: 'listitem' }, stat({ label: 'Instances', value: bigCount(instances.total), detail: 'across the fleet' })),
