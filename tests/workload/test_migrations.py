@@ -207,7 +207,7 @@ async def test_upgrade_from_0008_gives_every_cluster_its_list_row_and_keeps_hear
 
     applied = await db.migrate(empty_database)
 
-    assert applied == ["0009_list_indexes.sql"]  # the last one, so far
+    assert applied[0] == "0009_list_indexes.sql"  # and any later ones
     pool = await db.create_pool(empty_database, max_size=2)
     try:
         after = await pool.fetch(
