@@ -78,13 +78,19 @@ def decode_request(data: str | bytes) -> dict[str, Any]:
 def answer(
     request_id: str, status: int, body: bytes = b"", content_type: str = "application/json"
 ) -> str:
-    """An answer frame as the daemon's ``WriteJSON`` writes ClusterManagerTunnelResponse."""
+    """An answer frame as the daemon's ``WriteJSON`` writes ClusterManagerTunnelResponse.
+
+    A body-less answer is one of the daemon's own (400, 405, 500: a struct literal with nil
+    headers, cookies and body, all ``null``); an answer from LXD carries its headers and
+    ``lxdResponse.Cookies()`` (line 293), which is an empty list, not ``null``, when LXD sets
+    none (Go's ``readSetCookies`` returns ``[]*Cookie{}``).
+    """
     headers = {"Content-Type": [content_type]} if body else None
     frame = {
         "uuid": request_id,
         "status": status,
         "headers": headers,
-        "cookies": None,
+        "cookies": [] if body else None,
         "body": base64.b64encode(body).decode() if body else None,
     }
     return json.dumps(frame)
