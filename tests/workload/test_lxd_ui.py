@@ -237,6 +237,7 @@ async def test_websockets_and_odd_paths_are_refused(settings, signed_in, lxd):
     ) as response:
         assert response.status == 501
         assert "WebSocket" in (await response.json())["error"]
-    async with admin.get(BASE + "/1.0//certificates") as response:
-        assert response.status == 400
+    for odd in ("/1.0//certificates", "/1.0/instances/%2e%2e/certificates"):
+        async with admin.get(BASE + odd) as response:
+            assert response.status == 400, odd
     assert lxd.requests == []

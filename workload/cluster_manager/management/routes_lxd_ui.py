@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import posixpath
 from importlib import resources
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -74,7 +75,8 @@ def _lxd_path(request: web.Request) -> str:
     """``/1.0/...`` (with its query string) from ``/lxd-ui/<cluster>/1.0/...``, as sent."""
     raw = request.raw_path.split("?", 1)[0]
     path = "/" + raw.split("/", 3)[3]
-    if posixpath.normpath(path) != path or "//" in path:
+    plain = unquote(path)  # "%2e%2e" is ".." to LXD's router too
+    if posixpath.normpath(plain) != plain or "//" in plain:
         raise BadRequest("path: no '.', '..' or empty segments")
     if request.query_string:
         path += "?" + request.query_string
