@@ -64,3 +64,39 @@ def test_daemon_answer_without_body_is_read_as_empty():
 def test_frames_that_are_not_answers_are_refused_with_a_reason(frame, reason):
     with pytest.raises(frames.FrameError, match=reason):
         frames.decode_answer(frame)
+
+
+def test_answer_with_lxd_cookies_in_gos_shape_is_read():
+    """An LXD answer that set a cookie, as the daemon writes it.
+
+    canonical/microcloud ``cmd/microcloudd/cluster_manager_tunnel.go`` line 293 sends
+    ``Cookies: lxdResponse.Cookies()`` (``api/types/cluster_manager.go`` line 123:
+    ``[]*http.Cookie``, no JSON tags, so Go writes the struct's field names); upstream's
+    manager reads the ``session`` cookie from it (canonical/microcloud-cluster-manager
+    ``internal/app/cluster-connector/api/v1/remote_cluster.go``, ``setUserSession``).
+    """
+    cookie = {
+        "Name": "session",
+        "Value": "abc",
+        "Quoted": False,
+        "Path": "/",
+        "Domain": "",
+        "Expires": "0001-01-01T00:00:00Z",
+        "RawExpires": "",
+        "MaxAge": 0,
+        "Secure": True,
+        "HttpOnly": True,
+        "SameSite": 3,
+        "Partitioned": False,
+        "Raw": "session=abc; Path=/; Secure; HttpOnly; SameSite=Strict",
+        "Unparsed": None,
+    }
+    frame = json.loads(answer("abc", 200, b'{"type":"sync"}'))
+    assert frame["cookies"] == []  # LXD set none: an empty list, not null
+    frame["cookies"] = [cookie]
+    frame["headers"]["Set-Cookie"] = [cookie["Raw"]]
+
+    parsed = frames.decode_answer(json.dumps(frame))
+
+    assert (parsed.id, parsed.status, parsed.body) == ("abc", 200, b'{"type":"sync"}')
+    assert json.loads(answer("abc", 500))["cookies"] is None  # the daemon's own answers

@@ -198,6 +198,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             " final '/**' anything below), beside the built-in reads and state changes"
         ),
     ] = ()
+    lxd_ui_directory: Annotated[
+        str,
+        doc(
+            "a copy of the LXD UI's files (e.g. /snap/lxd/current/share/lxd-ui) served at"
+            " /lxd-ui/<cluster>/ui/; empty: ask the cluster's LXD for /ui/ through the tunnel"
+        ),
+    ] = ""
     fleet_fanout_concurrency: Annotated[
         int, doc("clusters asked at once by a fleet-wide search or bulk action", ge=1, le=1000)
     ] = 32

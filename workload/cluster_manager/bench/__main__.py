@@ -1,4 +1,4 @@
-"""``python -m cluster_manager.bench heartbeats|workers|management|forwarding|tunnel [options]``.
+"""``python -m cluster_manager.bench BENCHMARK [options]``, BENCHMARK one of BENCHMARKS.
 
 Each benchmark takes its own options (``... BENCH --help``) and prints its table with the
 baseline it measured in the same run.
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "management": "the Management API's list and overview with a large fleet",
     "forwarding": "what forwarding metrics to Prometheus costs per heartbeat",
     "tunnel": "reverse tunnels: idle memory and requests through them",
+    "fleet": "fleet instance search and bulk restart over 1,000 clusters' tunnels",
 }
 
 

@@ -19,6 +19,11 @@ Read at canonical/lxd a83edf2a79e4346f6e29e3dd3b97be4f5cf3ea05:
   message, roles) and 326-340 (ClusterMemberStatePost: action evacuate/restore, mode, force),
   served at ``POST /1.0/cluster/members/{name}/state`` (``lxd/api_cluster_member.go`` line
   1297); member status Online, Evacuated or Offline (``lxd/db/node.go`` lines 173-180);
+- LXD serves its web UI at ``/ui`` on the API's own origin (LXD documentation, "How to
+  access the LXD web UI"); the UI calls ``/1.0/...`` on that origin and opens WebSockets
+  there (canonical/lxd-ui ``README.md``: its development proxy sends ``path_beg /1.0`` and
+  WebSocket upgrades to LXD, everything else to the UI's files). :data:`UI_FILES` is a small
+  stand-in whose script reads ``/1.0/instances`` and stops an instance the same way;
 - ``shared/api/warning.go`` lines 15-55 (Warning: uuid, location, project, type, count,
   last_seen_at, last_message, severity, status, entity_url), ``GET /1.0/warnings?recursion=1``
   (``lxd/warnings.go`` line 114).
@@ -140,6 +145,81 @@ def error(status: int, message: str) -> tuple[int, bytes]:
     body = {"type": "error", "status": "", "status_code": 0, "operation": "", "error_code": status}
     body.update({"error": message, "metadata": None})
     return status, json.dumps(body).encode()
+
+
+UI_INDEX = b"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>LXD UI (simulated)</title>
+<link rel="stylesheet" href="/ui/assets/ui.css">
+<script type="module" src="/ui/assets/index.js"></script>
+</head>
+<body>
+<h1>LXD UI</h1>
+<p id="server">Connecting</p>
+<p id="status" role="status">Loading instances</p>
+<ul id="instances" aria-label="Instances"></ul>
+</body>
+</html>
+"""
+# Absolute /1.0 paths as the LXD UI writes them; one is computed at run time (no literal).
+UI_SCRIPT = b"""const list = document.getElementById("instances");
+const status = document.getElementById("status");
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const envelope = await response.json();
+  if (!response.ok) throw new Error(envelope.error || response.statusText);
+  return envelope;
+}
+
+async function show() {
+  const envelope = await api("GET", "/1.0/instances?recursion=1");
+  list.replaceChildren();
+  for (const instance of envelope.metadata) {
+    const item = document.createElement("li");
+    item.dataset.name = instance.name;
+    item.textContent = instance.name + ": " + instance.status;
+    const stop = document.createElement("button");
+    stop.textContent = "Stop " + instance.name;
+    stop.addEventListener("click", async () => {
+      try {
+        await api("PUT", "/1.0/instances/" + encodeURIComponent(instance.name) + "/state",
+          { action: "stop", timeout: 30 });
+        await show();
+      } catch (error) {
+        status.textContent = "Error: " + error.message;
+      }
+    });
+    item.append(" ", stop);
+    list.append(item);
+  }
+  status.textContent = envelope.metadata.length + " instances";
+}
+
+const root = ["", "1.0"].join("/");
+api("GET", root).then((envelope) => {
+  document.getElementById("server").textContent = "API " + envelope.metadata.api_version;
+});
+show().catch((error) => { status.textContent = "Error: " + error.message; });
+"""
+UI_FILES: dict[str, tuple[bytes, str]] = {
+    "index.html": (UI_INDEX, "text/html; charset=utf-8"),
+    "assets/index.js": (UI_SCRIPT, "text/javascript; charset=utf-8"),
+    "assets/ui.css": (b"body { font-family: sans-serif; }\n", "text/css; charset=utf-8"),
+}
+
+
+def ui_file(path: str) -> tuple[int, bytes, str]:
+    """``GET /ui/<path>`` as LXD serves it: the file, or index.html for an unknown page."""
+    name = path.split("?", 1)[0].removeprefix("/ui").lstrip("/") or "index.html"
+    body, content_type = UI_FILES.get(name, UI_FILES["index.html"])
+    return 200, body, content_type
 
 
 class InMemoryLXD:

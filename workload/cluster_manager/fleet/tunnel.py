@@ -14,6 +14,10 @@ Follows canonical/microcloud at commit f26e73c0:
   than GET/POST/PUT/PATCH/DELETE 405, LXD unreachable 500, all without a body; otherwise
   LXD's status, headers and body (its JSON envelope), the id echoed as ``uuid``
   (``api/types/cluster_manager.go`` lines 109-125).
+
+``forward_ui=True`` simulates a daemon that also forwards ``/ui/`` (LXD's web UI files); the
+daemon at f26e73c0 does not (line 226: 400 for any path outside ``/1.0``), so it is off by
+default.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import aiohttp
 
 from cluster_manager.fleet import client
 from cluster_manager.fleet.cluster import SimulatedCluster
-from cluster_manager.fleet.lxd import InMemoryLXD
+from cluster_manager.fleet.lxd import InMemoryLXD, ui_file
 
 TUNNEL_PATH = "/1.0/remote-cluster/ws"
 ALLOWED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -71,14 +75,22 @@ def decode_request(data: str | bytes) -> dict[str, Any]:
     }
 
 
-def answer(request_id: str, status: int, body: bytes = b"") -> str:
-    """An answer frame as the daemon's ``WriteJSON`` writes ClusterManagerTunnelResponse."""
-    headers = {"Content-Type": ["application/json"]} if body else None
+def answer(
+    request_id: str, status: int, body: bytes = b"", content_type: str = "application/json"
+) -> str:
+    """An answer frame as the daemon's ``WriteJSON`` writes ClusterManagerTunnelResponse.
+
+    A body-less answer is one of the daemon's own (400, 405, 500: a struct literal with nil
+    headers, cookies and body, all ``null``); an answer from LXD carries its headers and
+    ``lxdResponse.Cookies()`` (line 293), which is an empty list, not ``null``, when LXD sets
+    none (Go's ``readSetCookies`` returns ``[]*Cookie{}``).
+    """
+    headers = {"Content-Type": [content_type]} if body else None
     frame = {
         "uuid": request_id,
         "status": status,
         "headers": headers,
-        "cookies": None,
+        "cookies": [] if body else None,
         "body": base64.b64encode(body).decode() if body else None,
     }
     return json.dumps(frame)
@@ -98,8 +110,10 @@ class SimulatedTunnel:
         *,
         session: aiohttp.ClientSession | None = None,
         answer_delay: float = 0.0,
+        forward_ui: bool = False,
     ) -> None:
         self.cluster = cluster
+        self.forward_ui = forward_ui
         self.lxd = lxd or InMemoryLXD.sample(cluster.name)
         self.answer_delay = answer_delay
         self.lxd_down = False
@@ -157,26 +171,31 @@ class SimulatedTunnel:
             except ValueError as error:
                 self.dropped_reason = f"read: {error}"
                 break
-            status, body = await self._handle(request)
+            status, body, content_type = await self._handle(request)
             try:
-                await ws.send_str(answer(request["uuid"], status, body))
+                await ws.send_str(answer(request["uuid"], status, body, content_type))
             except (ConnectionError, RuntimeError) as error:
                 self.dropped_reason = f"write: {error}"
                 break
             self.answered += 1
         await ws.close()
 
-    async def _handle(self, request: dict[str, Any]) -> tuple[int, bytes]:
+    async def _handle(self, request: dict[str, Any]) -> tuple[int, bytes, str]:
         path, method = request["path"], request["method"]
-        if path != "/1.0" and not path.startswith("/1.0/"):
-            return 400, b""
+        json_type = "application/json"
+        is_ui = self.forward_ui and (path == "/ui" or path.startswith("/ui/"))
+        if path != "/1.0" and not path.startswith("/1.0/") and not is_ui:
+            return 400, b"", json_type
         if method not in ALLOWED_METHODS:
-            return 405, b""
+            return 405, b"", json_type
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
         if self.lxd_down:
-            return 500, b""
-        return self.lxd.handle(method, path, request["body"])
+            return 500, b"", json_type
+        if is_ui:
+            self.lxd.requests.append((method, path))
+            return ui_file(path) if method == "GET" else (405, b"", json_type)
+        return (*self.lxd.handle(method, path, request["body"]), json_type)
 
     def stop_answering(self) -> None:
         """Freeze: read nothing more (the cluster hangs, its TCP connection stays open)."""

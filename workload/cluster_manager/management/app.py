@@ -21,6 +21,7 @@ from cluster_manager.management import (
 from cluster_manager.management.auth import setup_auth
 from cluster_manager.management.keys import SETTINGS
 from cluster_manager.management.requests import MAX_BODY_BYTES
+from cluster_manager.management.routes_lxd_ui import setup_lxd_ui
 from cluster_manager.management.static_routes import setup_ui
 from cluster_manager.metrics import pool_tracking, request_metrics
 from cluster_manager.settings import Settings
@@ -53,6 +54,7 @@ def api_app(settings: Settings) -> web.Application:
 def create_app(settings: Settings) -> web.Application:
     """The management application (TLS is set up by the server that runs it)."""
     app = api_app(settings)
+    setup_lxd_ui(app)  # its HTML error pages wrap the sign-in guard
     setup_auth(app, settings)
     routes_audit.setup_audit(app)
     setup_ui(app)

@@ -73,6 +73,7 @@ CSRF_FIELD = "csrf_token"  # the same token in a sign-out form
 LOGIN_LIFETIME = 600  # seconds between /oidc/login and /oidc/callback
 REFRESH_MARGIN = 5  # an access token this close to expiry is refreshed
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LXD_UI_PREFIX = "/lxd-ui/"  # clusters' own LXD UI (cluster_manager.lxd_ui), admin only
 PUBLIC_API = frozenset({("GET", "/1.0/configuration"), ("HEAD", "/1.0/configuration")})
 MAX_PARAM_CHARS = 2048
 
@@ -478,7 +479,7 @@ async def _load_session(request: web.Request, auth: _Auth) -> tuple[Session | No
 
 
 def _is_api(path: str) -> bool:
-    return path == "/1.0" or path.startswith("/1.0/")
+    return path == "/1.0" or path.startswith("/1.0/") or path.startswith(LXD_UI_PREFIX)
 
 
 @web.middleware
@@ -522,6 +523,8 @@ def _refusal(
     """Why this /1.0 request may not go on, or None."""
     if session is None or user is None:
         return Unauthorized("Not signed in: sign in at /oidc/login")
+    if request.path.startswith(LXD_UI_PREFIX):
+        return _lxd_ui_refusal(request, auth, session, user)
     needed = needed_role(request.method, _declared_role(request))
     if not allows(user.role, needed):
         settings = auth.settings
@@ -543,6 +546,36 @@ def _refusal(
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not same(sent, session.csrf):
             return Forbidden(f"Missing or wrong {CSRF_HEADER} header")
+    return None
+
+
+def _lxd_ui_refusal(
+    request: web.Request, auth: _Auth, session: Session, user: User
+) -> ApiError | None:
+    """A cluster's LXD UI (/lxd-ui/): administrators only, changes from this origin only.
+
+    The LXD UI cannot send ``X-CSRF-Token``, so a change must show it comes from a page of
+    this origin: ``Sec-Fetch-Site: same-origin``, else an ``Origin`` equal to this one, else
+    the header after all (scripts); a request with none of them is refused.
+    """
+    if user.role != "admin":
+        return Forbidden(
+            f"{user.name} is not in the group {auth.settings.oidc_admin_group!r}: only"
+            " administrators may open a cluster's LXD UI"
+        )
+    if request.method in SAFE_METHODS:
+        return None
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if site is not None:
+        same_origin = site == "same-origin"
+    elif origin is not None:
+        same_origin = origin == _base_url(request, auth.settings)
+    else:
+        sent = request.headers.get(CSRF_HEADER, "")
+        same_origin = bool(sent) and same(sent, session.csrf)
+    if not same_origin:
+        return Forbidden("A change through the LXD UI must come from this site's own pages")
     return None
 
 

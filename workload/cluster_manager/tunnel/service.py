@@ -60,11 +60,21 @@ class Tunnels:
         return status, frames.lxd_envelope(raw)
 
     async def request_raw(
-        self, cluster: str, method: str, path: str, body: bytes | None = None
+        self,
+        cluster: str,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        ui_files: bool = False,
     ) -> tuple[int, bytes]:
-        """Like :meth:`request`, with the answer's body as bytes."""
+        """Like :meth:`request`, with the answer's body as bytes.
+
+        ``ui_files`` also lets ``/ui`` paths (LXD's web UI files) by; the daemon at
+        canonical/microcloud f26e73c0 answers them 400 (it forwards only ``/1.0``).
+        """
         try:
-            answer = await self._request_raw(cluster, method, path, body)
+            answer = await self._request_raw(cluster, method, path, body, ui_files=ui_files)
         except Exception as error:
             metrics.TUNNEL_REQUESTS.labels(metrics.outcome(error)).inc()
             raise
@@ -72,17 +82,22 @@ class Tunnels:
         return answer
 
     async def _request_raw(
-        self, cluster: str, method: str, path: str, body: bytes | None
+        self, cluster: str, method: str, path: str, body: bytes | None, *, ui_files: bool
     ) -> tuple[int, bytes]:
         method = method.upper()
         if method not in METHODS:
             raise BadRequest(f"method {method[:16]!r} cannot go through a tunnel")
+        roots = ("/1.0", "/ui") if ui_files else ("/1.0",)
         if (
-            not (path == "/1.0" or path.startswith("/1.0/"))
+            not any(path == root or path.startswith(root + "/") for root in roots)
             or len(path) > MAX_PATH_LENGTH
             or any(ch in path for ch in "\r\n\x00#")
         ):
-            raise BadRequest("the path must start with /1.0/ and be a plain URL path")
+            raise BadRequest(
+                "the path must start with "
+                + " or ".join(root + "/" for root in roots)
+                + " and be a plain URL path"
+            )
         if body and len(body) > self.max_body_bytes():
             raise PayloadTooLarge(f"body larger than {self.max_body_bytes()} bytes")
         row = await store.route(self.pool, cluster, self.settings.tunnel_liveness_interval)
