@@ -400,6 +400,12 @@ PAGES_MEASURED = (
     "/clusters/edge-with-a-rather-long-name-for-a-cluster-01",
     "/clusters/many-statuses",
     "/enrol",
+    # Without tunnels: the fleet search finds no connected cluster and says how to connect one;
+    # a cluster's Instances tab says its tunnel is not connected (test_ui_manage.py measures
+    # them with tunnels).
+    "/instances",
+    "/clusters/site-000023/instances",
+    "/audit",
     "/no-such-page",
 )
 
