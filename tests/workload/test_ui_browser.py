@@ -948,7 +948,7 @@ async def test_row_menu_opens_changes_thresholds_and_removes(ui, settings, pool)
     await ui.get_by_role("button", name="Actions for menu-a").click()
     menu = ui.get_by_role("menu", name="Actions for menu-a")
     await expect(menu.get_by_role("menuitem")).to_have_text(
-        ["Open", "Change thresholds…", "Remove…"]
+        ["Open", "Instances", "Change thresholds…", "Remove…"]
     )
     await ui.keyboard.press("Escape")
     await expect(menu).to_be_hidden()

@@ -140,7 +140,7 @@ export function mount(root, ctx) {
   function section(body, settled, render, what) {
     body.removeAttribute('aria-busy');
     if (settled.status === 'fulfilled') replace(body, render(settled.value));
-    else if (isTunnelDown(settled.reason)) replace(body, h('p', { class: 'muted' }, `Not available: the tunnel is not connected.`));
+    else if (isTunnelDown(settled.reason)) replace(body, h('p', { class: 'empty-state' }, 'Shown once the tunnel is connected.'));
     else replace(body, errorNotice(settled.reason, () => refresh().then(ctx.markUpdated).catch(() => {})), h('p', { class: 'muted small' }, `Could not read the ${what}.`));
   }
 
@@ -149,8 +149,8 @@ export function mount(root, ctx) {
     instancesBody.removeAttribute('aria-busy');
     replace(instancesBody, h('p', { class: 'empty-state' }, 'The instances show once the cluster’s tunnel is connected.'));
     instancesCount.textContent = '';
-    membersBody.replaceChildren();
-    warningsBody.replaceChildren();
+    replace(membersBody, h('p', { class: 'empty-state' }, 'Shown once the tunnel is connected.'));
+    replace(warningsBody, h('p', { class: 'empty-state' }, 'Shown once the tunnel is connected.'));
   }
 
   async function refresh() {
