@@ -431,6 +431,21 @@ async def test_audit_page_filters_by_user_cluster_and_time_and_pages(ui, setting
     await expect(ui.locator("#audit-summary")).to_have_text("No entries")
 
 
+async def test_fleet_page_without_connected_clusters_gives_the_tunnel_command(
+    ui, settings, server, enrolled
+):
+    cluster = await enrolled(server, "no-tunnel")
+    await cluster.heartbeat()
+    await signed_in_as(ui, settings, "alice")
+    await nav(ui).get_by_role("link", name="Instances").click()
+
+    await expect(ui.locator("#instances-summary")).to_have_text("No connected clusters")
+    await expect(ui.locator("#tunnel-command")).to_have_text(TUNNEL_COMMAND)
+    await expect(
+        ui.get_by_role("button", name="Copy the command enabling the reverse tunnel")
+    ).to_be_visible()
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390px"])
 async def test_management_pages_do_not_overflow(browser, server, settings, fleet, viewport):
     context, page, problems = await new_page(browser, viewport)

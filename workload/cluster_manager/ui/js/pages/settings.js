@@ -138,6 +138,7 @@ export function mount(root, ctx) {
   form.addEventListener('input', () => { dirty = true; status.textContent = ''; });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
+    if (!admin) return;
     submit(changes());
   });
 
