@@ -400,6 +400,12 @@ PAGES_MEASURED = (
     "/clusters/edge-with-a-rather-long-name-for-a-cluster-01",
     "/clusters/many-statuses",
     "/enrol",
+    # Without tunnels: the fleet search finds no connected cluster and says how to connect one;
+    # a cluster's Instances tab says its tunnel is not connected (test_ui_manage.py measures
+    # them with tunnels).
+    "/instances",
+    "/clusters/site-000023/instances",
+    "/audit",
     "/no-such-page",
 )
 
@@ -969,7 +975,7 @@ async def test_row_menu_opens_changes_thresholds_and_removes(ui, settings, pool)
     await ui.get_by_role("button", name="Actions for menu-a").click()
     menu = ui.get_by_role("menu", name="Actions for menu-a")
     await expect(menu.get_by_role("menuitem")).to_have_text(
-        ["Open", "Change thresholds…", "Remove…"]
+        ["Open", "Instances", "Change thresholds…", "Remove…"]
     )
     await ui.keyboard.press("Escape")
     await expect(menu).to_be_hidden()

@@ -30,7 +30,19 @@ def ui_version() -> str:
     return static_routes.load_ui_files().version
 
 
-@pytest.mark.parametrize("path", ["/", "/clusters", "/clusters/edge-1", "/enrol", "/settings"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/clusters",
+        "/clusters/edge-1",
+        "/enrol",
+        "/settings",
+        "/instances",
+        "/audit",
+        "/clusters/edge-1/instances",
+    ],
+)
 async def test_every_page_of_the_ui_is_index_html_with_a_strict_policy(http, path):
     async with http.get(path) as response:
         body = await response.text()

@@ -35,6 +35,9 @@ PAGES = {
     "/": "overview",
     "/clusters": "clusters",
     "/clusters/{name}": "cluster",
+    "/clusters/{name}/instances": "cluster-instances",
+    "/instances": "instances",
+    "/audit": "audit",
     "/enrol": "enrol",
     "/settings": "settings",
 }

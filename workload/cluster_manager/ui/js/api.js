@@ -2,6 +2,8 @@
 
 const CSRF_HEADER = 'X-CSRF-Token';
 const TIMEOUT_MS = 20000;
+// A change waits for LXD's operation (and a bulk one for many); the server bounds both.
+const CHANGE_TIMEOUT_MS = 180000;
 let csrfToken = '';
 
 export class ApiError extends Error {
@@ -22,12 +24,12 @@ export function setCsrfToken(token) {
   csrfToken = token || '';
 }
 
-async function request(method, path, body) {
+async function request(method, path, body, { timeoutMs = TIMEOUT_MS } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET') headers[CSRF_HEADER] = csrfToken;
   const controller = new AbortController();
-  const timer = window.setTimeout(() => controller.abort(), TIMEOUT_MS);
+  const timer = window.setTimeout(() => controller.abort(), timeoutMs);
   let response;
   try {
     response = await fetch(path, {
@@ -73,6 +75,10 @@ export async function signOut() {
   window.location.assign((answer && answer.redirect) || '/');
 }
 
+function clusterPath(name) {
+  return `/1.0/remote-cluster/${encodeURIComponent(name)}`;
+}
+
 export const api = {
   configuration: () => request('GET', '/1.0/configuration'),
   overview: (query) => request('GET', query ? `/1.0/overview?${new URLSearchParams(query)}` : '/1.0/overview'),
@@ -87,4 +93,17 @@ export const api = {
   tokens: () => request('GET', '/1.0/remote-cluster-join-token'),
   createToken: (token) => request('POST', '/1.0/remote-cluster-join-token', token),
   revokeToken: (name) => request('DELETE', `/1.0/remote-cluster-join-token/${encodeURIComponent(name)}`),
+  instances: (cluster) => request('GET', `${clusterPath(cluster)}/instances`),
+  instanceState: (cluster, instance, change) => request('PUT', `${clusterPath(cluster)}/instances/${encodeURIComponent(instance)}/state`, change, { timeoutMs: CHANGE_TIMEOUT_MS }),
+  members: (cluster) => request('GET', `${clusterPath(cluster)}/members`),
+  memberState: (cluster, member, action) => request('POST', `${clusterPath(cluster)}/members/${encodeURIComponent(member)}/state`, { action }, { timeoutMs: CHANGE_TIMEOUT_MS }),
+  warnings: (cluster) => request('GET', `${clusterPath(cluster)}/warnings`),
+  fleetInstances: (query) => request('GET', `/1.0/instances?${new URLSearchParams(query)}`, undefined, { timeoutMs: 60000 }),
+  bulkState: (change) => request('POST', '/1.0/instances/bulk/state', change, { timeoutMs: CHANGE_TIMEOUT_MS }),
+  audit: (query) => request('GET', `/1.0/audit?${new URLSearchParams(query)}`),
 };
+
+/** The manager's own route to a cluster's LXD UI (through the tunnel, the session the only credential). */
+export function lxdUiPath(cluster) {
+  return `/lxd-ui/${encodeURIComponent(cluster)}/`;
+}

@@ -9,6 +9,10 @@ import * as clusterPage from './pages/cluster.js';
 import * as enrolPage from './pages/enrol.js';
 import * as settingsPage from './pages/settings.js';
 import * as accessPages from './pages/access.js';
+import * as instancesPage from './pages/instances.js';
+import * as clusterInstancesPage from './pages/cluster-instances.js';
+import * as auditPage from './pages/audit.js';
+import { allows, roleOf, ROLE_WORDS } from './roles.js';
 
 const PRODUCT = 'MicroCloud Cluster Manager';
 const REFRESH_MS = 30000;
@@ -18,6 +22,9 @@ const ROUTES = [
   { pattern: /^\/$/, section: 'overview', page: overviewPage },
   { pattern: /^\/clusters$/, section: 'clusters', page: clustersPage },
   { pattern: /^\/clusters\/([^/]+)$/, section: 'clusters', page: clusterPage },
+  { pattern: /^\/clusters\/([^/]+)\/instances$/, section: 'clusters', page: clusterInstancesPage },
+  { pattern: /^\/instances$/, section: 'instances', page: instancesPage },
+  { pattern: /^\/audit$/, section: 'audit', page: auditPage },
   { pattern: /^\/enrol$/, section: 'enrol', page: enrolPage },
   { pattern: /^\/settings$/, section: 'settings', page: settingsPage },
 ];
@@ -130,13 +137,27 @@ function route({ moveFocus }) {
   refreshNow();
 }
 
+/** Whether someone is signed in with a role (any role lets them in; pages offer what it allows). */
+function signedInWithRole() {
+  return Boolean(configuration && configuration.user && roleOf(configuration));
+}
+
+/** The navigation shows only the sections the role may use (data-role: the role needed). */
+function fitNavigation() {
+  for (const item of sidenav.querySelectorAll('li[data-role]')) {
+    item.hidden = !allows(configuration, item.dataset.role);
+  }
+}
+
 function showUser(user) {
   if (!user) {
     userArea.replaceChildren();
     return;
   }
+  const role = roleOf(configuration);
   userArea.replaceChildren(
     h('span', { class: 'user-name', title: user.email || user.subject }, user.name || user.email || user.subject),
+    role ? h('span', { class: 'user-role', id: 'user-role' }, ROLE_WORDS[role] || role) : null,
     signOutButton('signout', () => sessionStorage.removeItem(RETURN_KEY)));
 }
 
@@ -181,9 +202,10 @@ async function boot() {
   showUser(configuration.user);
   if (!configuration.user) {
     showOutside(accessPages.signIn);
-  } else if (!configuration.user.is_admin) {
+  } else if (!roleOf(configuration)) {
     showOutside(accessPages.notAuthorised, { user: configuration.user });
   } else {
+    fitNavigation();
     startApp();
   }
 }
@@ -192,13 +214,13 @@ document.addEventListener('click', (event) => {
   if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   const link = event.target instanceof Element ? event.target.closest('a[data-nav]') : null;
   if (!link || link.target || link.origin !== window.location.origin) return;
-  if (!configuration || !configuration.user || !configuration.user.is_admin) return;
+  if (!signedInWithRole()) return;
   event.preventDefault();
   if (link.pathname + link.search !== window.location.pathname + window.location.search) go(link.pathname + link.search);
 });
 
 window.addEventListener('popstate', () => {
-  if (configuration && configuration.user && configuration.user.is_admin) route({ moveFocus: true });
+  if (signedInWithRole()) route({ moveFocus: true });
 });
 
 window.addEventListener('mcm:signed-out', (event) => {

@@ -27,10 +27,10 @@ export function notAuthorised(root, { setTitle, user }) {
     h('h1', { class: 'page-title', id: 'page-title', tabindex: '-1' }, 'You are not authorised to use the Cluster Manager'),
     h('p', { class: 'page-lead' },
       'You are signed in as ', h('strong', {}, user.name || user.email || user.subject),
-      ', but this account is not in the group that administers the Cluster Manager.'),
+      ', but this account is in none of the groups that may use the Cluster Manager (administrators, operators or viewers).'),
     notice({
       kind: 'info',
-      message: `Your groups: ${user.groups && user.groups.length ? user.groups.join(', ') : 'none'}. Ask an administrator to add you to the administrators group, then sign in again.`,
+      message: `Your groups: ${user.groups && user.groups.length ? user.groups.join(', ') : 'none'}. Ask an administrator to add you to one of these groups, then sign in again.`,
     }),
     signOutButton('button button-base')));
 }

@@ -8,6 +8,9 @@ import {
   pageHeader, relativeTime, showFieldError, stat, timeText,
 } from '../components.js';
 import { donut, loadBars, loadFigures, meter } from '../charts.js';
+import { clusterTabs, lxdUiButton } from '../cluster-nav.js';
+import { isAdmin } from '../roles.js';
+import { tunnelCommand } from '../tunnel.js';
 
 const EDITABLE = ['description', 'memory_threshold', 'disk_threshold'];
 
@@ -121,7 +124,7 @@ function details(cluster) {
     ['Certificate fingerprint', h('code', { class: 'fingerprint', title: 'SHA-256 of the cluster certificate' }, fingerprintGroups(cluster.fingerprint))],
     ['Reverse tunnel', cluster.tunnel_connected
       ? h('span', { dataset: { tunnel: 'connected' } }, 'Tunnel connected', cluster.tunnel_connected_at ? h('span', { class: 'muted' }, ' since ', timeText(cluster.tunnel_connected_at)) : null)
-      : h('span', { dataset: { tunnel: 'not-connected' } }, 'Tunnel not connected', h('div', { class: 'muted small' }, 'On a member of the cluster: ', h('code', {}, 'microcloud cluster-manager set reverse_tunnel true')))],
+      : h('span', { dataset: { tunnel: 'not-connected' } }, 'Tunnel not connected', h('div', { class: 'muted small' }, 'On a member of the cluster, run:'), tunnelCommand('details-tunnel-command'))],
   ];
   return card({
     title: 'Details',
@@ -173,7 +176,7 @@ export function mount(root, ctx) {
   const header = pageHeader({ title: name, crumbs: [{ label: 'Clusters', href: '/clusters' }, { label: name }] });
   header.querySelector('.page-header-text').appendChild(lead);
   header.querySelector('.page-header-row').appendChild(actions);
-  root.appendChild(h('div', { class: 'page' }, header, problem, content, settingsArea));
+  root.appendChild(h('div', { class: 'page' }, header, clusterTabs(name, 'Overview'), problem, content, settingsArea));
 
   function renderActions() {
     const links = [];
@@ -181,7 +184,7 @@ export function mount(root, ctx) {
     if (ui) links.push(externalLink(ui, 'LXD UI', `Open the LXD UI of ${name}`));
     const grafana = grafanaLink(ctx.configuration, name);
     if (grafana) links.push(externalLink(grafana, 'Grafana', `Open the Grafana dashboard of ${name}`));
-    replace(actions, ctx.refreshControl(), links);
+    replace(actions, ctx.refreshControl(), links, lxdUiButton(ctx.configuration, cluster));
     ctx.markUpdated();
   }
 
@@ -281,6 +284,11 @@ export function mount(root, ctx) {
   }
 
   function renderSettings() {
+    if (!isAdmin(ctx.configuration)) {
+      // Changing a cluster's settings and removing it are for administrators only.
+      replace(settingsArea, h('div', { class: 'grid grid-2-1 grid-top' }, details(cluster)));
+      return;
+    }
     replace(settingsArea, h('div', { class: 'grid grid-2-1 grid-top' },
       card({ title: 'Settings', id: 'settings', className: 'card-wide', children: form }),
       h('div', { class: 'stack' },

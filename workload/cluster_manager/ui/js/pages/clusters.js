@@ -7,6 +7,7 @@ import {
   actionMenu, bulkResult, confirmDialog, countBadge, errorNotice, errorState, healthBadge, healthText, pageHeader, relativeTime,
 } from '../components.js';
 import { meter } from '../charts.js';
+import { isAdmin } from '../roles.js';
 
 const HEALTH_STATES = ['healthy', 'error', 'warning', 'stale', 'pending'];
 const HEALTH_ORDER = ['stale', 'error', 'warning', 'pending', 'healthy'];
@@ -131,17 +132,17 @@ function warningWords(cluster) {
     shown.length > 1 ? h('span', { class: 'muted' }, ` +${shown.length - 1}`) : null);
 }
 
-function clusterRow(cluster, { selected, onSelect, menu }) {
+function clusterRow(cluster, { selected, onSelect, menu, selectable }) {
   const href = `/clusters/${encodeURIComponent(cluster.name)}`;
   const reported = Boolean(cluster.last_status_update_at);
   const warningCount = cluster.warnings.filter((w) => w.kind !== 'stale').length;
   const cells = {
     name: h('td', { class: 'cell-name' }, h('div', { class: 'cell-name-inner' },
-      h('input', {
+      selectable ? h('input', {
         type: 'checkbox', class: 'row-select', checked: selected, 'aria-label': `Select ${cluster.name}`,
         dataset: { focusKey: `select-${cluster.name}`, name: cluster.name },
         on: { change: (event) => onSelect(cluster.name, event.currentTarget.checked) },
-      }),
+      }) : null,
       h('div', { class: 'cell-name-text' },
         h('a', { href, 'data-nav': true, dataset: { focusKey: `row-${cluster.name}` } }, cluster.name),
         cluster.description ? h('div', { class: 'cell-sub' }, cluster.description) : null,
@@ -176,6 +177,7 @@ function clusterRow(cluster, { selected, onSelect, menu }) {
 
 export function mount(root, ctx) {
   ctx.setTitle('Clusters');
+  const admin = isAdmin(ctx.configuration);
   let state = readState(ctx.query);
   let sequence = 0;
   let countSequence = 0;
@@ -212,7 +214,7 @@ export function mount(root, ctx) {
   const bulkThresholdButton = h('button', { type: 'button', class: 'button button-base button-small', on: { click: () => changeThresholds([...selected]) } }, 'Change thresholds…');
   const bulkRemoveButton = h('button', { type: 'button', class: 'button button-negative button-small', on: { click: () => removeClusters([...selected]) } }, 'Remove…');
   const clearSelection = h('button', { type: 'button', class: 'button button-base button-small', on: { click: () => { selected.clear(); renderSelection(); } } }, 'Clear selection');
-  const selectionBar = h('div', { class: 'selection-bar', role: 'group', 'aria-label': 'Selected clusters' },
+  const selectionBar = !admin ? null : h('div', { class: 'selection-bar', role: 'group', 'aria-label': 'Selected clusters' },
     h('label', { class: 'select-page', for: 'select-page' }, selectPage, 'Select page'),
     selectedLabel,
     h('div', { class: 'selection-actions' }, bulkThresholdButton, bulkRemoveButton, clearSelection));
@@ -227,7 +229,7 @@ export function mount(root, ctx) {
     pageHeader({
       title: 'Clusters',
       lead: 'Every enrolled MicroCloud with its latest heartbeat.',
-      actions: [ctx.refreshControl(), h('a', { class: 'button button-positive', href: '/enrol', 'data-nav': true }, 'Enrol a cluster')],
+      actions: [ctx.refreshControl(), admin ? h('a', { class: 'button button-positive', href: '/enrol', 'data-nav': true }, 'Enrol a cluster') : null],
     }),
     h('div', { class: 'toolbar', role: 'search', 'aria-label': 'Filter clusters' },
       h('div', { class: 'toolbar-search' },
@@ -454,7 +456,7 @@ export function mount(root, ctx) {
     selectPage.setAttribute('aria-label', `Select the ${pageClusters.length} clusters on this page`);
     selectedLabel.textContent = selected.size ? `${count(selected.size)} selected` : 'None selected';
     for (const buttonNode of [bulkThresholdButton, bulkRemoveButton, clearSelection]) buttonNode.disabled = selected.size === 0;
-    selectionBar.classList.toggle('has-selection', selected.size > 0);
+    if (selectionBar) selectionBar.classList.toggle('has-selection', selected.size > 0);
     for (const box of body.querySelectorAll('input.row-select')) {
       box.checked = selected.has(box.dataset.name);
       box.closest('tr').classList.toggle('row-selected', box.checked);
@@ -565,10 +567,14 @@ export function mount(root, ctx) {
   }
 
   function rowMenu(cluster) {
+    const base = `/clusters/${encodeURIComponent(cluster.name)}`;
     return actionMenu(`Actions for ${cluster.name}`, [
-      { label: 'Open', href: `/clusters/${encodeURIComponent(cluster.name)}` },
-      { label: 'Change thresholds…', onSelect: () => changeThresholds([cluster.name]) },
-      { label: 'Remove…', danger: true, onSelect: () => removeClusters([cluster.name]) },
+      { label: 'Open', href: base },
+      { label: 'Instances', href: `${base}/instances` },
+      ...(admin ? [
+        { label: 'Change thresholds…', onSelect: () => changeThresholds([cluster.name]) },
+        { label: 'Remove…', danger: true, onSelect: () => removeClusters([cluster.name]) },
+      ] : []),
     ], `menu-${cluster.name}`);
   }
 
@@ -576,7 +582,7 @@ export function mount(root, ctx) {
     const first = page.total ? page.offset + 1 : 0;
     const last = page.offset + page.clusters.length;
     pageClusters = page.clusters;
-    replace(body, page.clusters.map((cluster) => clusterRow(cluster, { selected: selected.has(cluster.name), onSelect, menu: rowMenu(cluster) })));
+    replace(body, page.clusters.map((cluster) => clusterRow(cluster, { selected: selected.has(cluster.name), onSelect, menu: rowMenu(cluster), selectable: admin })));
     renderSelection();
     const filtered = state.search || state.health || Object.keys(extraFilters(state)).length;
     const text = page.total
@@ -597,7 +603,7 @@ export function mount(root, ctx) {
     } else {
       replace(emptyArea, h('div', { class: 'empty-state' },
         h('p', {}, 'No clusters are enrolled yet.'),
-        h('a', { class: 'button button-positive', href: '/enrol', 'data-nav': true }, 'Enrol your first cluster')));
+        admin ? h('a', { class: 'button button-positive', href: '/enrol', 'data-nav': true }, 'Enrol your first cluster') : null));
     }
   }
 

@@ -4,8 +4,9 @@ import { api } from '../api.js';
 import { announce, h, replace } from '../dom.js';
 import {
   button, card, clearFieldErrors, confirmDialog, copyButton, countBadge, errorNotice, errorState, field,
-  pageHeader, showFieldError, timeText,
+  notice, pageHeader, showFieldError, timeText,
 } from '../components.js';
+import { isAdmin } from '../roles.js';
 
 const EXPIRIES = [['1h', '1 hour'], ['1d', '1 day'], ['7d', '7 days'], ['30d', '30 days']];
 const FIELDS = { cluster_name: 'token-name', description: 'token-description', expiry: 'token-expiry' };
@@ -28,6 +29,7 @@ function tokenResult(token) {
 
 export function mount(root, ctx) {
   ctx.setTitle('Enrol a cluster');
+  const admin = isAdmin(ctx.configuration);
   const name = h('input', { class: 'input', type: 'text', maxlength: 63, required: true, autocomplete: 'off', spellcheck: 'false', pattern: '[A-Za-z0-9][A-Za-z0-9._-]{0,62}' });
   const description = h('input', { class: 'input', type: 'text', maxlength: 1024, autocomplete: 'off' });
   const expiry = h('select', { class: 'select' }, EXPIRIES.map(([value, label]) => h('option', { value, selected: value === '1d' }, label)));
@@ -47,7 +49,8 @@ export function mount(root, ctx) {
     pageHeader({ title: 'Enrol a cluster', lead: 'Create a join token, then run the join command on the MicroCloud you want to manage here.', actions: [ctx.refreshControl()] }),
     h('div', { class: 'grid grid-enrol' },
       h('div', { class: 'stack' },
-        card({ title: 'New join token', id: 'enrol-form', children: form }),
+        admin ? card({ title: 'New join token', id: 'enrol-form', children: form })
+          : notice({ kind: 'info', title: 'Only administrators create and revoke join tokens.', message: 'The tokens waiting for their clusters are listed below.' }),
         result),
       card({ title: 'How enrolment works', id: 'enrol-help', className: 'card-muted', children: h('ol', { class: 'steps' },
         h('li', {}, 'Create a join token named after the cluster.'),
@@ -119,7 +122,7 @@ export function mount(root, ctx) {
         h('td', { class: 'narrow-hide' }, token.description || h('span', { class: 'muted' }, '–')),
         h('td', { class: 'narrow-hide' }, timeText(token.created_at)),
         h('td', {}, token.expired ? countBadge('Expired', 'stale') : timeText(token.expires_at)),
-        h('td', { class: 'cell-actions' }, button('Revoke', {
+        h('td', { class: 'cell-actions' }, !admin ? null : button('Revoke', {
           kind: 'base',
           onClick: () => revoke(token),
           attrs: { class: 'button button-base button-small', 'aria-label': `Revoke the token for ${token.name}`, dataset: { focusKey: `revoke-${token.name}` } },

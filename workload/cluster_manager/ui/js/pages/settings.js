@@ -4,8 +4,9 @@ import { api } from '../api.js';
 import { announce, h, replace } from '../dom.js';
 import { count } from '../format.js';
 import {
-  button, card, clearFieldErrors, errorNotice, errorState, field, pageHeader, showFieldError,
+  button, card, clearFieldErrors, errorNotice, errorState, field, notice, pageHeader, showFieldError,
 } from '../components.js';
+import { isAdmin } from '../roles.js';
 
 const FIELDS = ['memory_threshold', 'disk_threshold', 'stale_after_intervals', 'token_expiry'];
 const IDS = {
@@ -30,6 +31,7 @@ function sourceText(source) {
 
 export function mount(root, ctx) {
   ctx.setTitle('Settings');
+  const admin = isAdmin(ctx.configuration);
   let current = null;
   let dirty = false;
 
@@ -62,7 +64,12 @@ export function mount(root, ctx) {
   });
 
   function renderForm() {
+    if (!admin) {
+      // Read only: the values and where they come from, without a way to change them.
+      for (const input of [memory, disk, stale, expiry]) input.readOnly = true;
+    }
     replace(form,
+      admin ? null : notice({ kind: 'info', title: 'Only administrators change settings.', message: 'You see the values every unit applies.' }),
       h('h3', { class: 'subheading' }, 'Warning thresholds'),
       h('div', { class: 'field-row' },
         field({ id: IDS.memory_threshold, label: 'Memory warning threshold (%)', input: memory, hint: 'Warn when a cluster uses more of its memory than this.' }),
@@ -75,7 +82,7 @@ export function mount(root, ctx) {
         h('div', {},
           field({ id: IDS.token_expiry, label: 'Join tokens expire after (hours)', input: expiry, hint: 'The default lifetime of a new join token.' }),
           expirySource)),
-      h('div', { class: 'form-actions' }, save, status));
+      admin ? h('div', { class: 'form-actions' }, save, status) : null);
   }
 
   function fill() {
@@ -84,9 +91,9 @@ export function mount(root, ctx) {
     stale.value = String(current.stale_after_intervals);
     expiry.value = String(Math.round((current.token_expiry / HOUR) * 1000) / 1000);
     replace(staleSource, `${duration(current.stale_after_seconds)} without a heartbeat; ${sourceText(current.stale_after_intervals_source)}. `,
-      current.stale_after_intervals_source === 'settings' ? resetButton("Use the units' configuration", 'stale_after_intervals') : null);
+      admin && current.stale_after_intervals_source === 'settings' ? resetButton("Use the units' configuration", 'stale_after_intervals') : null);
     replace(expirySource, `${duration(current.token_expiry)}; ${sourceText(current.token_expiry_source)}. `,
-      current.token_expiry_source === 'settings' ? resetButton("Use the units' configuration", 'token_expiry') : null);
+      admin && current.token_expiry_source === 'settings' ? resetButton("Use the units' configuration", 'token_expiry') : null);
     dirty = false;
   }
 
@@ -131,6 +138,7 @@ export function mount(root, ctx) {
   form.addEventListener('input', () => { dirty = true; status.textContent = ''; });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
+    if (!admin) return;
     submit(changes());
   });
 
