@@ -171,7 +171,7 @@ async def ui_file(remote: Remote, actor: Actor, cluster: str, path: str) -> UiFi
     path = check_ui_path(path)
     directory = remote.settings.lxd_ui_directory
     if directory:
-        row = await store.route(remote.pool, cluster)
+        row = await store.route(remote.pool, cluster, remote.settings.tunnel_liveness_interval)
         if row is None:
             raise NotFound(f"cluster {cluster[:64]!r} not found")
         if row["unit_address"] is None:  # the page would load, and every call then fail
