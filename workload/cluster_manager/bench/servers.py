@@ -149,12 +149,17 @@ class BaselineServer(ServerProcess):
 
     name = "baseline"
 
+    def __init__(self, directory: Path, *, uvloop: bool = False) -> None:
+        super().__init__(directory)
+        self.uvloop = uvloop
+
     def start(self) -> None:
         """Start and wait until it listens."""
         cert, key, _ = connector_certificate(self.directory)
         self._spawn(
             [sys.executable, "-m", "cluster_manager.bench.baseline", "--cert", str(cert),
              "--key", str(key), "--host", HOST, "--port", str(self.port)]
+            + (["--uvloop"] if self.uvloop else [])
         )  # fmt: skip
 
     def token_for(self, name: str) -> str:
