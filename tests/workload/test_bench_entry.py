@@ -12,12 +12,21 @@ def test_the_entry_point_names_every_benchmark(capsys):
     assert main([]) == 2
 
     usage = capsys.readouterr().err
-    assert set(BENCHMARKS) == {"heartbeats", "workers", "management", "forwarding", "tunnel"}
+    assert set(BENCHMARKS) == {
+        "heartbeats",
+        "nginx",
+        "workers",
+        "management",
+        "forwarding",
+        "tunnel",
+    }
     for name in BENCHMARKS:
         assert f"  {name} " in usage
 
 
-@pytest.mark.parametrize("name", ["heartbeats", "workers", "management", "forwarding", "tunnel"])
+@pytest.mark.parametrize(
+    "name", ["heartbeats", "nginx", "workers", "management", "forwarding", "tunnel"]
+)
 def test_each_benchmark_is_reached_through_the_entry_point(capsys, name):
     with pytest.raises(SystemExit) as stopped:
         main([name, "--help"])

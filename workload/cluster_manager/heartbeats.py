@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -54,59 +53,7 @@ RETURNING cluster_id
 """
 
 
-# Several heartbeats in one statement (:func:`store_heartbeats`): the same write for every
-# row of ``input``, whose cluster is still active; the rows written come back. JSON columns
-# travel as arrays of JSON text (asyncpg cannot send jsonb[] through the pool's JSON codec).
-STORE_HEARTBEATS = """
-WITH input AS (
-    SELECT cluster_id, cpu_total_count, cpu_load_1, cpu_load_5, cpu_load_15,
-           memory_total_amount, memory_usage, instance_count, member_count,
-           instance_statuses::jsonb, member_statuses::jsonb, ceph_statuses::jsonb,
-           storage_pool_usages::jsonb, server_metrics::jsonb, ui_url
-    FROM unnest(
-        $1::bigint[], $2::integer[], $3::double precision[], $4::double precision[],
-        $5::double precision[], $6::bigint[], $7::bigint[], $8::integer[], $9::integer[],
-        $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]
-    ) AS t (
-        cluster_id, cpu_total_count, cpu_load_1, cpu_load_5, cpu_load_15,
-        memory_total_amount, memory_usage, instance_count, member_count,
-        instance_statuses, member_statuses, ceph_statuses, storage_pool_usages,
-        server_metrics, ui_url
-    )
-),
-cluster AS (
-    UPDATE remote_clusters AS c SET last_status_update_at = now()
-    FROM input WHERE c.id = input.cluster_id AND c.status = 'ACTIVE'
-    RETURNING c.id
-)
-INSERT INTO remote_cluster_details AS d (
-    cluster_id, cpu_total_count, cpu_load_1, cpu_load_5, cpu_load_15,
-    memory_total_amount, memory_usage, instance_count, member_count,
-    instance_statuses, member_statuses, ceph_statuses, storage_pool_usages,
-    server_metrics, ui_url
-)
-SELECT input.* FROM input JOIN cluster ON cluster.id = input.cluster_id
-ON CONFLICT (cluster_id) DO UPDATE SET
-    cpu_total_count = EXCLUDED.cpu_total_count,
-    cpu_load_1 = EXCLUDED.cpu_load_1,
-    cpu_load_5 = EXCLUDED.cpu_load_5,
-    cpu_load_15 = EXCLUDED.cpu_load_15,
-    memory_total_amount = EXCLUDED.memory_total_amount,
-    memory_usage = EXCLUDED.memory_usage,
-    instance_count = EXCLUDED.instance_count,
-    member_count = EXCLUDED.member_count,
-    instance_statuses = EXCLUDED.instance_statuses,
-    member_statuses = EXCLUDED.member_statuses,
-    ceph_statuses = EXCLUDED.ceph_statuses,
-    storage_pool_usages = EXCLUDED.storage_pool_usages,
-    server_metrics = EXCLUDED.server_metrics,
-    ui_url = EXCLUDED.ui_url
-RETURNING cluster_id
-"""
-
-
 INT64_MAX = 2**63 - 1
-_JSON = msgspec.json.Encoder()
 
 Entries = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 Bytes64 = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX, description="bytes")]
@@ -229,9 +176,10 @@ def metrics_summary(heartbeat: Heartbeat) -> list[MemberMetricsSummary]:
     ]
 
 
-def _row(cluster_id: int, heartbeat: Heartbeat) -> tuple[object, ...]:
-    """The parameters of one heartbeat's write, in the statements' order."""
-    return (
+async def store_heartbeat(pool: asyncpg.Pool, cluster_id: int, heartbeat: Heartbeat) -> bool:
+    """Overwrite the cluster's details; False when the cluster no longer exists."""
+    stored = await pool.fetchval(
+        STORE_HEARTBEAT,
         cluster_id,
         heartbeat.cpu_total_count,
         float(heartbeat.cpu_load_1),
@@ -248,25 +196,4 @@ def _row(cluster_id: int, heartbeat: Heartbeat) -> tuple[object, ...]:
         metrics_summary(heartbeat),
         heartbeat.ui_url,
     )
-
-
-async def store_heartbeat(pool: asyncpg.Pool, cluster_id: int, heartbeat: Heartbeat) -> bool:
-    """Overwrite the cluster's details; False when the cluster no longer exists."""
-    stored = await pool.fetchval(STORE_HEARTBEAT, *_row(cluster_id, heartbeat))
     return stored is not None
-
-
-async def store_heartbeats(pool: asyncpg.Pool, heartbeats: Mapping[int, Heartbeat]) -> set[int]:
-    """Overwrite the details of several clusters in one statement; return those written.
-
-    A cluster missing from the answer no longer exists (as :func:`store_heartbeat`'s False).
-    One heartbeat per cluster (a statement cannot update a row twice).
-    """
-    if len(heartbeats) == 1:
-        ((cluster_id, heartbeat),) = heartbeats.items()
-        return {cluster_id} if await store_heartbeat(pool, cluster_id, heartbeat) else set()
-    columns = list(zip(*(_row(i, h) for i, h in sorted(heartbeats.items())), strict=True))
-    for index in range(9, 14):  # the JSON columns
-        columns[index] = tuple(_JSON.encode(value).decode() for value in columns[index])
-    rows = await pool.fetch(STORE_HEARTBEATS, *columns)
-    return {row["cluster_id"] for row in rows}

@@ -41,12 +41,19 @@ from cluster_manager.bench.servers import (
 logger = logging.getLogger("cluster_manager.bench")
 
 
-def parse_args(argv: Sequence[str] | None, name: str = "heartbeats") -> argparse.Namespace:
-    """The command line (``name``: the benchmark that takes these options)."""
+def parse_args(
+    argv: Sequence[str] | None,
+    name: str = "heartbeats",
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+    description: str | None = None,
+) -> argparse.Namespace:
+    """The command line of the benchmark ``name``; ``extra`` adds that benchmark's options."""
     parser = argparse.ArgumentParser(
         prog=f"python -m cluster_manager.bench {name}",
-        description=(__doc__ or "").splitlines()[0],
+        description=description or (__doc__ or "").splitlines()[0],
     )
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--clusters", type=int, default=1000, help="simulated clusters")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per server")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")

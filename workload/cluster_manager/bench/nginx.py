@@ -270,27 +270,23 @@ def render(measured: list[Measured], nginx: Measured, parameters: dict[str, obje
     return "\n".join(lines) + "\n"
 
 
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rounds", type=int, default=1, help="windows per server, alternating")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        action="append",
+        default=[],
+        help="another checkout's workload directory to run as a row too (repeatable)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="sample our server with py-spy into this file (1st window)"
+    )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The heartbeat benchmark's options, and ``--rounds`` and ``--before``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    rounds = 1
-    if "--rounds" in argv:
-        at = argv.index("--rounds")
-        rounds = int(argv[at + 1])
-        del argv[at : at + 2]
-    profile = None
-    if "--profile" in argv:
-        at = argv.index("--profile")
-        profile = Path(argv[at + 1])
-        del argv[at : at + 2]
-    before = []
-    while "--before" in argv:
-        at = argv.index("--before")
-        before.append(Path(argv[at + 1]))
-        del argv[at : at + 2]
-    args = heartbeat_args(argv, "nginx")
-    args.rounds, args.before, args.profile = rounds, before, profile
-    return args
+    """The heartbeat benchmark's options, and ``--rounds``, ``--before`` and ``--profile``."""
+    return heartbeat_args(argv, "nginx", _options, description=(__doc__ or "").splitlines()[0])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -339,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base_tokens = {name: baseline.token_for(name) for name in names}
         for round_ in range(args.rounds):
             logger.info("round %d: cluster-manager", round_ + 1)
-            profiler = Profiler(real.pid, args.profile, args.duration) if args.profile else None
+            profile = args.profile if round_ == 0 else None
+            profiler = Profiler(real.pid, profile, args.duration) if profile else None
             ours.rows.append(
                 measure(
                     ours.name, load, tokens, real, args, real.database_cpu_seconds,

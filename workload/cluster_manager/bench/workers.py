@@ -90,23 +90,26 @@ def render(
         "",
         table([row for _, row, _, _, _ in rows] + [baseline]),
         "",
-        "| workers | heartbeats/s | x baseline | server CPU-ms/heartbeat | p99 ms "
+        "| workers | heartbeats/s | x baseline | server CPU-ms/heartbeat "
+        "| PostgreSQL CPU-ms/heartbeat | p99 ms "
         "| RSS per worker MiB | SQL per heartbeat (write / read / other) | load average |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for count, row, rss, sql, load in rows:
         per = row.server_cpu / row.heartbeats * 1000 if row.heartbeats else float("nan")
+        database = (row.database_cpu or 0.0) / row.heartbeats * 1000 if row.heartbeats else 0.0
         ratio = row.rate / baseline.rate if baseline.rate else float("nan")
         lines.append(
-            f"| {count} | {row.rate:.1f} | {ratio:.2f} | {per:.2f} | "
+            f"| {count} | {row.rate:.1f} | {ratio:.2f} | {per:.2f} | {database:.2f} | "
             f"{row.percentile(0.99) * 1000:.0f} | "
             f"{', '.join(f'{r / 2**20:.0f}' for r in rss)} | {sql} | {load:.2f} |"
         )
     base_per = baseline.server_cpu / baseline.heartbeats * 1000 if baseline.heartbeats else 0.0
     lines += [
-        f"| baseline | {baseline.rate:.1f} | 1.00 | {base_per:.2f} | "
+        f"| baseline | {baseline.rate:.1f} | 1.00 | {base_per:.2f} | - | "
         f"{baseline.percentile(0.99) * 1000:.0f} | - | - | {baseline_load:.2f} |",
         "",
+
         f"Machine: {os.cpu_count()} CPUs; the load generator shares them, so the throughput of"
         " 2 workers is bounded by the cores left to the server; CPU per heartbeat is not.",
     ]

@@ -8,7 +8,6 @@ from cluster_manager.connector.handlers import SETTINGS, routes
 from cluster_manager.connector.limits import LIMITS, ConnectorLimits
 from cluster_manager.connector.middlewares import close_cluster_requests, probe_limit
 from cluster_manager.connector.tunnel import routes as tunnel_routes
-from cluster_manager.connector.writer import writer_context
 from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware
 from cluster_manager.forwarding import forwarding_context
@@ -34,7 +33,6 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[LIMITS] = ConnectorLimits.from_settings(settings)
     app.cleanup_ctx.append(pool_context(settings, "connector"))
-    app.cleanup_ctx.append(writer_context)
     app.cleanup_ctx.append(identity_context(settings.database_dsn))
     app.cleanup_ctx.append(pool_tracking("connector"))
     app.cleanup_ctx.append(forwarding_context(settings))

@@ -14,7 +14,6 @@ from cluster_manager import clusters, heartbeats
 from cluster_manager.certificates import fingerprint
 from cluster_manager.connector.body import read_body
 from cluster_manager.connector.limits import LIMITS
-from cluster_manager.connector.writer import WRITER
 from cluster_manager.db import POOL
 from cluster_manager.envelope import empty_ok, sync_response
 from cluster_manager.errors import Forbidden
@@ -106,12 +105,12 @@ async def status(request: web.Request) -> web.Response:
     limits.clusters.check("all", "requests from clusters", "all clusters")
     body = await read_body(request, request.app[SETTINGS].max_heartbeat_bytes)
     heartbeat = heartbeats.parse_heartbeat(body)
-    writer = request.app[WRITER]  # one statement for the heartbeats arriving meanwhile
-    if not await writer.store(identity.id, heartbeat):
+    pool = request.app[POOL]
+    if not await heartbeats.store_heartbeat(pool, identity.id, heartbeat):
         # Removed (or removed and enrolled again) since it was cached: ask the database.
         request.app[IDENTITIES].evict(cert_fingerprint)
         identity = await _identify(request, cert_fingerprint)
-        if not await writer.store(identity.id, heartbeat):
+        if not await heartbeats.store_heartbeat(pool, identity.id, heartbeat):
             raise Forbidden("unknown cluster certificate")
     request.app[FORWARDER].submit(identity.name, heartbeat)  # queues only; never fails or waits
     return empty_ok()
