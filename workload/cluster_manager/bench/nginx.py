@@ -45,6 +45,7 @@ from cluster_manager.bench.servers import (
     RealServer,
     ServerProcess,
     connector_certificate,
+    prioritise,
 )
 from cluster_manager.processes import stop_process
 from cluster_manager.settings import Settings
@@ -293,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison; return the exit status."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    prioritise(args.nice)
     binary = nginx_binary()
     if binary is None:
         print(INSTALL_HINT, file=sys.stderr)
@@ -372,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "clusters": args.clusters,
                 "seconds per window": args.duration,
                 "rounds": args.rounds,
+                "niceness": args.nice,
                 "load processes": args.processes,
                 "in flight per process": args.concurrency,
                 "mean heartbeat body": f"{payload_bytes / 1024:.0f} KiB",

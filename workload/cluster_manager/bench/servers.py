@@ -58,6 +58,21 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def prioritise(niceness: int) -> None:
+    """Run this process and the processes it starts from now on at ``niceness`` (0: leave).
+
+    With the kernel's autogroups, niceness only ranks the processes of one session against each
+    other; the session's own niceness (/proc/PID/autogroup) ranks it against other sessions'
+    work, so both are set.
+    """
+    if not niceness:
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(str(niceness))
+
+
 def machine_busy_seconds() -> float:
     """CPU-seconds every CPU of the machine has spent busy since boot (/proc/stat)."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]

@@ -109,7 +109,6 @@ def render(
         f"| baseline | {baseline.rate:.1f} | 1.00 | {base_per:.2f} | - | "
         f"{baseline.percentile(0.99) * 1000:.0f} | - | - | {baseline_load:.2f} |",
         "",
-
         f"Machine: {os.cpu_count()} CPUs; the load generator shares them, so the throughput of"
         " 2 workers is bounded by the cores left to the server; CPU per heartbeat is not.",
     ]
