@@ -8,6 +8,7 @@ Both serve the same connector certificate (ECDSA P-256, SAN 127.0.0.1).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import socket
@@ -69,8 +70,12 @@ def prioritise(niceness: int) -> None:
         return
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text(str(niceness))
+    autogroup = Path("/proc/self/autogroup")  # e.g. "/autogroup-5 nice 0"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        before = int(autogroup.read_text().split()[-1])
+        autogroup.write_text(str(niceness))
+        # The session outlives this process: give it its niceness back at exit.
+        atexit.register(lambda: autogroup.write_text(str(before)))
 
 
 def machine_busy_seconds() -> float:
