@@ -29,7 +29,7 @@ from pathlib import Path
 from cluster_manager.bench.heartbeats import measure, parse_args
 from cluster_manager.bench.load import Workers
 from cluster_manager.bench.report import Row, statement_kind, table
-from cluster_manager.bench.servers import BaselineServer, RealServer, rss_bytes
+from cluster_manager.bench.servers import BaselineServer, RealServer, prioritise, rss_bytes
 from cluster_manager.processes import stop_process
 from cluster_manager.settings import render_config
 
@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         del argv[at : at + 2]
     args = parse_args(argv, "workers")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    prioritise(args.nice)
     directory = Path(tempfile.mkdtemp(prefix="mcm-bench-"))
     directory.chmod(0o711)
     real, baseline = RealServer(directory), BaselineServer(directory)
@@ -178,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "seconds per server": args.duration,
                 "load processes": args.processes,
                 "in flight per process": args.concurrency,
+                "niceness": args.nice,
                 "mean heartbeat body": f"{payload_bytes / 1024:.0f} KiB",
             },
         )
