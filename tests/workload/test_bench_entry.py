@@ -14,6 +14,7 @@ def test_the_entry_point_names_every_benchmark(capsys):
     usage = capsys.readouterr().err
     assert set(BENCHMARKS) == {
         "heartbeats",
+        "nginx",
         "workers",
         "management",
         "forwarding",
@@ -25,7 +26,7 @@ def test_the_entry_point_names_every_benchmark(capsys):
 
 
 @pytest.mark.parametrize(
-    "name", ["heartbeats", "workers", "management", "forwarding", "tunnel", "fleet"]
+    "name", ["heartbeats", "nginx", "workers", "management", "forwarding", "tunnel", "fleet"]
 )
 def test_each_benchmark_is_reached_through_the_entry_point(capsys, name):
     with pytest.raises(SystemExit) as stopped:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 
 import pytest
@@ -66,3 +67,25 @@ def test_management_server_does_not_ask_for_certificates(tls_dir, client_files):
     )
 
     assert mtls.memory_handshake(server, client_context(client_files)) is None
+
+
+@pytest.mark.parametrize("tls13", [True, False], ids=["TLS1.3", "TLS1.2"])
+def test_no_session_ticket_is_sent(tls_dir, client_files, tls13):
+    """Clients never resume (a new tls.Config per request), so a ticket would be wasted work."""
+    server = mtls.server_context(
+        str(tls_dir / "connector.crt"), str(tls_dir / "connector.key"), request_client_cert=True
+    )
+    s_in, s_out, c_in, c_out = (ssl.MemoryBIO() for _ in range(4))
+    server_side = server.wrap_bio(s_in, s_out, server_side=True)
+    client_side = client_context(client_files, tls13).wrap_bio(c_in, c_out)
+    for _ in range(10):
+        for side, out, peer in ((client_side, c_out, s_in), (server_side, s_out, c_in)):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+            peer.write(out.read())
+    server_side.write(b"answer")  # TLS 1.3 sends tickets after the handshake, before data
+    c_in.write(s_out.read())
+
+    assert client_side.read(100) == b"answer"
+    assert server.num_tickets == 0
+    assert not client_side.session.has_ticket

@@ -84,8 +84,13 @@ def server_context(cert_file: str, key_file: str, *, request_client_cert: bool) 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_file, key_file)
-    # Clusters open new connections for every request; tickets would only cost CPU.
+    # Clusters open new connections for every request and never resume a session (the
+    # MicroCloud client builds a new tls.Config per request, without a ClientSessionCache:
+    # canonical/microcloud client/cluster_manager_client.go lines 146-208). Tickets would only
+    # cost CPU: OP_NO_TICKET stops TLS 1.2's; TLS 1.3 would still send two stateful tickets
+    # after every handshake (one more write each time) unless num_tickets is 0.
     context.options |= ssl.OP_NO_TICKET
+    context.num_tickets = 0
     if request_client_cert:
         accept_any_client_certificate(context)
         self_check(cert_file, key_file)

@@ -11,6 +11,7 @@ import sys
 
 BENCHMARKS = {
     "heartbeats": "heartbeats per second and CPU per heartbeat, against a do-nothing baseline",
+    "nginx": "heartbeats side by side with one nginx worker on the same traffic, in one run",
     "workers": "heartbeats with 1 and 2 worker processes against the baseline, in one run",
     "management": "the Management API's list and overview with a large fleet",
     "forwarding": "what forwarding metrics to Prometheus costs per heartbeat",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import signal
 from collections.abc import Sequence
 
@@ -74,7 +75,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run on uvloop (when installed), for comparison"
+    )
     args = parser.parse_args(argv)
+    if args.uvloop:
+        importlib.import_module("uvloop").install()  # optional: only this comparison needs it
     asyncio.run(serve(args.cert, args.key, args.host, args.port))
 
 

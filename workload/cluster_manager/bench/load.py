@@ -4,6 +4,9 @@ Each heartbeat is a real client's: probe connection, pin check, pinned mutual-TL
 (two full handshakes, no resumption). Payloads are generated before the clock starts and TLS
 contexts are cached per cluster, so a worker spends its CPU on the protocol, not on setup.
 
+``rate`` switches a load to open loop: heartbeats at a fixed rate, however slowly the server
+answers (the fleet's timers do not wait either), for latency at a given load.
+
 A worker obeys commands sent over a pipe: ``setup``, ``join``, ``load`` and ``quit``.
 """
 
@@ -25,6 +28,8 @@ from cluster_manager.fleet.client import ConnectorError
 from cluster_manager.fleet.cluster import SimulatedCluster
 
 FAILURES = (ConnectorError, OSError, ssl.SSLError, TimeoutError)
+MAX_IN_FLIGHT = 2000  # open loop: heartbeats pending at once before new ones are skipped
+MAX_WAIT = 30.0  # open loop: seconds to wait, after the window, for heartbeats due in it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +72,17 @@ class Worker:
         await asyncio.gather(*(join(c, t) for c, t in zip(self.clusters, tokens, strict=True)))
         return outcomes
 
-    async def load(self, tokens: list[str], start_at: float, end_at: float) -> LoadResult:
-        """Heartbeat as fast as ``concurrency`` lanes allow; measure in [start_at, end_at]."""
+    async def load(
+        self, tokens: list[str], start_at: float, end_at: float, rate: float | None = None
+    ) -> LoadResult:
+        """Heartbeat as fast as ``concurrency`` lanes allow; measure in [start_at, end_at].
+
+        With ``rate`` (heartbeats per second), open loop instead: see :meth:`load_at_rate`.
+        """
         for cluster, token in zip(self.clusters, tokens, strict=True):
             cluster.use_token(token)
+        if rate is not None:
+            return await self.load_at_rate(start_at, end_at, rate)
         result = LoadResult(collections.Counter(), [], 0.0)
         turns = itertools.count()
 
@@ -92,6 +104,59 @@ class Worker:
             result.cpu_seconds = time.process_time() - cpu
 
         await asyncio.gather(clock(), *(lane() for _ in range(self.spec.concurrency)))
+        return result
+
+    async def load_at_rate(self, start_at: float, end_at: float, rate: float) -> LoadResult:
+        """Open loop: start a heartbeat every ``1 / rate`` seconds, whatever the answers do.
+
+        A slow server cannot slow the senders down (as a fleet's timers would not), so the
+        latencies include the queueing a fixed rate causes. Each latency runs from the moment
+        the heartbeat was due, so a late start of the generator itself counts against the
+        server, never for it. Heartbeats due inside the window are counted, waited for up to
+        ``MAX_WAIT`` seconds after it; more than ``MAX_IN_FLIGHT`` at once are counted as
+        ``overrun`` rather than started.
+        """
+        result = LoadResult(collections.Counter(), [], 0.0)
+        tasks: set[asyncio.Task[None]] = set()
+        turns = itertools.count()
+        interval = 1.0 / rate
+        loop = asyncio.get_running_loop()
+        # Clock offset: wall-clock window edges, monotonic loop time for the schedule.
+        offset = time.time() - loop.time()
+        first = max(loop.time(), start_at - offset - 2.0)  # warm up 2 s before the window
+
+        async def one(due: float) -> None:
+            index = next(turns) % len(self.clusters)
+            outcome = await _outcome(self.clusters[index].heartbeat(self.bodies[index]))
+            wall_due = due + offset
+            if start_at <= wall_due <= end_at:
+                result.outcomes[outcome] += 1
+                if outcome == "200":
+                    result.latencies.append(loop.time() - due)
+
+        cpu = 0.0
+        for sent in itertools.count():
+            due = first + sent * interval
+            if due + offset > end_at:
+                break
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if cpu == 0.0 and due + offset >= start_at:
+                cpu = time.process_time()
+            if len(tasks) >= MAX_IN_FLIGHT:
+                if due + offset >= start_at:
+                    result.outcomes["overrun"] += 1
+                continue
+            task = asyncio.create_task(one(due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        result.cpu_seconds = time.process_time() - cpu
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=MAX_WAIT)
+            for task in late:
+                task.cancel()
+                result.outcomes["late"] += 1
         return result
 
 
@@ -177,9 +242,16 @@ class Workers:
             total.update(outcomes)
         return total
 
-    def start_load(self, tokens: dict[str, str], start_at: float, end_at: float) -> None:
-        """Start the load against the servers the tokens point at; measure in the window."""
-        self._send("load", self.split(tokens), shared=(start_at, end_at))
+    def start_load(
+        self, tokens: dict[str, str], start_at: float, end_at: float, rate: float | None = None
+    ) -> None:
+        """Start the load against the servers the tokens point at; measure in the window.
+
+        ``rate``: heartbeats per second in all, shared by the processes (open loop); None: as
+        fast as the lanes go.
+        """
+        share = rate / len(self.pipes) if rate is not None else None
+        self._send("load", self.split(tokens), shared=(start_at, end_at, share))
 
     def finish_load(self) -> list[LoadResult]:
         """Wait for the workers' results."""

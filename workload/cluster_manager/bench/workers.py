@@ -29,7 +29,7 @@ from pathlib import Path
 from cluster_manager.bench.heartbeats import measure, parse_args
 from cluster_manager.bench.load import Workers
 from cluster_manager.bench.report import Row, statement_kind, table
-from cluster_manager.bench.servers import BaselineServer, RealServer, rss_bytes
+from cluster_manager.bench.servers import BaselineServer, RealServer, prioritise, rss_bytes
 from cluster_manager.processes import stop_process
 from cluster_manager.settings import render_config
 
@@ -90,21 +90,23 @@ def render(
         "",
         table([row for _, row, _, _, _ in rows] + [baseline]),
         "",
-        "| workers | heartbeats/s | x baseline | server CPU-ms/heartbeat | p99 ms "
+        "| workers | heartbeats/s | x baseline | server CPU-ms/heartbeat "
+        "| PostgreSQL CPU-ms/heartbeat | p99 ms "
         "| RSS per worker MiB | SQL per heartbeat (write / read / other) | load average |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for count, row, rss, sql, load in rows:
         per = row.server_cpu / row.heartbeats * 1000 if row.heartbeats else float("nan")
+        database = (row.database_cpu or 0.0) / row.heartbeats * 1000 if row.heartbeats else 0.0
         ratio = row.rate / baseline.rate if baseline.rate else float("nan")
         lines.append(
-            f"| {count} | {row.rate:.1f} | {ratio:.2f} | {per:.2f} | "
+            f"| {count} | {row.rate:.1f} | {ratio:.2f} | {per:.2f} | {database:.2f} | "
             f"{row.percentile(0.99) * 1000:.0f} | "
             f"{', '.join(f'{r / 2**20:.0f}' for r in rss)} | {sql} | {load:.2f} |"
         )
     base_per = baseline.server_cpu / baseline.heartbeats * 1000 if baseline.heartbeats else 0.0
     lines += [
-        f"| baseline | {baseline.rate:.1f} | 1.00 | {base_per:.2f} | "
+        f"| baseline | {baseline.rate:.1f} | 1.00 | {base_per:.2f} | - | "
         f"{baseline.percentile(0.99) * 1000:.0f} | - | - | {baseline_load:.2f} |",
         "",
         f"Machine: {os.cpu_count()} CPUs; the load generator shares them, so the throughput of"
@@ -123,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         del argv[at : at + 2]
     args = parse_args(argv, "workers")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    prioritise(args.nice)
     directory = Path(tempfile.mkdtemp(prefix="mcm-bench-"))
     directory.chmod(0o711)
     real, baseline = RealServer(directory), BaselineServer(directory)
@@ -176,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "seconds per server": args.duration,
                 "load processes": args.processes,
                 "in flight per process": args.concurrency,
+                "niceness": args.nice,
                 "mean heartbeat body": f"{payload_bytes / 1024:.0f} KiB",
             },
         )
