@@ -1,7 +1,8 @@
 """Clusters as the Management API lists them: with health, warnings, filters, sorting, pages.
 
-One SQL statement answers a page: PostgreSQL filters, sorts and counts on the health it
-computes (see cluster_health), and only the rows of the page reach Python.
+Three short statements answer a page: the count, the page's cluster ids by an index walk
+(cluster_pages), and those rows in full with their health (cluster_health). Only the rows of
+the page reach Python. FILTER_SQL is the same filter for the overview's live statement.
 """
 
 from __future__ import annotations

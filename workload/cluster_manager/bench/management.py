@@ -27,11 +27,12 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from cluster_manager import db, dev_idp, seed
+from cluster_manager import db, dev_idp, overview, seed
 from cluster_manager.bench.servers import rss_bytes
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
-from cluster_manager.settings import render_config
+from cluster_manager.fleet_settings import stale_after_seconds
+from cluster_manager.settings import Settings, render_config
 
 HOST = "127.0.0.1"
 CLIENT_ID = "cluster-manager-bench"
@@ -227,6 +228,11 @@ async def add_clusters(dsn: str, clusters: int, prefix: str) -> float:
     pool = await db.create_pool(dsn, max_size=2)
     try:
         await seed.insert_fleet(pool, clusters, prefix)
+        # The overview's summary for the grown fleet, as a unit would have computed it while
+        # the clusters joined one by one (else the first request waits for it, on a busy
+        # machine longer than the database timeout).
+        stale_after = await stale_after_seconds(pool, Settings(database_dsn=dsn))
+        await pool.execute(overview.REFRESH_SUMMARY, stale_after, *overview.NO_FILTER, timeout=600)
     finally:
         await pool.close()
     return time.perf_counter() - started
