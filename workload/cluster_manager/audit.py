@@ -22,6 +22,7 @@ import asyncpg
 import msgspec
 
 from cluster_manager.errors import ApiError, BadRequest, ServiceUnavailable
+from cluster_manager.fields import NO_NUL_REGEX
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +125,13 @@ class AuditQuery(msgspec.Struct, forbid_unknown_fields=True):
     """Filters of GET /1.0/audit; newest first, paged with ``before``."""
 
     user: (
-        Annotated[str, msgspec.Meta(max_length=256, description="OIDC subject or name")] | None
+        Annotated[
+            str,
+            msgspec.Meta(max_length=256, pattern=NO_NUL_REGEX, description="OIDC subject or name"),
+        ]
+        | None
     ) = None
-    cluster: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    cluster: Annotated[str, msgspec.Meta(max_length=256, pattern=NO_NUL_REGEX)] | None = None
     since: Annotated[Instant, msgspec.Meta(description="started at or after")] | None = None
     until: Annotated[Instant, msgspec.Meta(description="started before")] | None = None
     before: (
