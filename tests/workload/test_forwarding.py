@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 import struct
 
@@ -254,9 +255,93 @@ def test_remembered_series_give_the_same_request_as_a_first_reading(before, text
     forwarded(before, forget=True)
     after_before = forwarded(text, forget=False)
     again = forwarded(text, forget=False)
+    same_layout = forwarded(text, forget=False)  # the heads in the same order as last time
 
     assert after_before == first_sight
     assert again == first_sight
+    assert same_layout == first_sight
+
+
+NEW_VALUES = st.sampled_from(
+    ["1", "2.5", "-0", "0", "-0.0", "00", "1e5", "1E+5", "1e400", "-1e400", "1e-400", ".5", "5.",
+     "+1", "NaN", "+Inf", "1_0", "1,2", "[1]", "", "x", "12345678901234567890123456789",
+     "0.1000000000000000055511151231257827", "\u0661", "1 1700000000000", "true", "-"]
+)  # fmt: skip
+SEPARATORS = st.sampled_from([" ", " ", " ", "  ", "\t", ""])
+
+
+@st.composite
+def texts_with_the_same_heads(draw) -> tuple[str, str]:
+    """A text, and the same text with other values after each line's last blank."""
+    lines = draw(st.lists(metric_lines(), max_size=12))
+    changed = []
+    for line in lines:
+        head, blank, _ = line.rpartition(" ")
+        if blank and draw(st.integers(0, 5)):
+            line = head + draw(SEPARATORS) + draw(NEW_VALUES)
+        changed.append(line)
+    return "\n".join(lines), "\n".join(changed)
+
+
+@given(texts_with_the_same_heads())
+@settings(max_examples=400, deadline=None)
+def test_new_values_after_known_heads_give_the_same_request_as_a_first_reading(texts):
+    before, text = texts
+    first_sight = forwarded(text, forget=True)
+
+    forwarded(before, forget=True)
+    forwarded(before, forget=False)
+    forwarded(before, forget=False)  # its layout is known from here on
+    known_layout = forwarded(text, forget=False)
+
+    assert known_layout == first_sight
+    assert forwarded(text, forget=False) == first_sight
+
+
+def test_values_read_together_are_the_doubles_float_reads():
+    rng = random.Random(16)  # noqa: S311 - test data, seeded
+    texts = []
+    for _ in range(20_000):
+        kind = rng.randrange(5)
+        if kind == 0:
+            texts.append(repr(rng.uniform(-1e6, 1e6)))
+        elif kind == 1:
+            texts.append(
+                f"{rng.uniform(-1, 1) * 10 ** rng.randint(-320, 308):.{rng.randint(0, 20)}e}"
+            )
+        elif kind == 2:
+            texts.append(str(rng.randint(-(10**25), 10**25)))
+        elif kind == 3:
+            texts.append(f"{rng.randint(0, 10**12)}.{rng.randint(0, 10**20):020d}")
+        else:
+            texts.append(repr(struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]))
+    texts = [text for text in texts if "n" not in text]  # nan and inf are read line by line
+
+    values = conversion._values(",".join(texts), len(texts), spaced=False)
+
+    assert values is not None
+    assert [struct.pack("<d", v) for v in values] == [struct.pack("<d", float(t)) for t in texts]
+    assert conversion._values("1,-0,2", 3, spaced=False) is None  # -0.0, not the integer 0
+    assert conversion._values(" 1, 2", 2, spaced=True) == [1.0, 2.0]
+    assert conversion._values("  1,2", 2, spaced=True) is None  # not one blank before each
+
+
+def test_known_lines_are_read_without_a_python_step_per_line():
+    """The usual case takes the fast path: same heads, same order, plain values."""
+    generator = StatusGenerator("fast", members=1, metrics_bytes=20 * 1024)
+    texts = [generator.next()["server_metrics"][0]["metrics"] for _ in range(4)]
+    key = ("c1", "m1", remote_write.sample_tail(1_700_000_000_000)[0])
+    conversion.forget()
+    for text in texts[:3]:
+        forwarded(text, forget=False)
+    remembered = conversion.head_cache(conversion.CONVERSION_LIMITS).get(key)
+    assert remembered is not None
+    assert remembered.layout is not None  # series written with one struct call
+
+    known = forwarded(texts[3], forget=False)
+
+    assert conversion.head_cache(conversion.CONVERSION_LIMITS).get(key) is remembered
+    assert known == forwarded(texts[3], forget=True)
 
 
 def test_a_known_host_with_new_values_is_read_like_a_new_one():

@@ -34,11 +34,14 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import struct
 import time
 from collections import OrderedDict
 from itertools import compress, repeat
-from operator import itemgetter
+from operator import getitem, itemgetter
 from typing import cast
+
+import msgspec
 
 from cluster_manager.forwarding import remote_write
 from cluster_manager.forwarding.exposition import BadLine, Labels, read_line, value_of
@@ -50,6 +53,46 @@ ADDED_LABELS = ("cluster", "member")
 MIB = 1024 * 1024
 _VALUE_START = frozenset("0123456789+-.")
 _FIRST, _LAST = itemgetter(0), itemgetter(2)
+# Known lines' values, all at once: joined with commas they are a JSON array when each is a JSON
+# number, a subset of what Prometheus (and float()) reads as the same double (the tests compare
+# every bit); anything else (NaN, +Inf, .5, a blank, too many commas) fails or miscounts, and
+# the line by line reader decides.
+_VALUES = msgspec.json.Decoder(list[float])
+_CUTS: dict[int, slice] = {}
+
+
+def _cut(head_size: int) -> slice:
+    """What follows a head of this size (one slice object per size, shared)."""
+    cut = _CUTS.get(head_size)
+    if cut is None:
+        cut = _CUTS[head_size] = slice(head_size, None)
+    return cut
+
+
+def _values(joined: str, count: int, *, spaced: bool) -> list[float] | None:
+    """The values of ``count`` value texts joined by commas; None if one needs a closer look.
+
+    ``spaced``: each text is what follows a known head, so it must be one space and the value
+    (a line with no blank before its value, or two, or a timestamp, is read line by line).
+    """
+    if spaced:
+        if count and (
+            joined[0] != " " or joined.count(", ") != count - 1 or joined.count(" ") != count
+        ):
+            return None
+        negative_zero = " -0," in f"{joined},"
+    else:
+        negative_zero = ",-0," in f",{joined},"
+    # JSON takes tabs and returns between numbers, and reads "-0" as the integer 0.
+    if negative_zero or "\t" in joined or "\r" in joined:
+        return None
+    try:
+        values = _VALUES.decode(f"[{joined}]")
+    except msgspec.DecodeError:  # ValidationError included
+        return None
+    return values if len(values) == count else None  # else a text had a comma in it
+
+
 _CHECK_EVERY = 256  # lines between looks at the clock
 
 
@@ -102,8 +145,9 @@ _ENTRY_OVERHEAD = 150
 class Remembered:
     """What the worker keeps of a member: its heads, and the layout of its last text.
 
-    When a text has the same heads in the same order as the last one (the usual case), one
-    comparison of the two lists replaces a look-up per line.
+    When a text has the same heads in the same order as the last one (the usual case), each
+    line is only checked to start with its head (``lines``) and the values after them are read
+    together, and the series are written with one ``struct`` call (``layout``).
     """
 
     heads: dict[str, bytes]  # line head -> series prefix (b"" for a comment)
@@ -111,13 +155,29 @@ class Remembered:
     prefixes: list[bytes] = dataclasses.field(default_factory=list)  # of each of those lines
     samples: list[bytes] = dataclasses.field(default_factory=list)  # of its sample lines
     unique: bool = True  # no series twice among them
+    cuts: list[slice] = dataclasses.field(default_factory=list)  # where each sample's value is
+    layout: struct.Struct | None = None  # of the encoded series, made at the second sight
 
     @property
     def size(self) -> int:
-        """Approximate bytes held."""
+        """Approximate bytes held (the layout: 32 bytes per field, three fields a series)."""
         heads = self.heads
         size = sum(map(len, heads)) + sum(map(len, heads.values()))
-        return size + _ENTRY_OVERHEAD * len(heads) + 24 * len(self.lines or ())
+        return size + _ENTRY_OVERHEAD * len(heads) + (24 + 8 + 96) * len(self.lines or ())
+
+    def encode(self, values: list[float], tail: bytes) -> bytes:
+        """The samples' series with ``values``, in one call: each prefix, value and ``tail``."""
+        layout = self.layout
+        if layout is None:
+            tail_size = len(tail)
+            layout = struct.Struct(
+                "<" + "".join([f"{len(prefix)}sd{tail_size}s" for prefix in self.samples])
+            )
+            self.layout = layout
+        fields: list[object] = [tail] * (3 * len(values))
+        fields[0::3] = self.samples
+        fields[1::3] = values
+        return layout.pack(*fields)
 
 
 class HeadCache:
@@ -243,6 +303,16 @@ class _Member:
     samples: list[bytes] = dataclasses.field(default_factory=list)
     values: list[float] = dataclasses.field(default_factory=list)
     remembered: Remembered | None = None
+    layout: Remembered | None = None  # when its samples are these in this order, once each
+
+    def encoded(self, tail: bytes) -> bytes:
+        """The series read, each with one sample of its value and ``tail``."""
+        if self.layout is not None:
+            return self.layout.encode(self.values, tail)
+        records: list[bytes] = [tail] * (3 * len(self.samples))  # slices in C
+        records[0::3] = self.samples
+        records[1::3] = map(remote_write.pack_double, self.values)
+        return b"".join(records)
 
     def new_line(self, line: str) -> None:
         """A line whose head is not remembered: check it all, and remember its head."""
@@ -293,12 +363,19 @@ class _Member:
         Returns False, having done nothing, if a head is new or a value needs a closer look
         (the line by line reader then decides). Every step here is linear and done in C.
         """
-        parts = list(map(str.rpartition, lines, repeat(" ")))
-        heads = list(map(_FIRST, parts))
-        if remembered.lines == heads:  # the same lines as last time
+        known = remembered.lines
+        if (
+            known is not None
+            and len(known) == len(lines)
+            and all(map(str.startswith, lines, known))
+        ):  # the same lines as last time: each sample's value is what follows its head
             prefixes, samples = remembered.prefixes, remembered.samples
             unique, keep = remembered.unique, remembered
+            texts = list(map(getitem, compress(lines, prefixes), remembered.cuts))
+            values = _values(",".join(texts), len(texts), spaced=True)
         else:
+            parts = list(map(str.rpartition, lines, repeat(" ")))
+            heads = list(map(_FIRST, parts))
             found = list(map(remembered.heads.get, heads))
             if None in found:
                 return False
@@ -308,20 +385,20 @@ class _Member:
             # Rebuilt from this text: what the member no longer sends is forgotten, and the
             # dictionary's keys are the very strings of the list.
             keep = Remembered(
-                dict(zip(heads, prefixes, strict=True)), heads, prefixes, samples, unique
+                dict(zip(heads, prefixes, strict=True)),
+                heads,
+                prefixes,
+                samples,
+                unique,
+                cuts=[_cut(len(head)) for head in compress(heads, prefixes)],
             )
-        texts = list(compress(map(_LAST, parts), prefixes))
-        joined = "\n".join(texts)
-        if "_" in joined or "\t" in joined or "\r" in joined:
-            return False
-        try:  # an empty value raises IndexError, a value float() does not read ValueError
-            if not set(map(_FIRST, texts)) <= _VALUE_START:
-                return False
-            values = list(map(float, texts))
-        except (IndexError, ValueError):
+            texts = list(compress(map(_LAST, parts), prefixes))
+            values = _values(",".join(texts), len(texts), spaced=False)
+        if values is None:
             return False
         if unique:
             self.samples, self.values = samples, values
+            self.layout = keep
         else:
             series = dict(zip(samples, values, strict=True))
             self.samples, self.values = list(series), list(series.values())
@@ -420,12 +497,8 @@ def _build_batch(submissions: list[Submission], limits: ConversionLimits) -> Bat
                 bad_lines += converting.bad
             if converting.remembered is not None:
                 cache.put(key, converting.remembered)
-            count = len(converting.samples)
-            records: list[bytes] = [tail] * (3 * count)  # prefix, value, tail: slices in C
-            records[0::3] = converting.samples
-            records[1::3] = map(remote_write.pack_double, converting.values)
-            pieces += records
-            series += count
+            pieces.append(converting.encoded(tail))
+            series += len(converting.samples)
     payload = remote_write.encode(pieces)
     return Batch(
         payload=payload,
