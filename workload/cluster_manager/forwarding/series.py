@@ -165,8 +165,8 @@ class Remembered:
         size = sum(map(len, heads)) + sum(map(len, heads.values()))
         return size + _ENTRY_OVERHEAD * len(heads) + (24 + 8 + 96) * len(self.lines or ())
 
-    def encode(self, values: list[float], tail: bytes) -> bytes:
-        """The samples' series with ``values``, in one call: each prefix, value and ``tail``."""
+    def packing(self, values: list[float], tail: bytes) -> tuple[struct.Struct, list[object]]:
+        """The samples' series with ``values`` as one ``struct`` layout and its fields."""
         layout = self.layout
         if layout is None:
             tail_size = len(tail)
@@ -177,7 +177,7 @@ class Remembered:
         fields: list[object] = [tail] * (3 * len(values))
         fields[0::3] = self.samples
         fields[1::3] = values
-        return layout.pack(*fields)
+        return layout, fields
 
 
 class HeadCache:
@@ -249,7 +249,10 @@ def forget() -> None:
 
 
 def _encode(labels: Labels) -> bytes:
-    return remote_write.encode_labels(labels, errors="replace")
+    try:
+        return remote_write.encode_labels(labels)  # label pairs remembered from the last time
+    except UnicodeEncodeError:
+        return remote_write.encode_labels(labels, errors="replace")
 
 
 def cluster_series(cluster: str, heartbeat: Heartbeat) -> list[tuple[Labels, float]]:
@@ -305,10 +308,10 @@ class _Member:
     remembered: Remembered | None = None
     layout: Remembered | None = None  # when its samples are these in this order, once each
 
-    def encoded(self, tail: bytes) -> bytes:
-        """The series read, each with one sample of its value and ``tail``."""
+    def encoded(self, tail: bytes) -> bytes | tuple[struct.Struct, list[object]]:
+        """The series read, each with one sample of its value and ``tail`` (or their packing)."""
         if self.layout is not None:
-            return self.layout.encode(self.values, tail)
+            return self.layout.packing(self.values, tail)
         records: list[bytes] = [tail] * (3 * len(self.samples))  # slices in C
         records[0::3] = self.samples
         records[1::3] = map(remote_write.pack_double, self.values)
@@ -442,6 +445,34 @@ class _Member:
                 heads[head] = prefix
 
 
+_buffer = bytearray()  # this process's request being written, kept between batches
+_KEEP_BUFFER = 64 * MIB  # past this, a request's buffer is given back after it
+
+
+def _compress(pieces: list[bytes | tuple[struct.Struct, list[object]]]) -> bytes:
+    """Write the pieces into one buffer, then compress it: no copy of the whole request."""
+    global _buffer  # one per worker process: its pages stay mapped from one batch to the next
+    total = sum(len(piece) if isinstance(piece, bytes) else piece[0].size for piece in pieces)
+    if len(_buffer) < total:
+        _buffer = bytearray(total)
+    buffer = _buffer
+    position = 0
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            end = position + len(piece)
+            buffer[position:end] = piece
+        else:
+            layout, fields = piece
+            layout.pack_into(buffer, position, *fields)
+            end = position + layout.size
+        position = end
+    with memoryview(buffer) as view:
+        payload = remote_write.compress(view[:total])
+    if len(_buffer) > _KEEP_BUFFER:
+        _buffer = bytearray()
+    return payload
+
+
 def build_batch(
     submissions: list[Submission], limits: ConversionLimits = CONVERSION_LIMITS
 ) -> Batch:
@@ -462,18 +493,20 @@ def build_batch(
 def _build_batch(submissions: list[Submission], limits: ConversionLimits) -> Batch:
     started = time.process_time()
     cache = head_cache(limits)
-    pieces: list[bytes] = []
+    pieces: list[bytes | tuple[struct.Struct, list[object]]] = []
     series = bad_lines = 0
     cut: list[str] = []
     for submission in submissions:
         begun = time.process_time()
         cluster, heartbeat = submission.cluster, submission.heartbeat
         sample_size, tail = remote_write.sample_tail(submission.timestamp_ms)
+        own: list[bytes] = []
         for labels, value in cluster_series(cluster, heartbeat):
             remote_write.append_series(
-                pieces, remote_write.series_prefix(_encode(labels), sample_size), value, tail
+                own, remote_write.series_prefix(_encode(labels), sample_size), value, tail
             )
             series += 1
+        pieces.append(b"".join(own))
         seen_members = set()
         chars = 0
         for member in heartbeat.server_metrics or ():
@@ -499,7 +532,7 @@ def _build_batch(submissions: list[Submission], limits: ConversionLimits) -> Bat
                 cache.put(key, converting.remembered)
             pieces.append(converting.encoded(tail))
             series += len(converting.samples)
-    payload = remote_write.encode(pieces)
+    payload = _compress(pieces)
     return Batch(
         payload=payload,
         heartbeats=len(submissions),
