@@ -59,6 +59,7 @@ class ForwardingLimits:
     max_queued_chars: int = 64 * MIB  # metrics text waiting for conversion
     max_batch_heartbeats: int = 32
     max_batch_chars: int = 2 * MIB  # metrics text per remote-write request
+    batch_linger: float = 0.25  # seconds a batch waits to fill (fewer, fuller requests)
     max_backlog_bytes: int = 64 * MIB  # encoded requests waiting, per destination
     request_timeout: float = 30.0
     initial_backoff: float = 0.5
@@ -203,6 +204,7 @@ class Forwarder:
         self._queue: deque[Submission] = deque()
         self._queued_chars = 0
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()  # a whole batch is queued
         self._tasks: list[asyncio.Task[None]] = []
         self._worker: WorkerProcess | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -238,8 +240,24 @@ class Forwarder:
                 self._queued_chars -= self._queue.popleft().size
                 metrics.FORWARD_DROPPED.labels("queue_full").inc()
             self._wake.set()
+            if self._batch_is_full():
+                self._full.set()
         except Exception:  # the heartbeat is stored already; forwarding must not fail it
             logger.exception("cannot queue the heartbeat of %s for forwarding", cluster)
+
+    def _batch_is_full(self) -> bool:
+        return (
+            len(self._queue) >= self.limits.max_batch_heartbeats
+            or self._queued_chars >= self.limits.max_batch_chars
+        )
+
+    async def _linger(self) -> None:
+        """Give a batch that is not full a moment to fill: per request costs are paid once."""
+        if self._batch_is_full() or self.limits.batch_linger <= 0:
+            return
+        self._full.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), self.limits.batch_linger)
 
     def _take_batch(self) -> list[Submission]:
         batch = [self._queue.popleft()]
@@ -273,6 +291,7 @@ class Forwarder:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            await self._linger()
             submissions = self._take_batch()
             worker = self._worker
             assert worker is not None

@@ -1,12 +1,13 @@
 """The forwarding worker process, and the server's end of the socket that feeds it.
 
 The server hands the worker a batch of heartbeats as one buffer: a msgpack encoding of the
-submissions (the metrics text is copied once into it, not pickled object by object), written
-with its length to a UNIX socket the event loop writes without blocking and without a thread.
-The worker reads it in a few calls, converts it (:func:`~cluster_manager.forwarding.series.
-build_batch`, with its per-heartbeat budget) and answers the same way with the encoded
-request. One batch is in flight at a time, so a worker's memory of what it converts stays one
-batch.
+submissions (the metrics text is copied into it, not pickled object by object), put in memory
+both processes map (a memfd, passed over the socket once), and its length written to a UNIX
+socket the event loop writes without blocking and without a thread. The worker decodes it
+from that memory, converts it (:func:`~cluster_manager.forwarding.series.build_batch`, with its
+per-heartbeat budget) and answers on the socket with the encoded request (a tenth of the
+size). One batch is in flight at a time: the server writes the shared memory again only once
+the worker has answered.
 
 The worker ends when the server's end closes (the server stopped or died): it waits on nothing
 else. If the worker dies, :meth:`WorkerProcess.convert` raises :class:`WorkerDied` and the server
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
 import multiprocessing
+import os
 import signal
 import socket
 import struct
@@ -27,7 +30,8 @@ import msgspec
 from cluster_manager.forwarding.series import Batch, ConversionLimits, Submission, build_batch
 
 _LENGTH = struct.Struct("<Q")
-_BUFFER = 4 * 1024 * 1024  # socket buffers: a usual batch in one or two calls
+_REQUEST = struct.Struct("<QQ")  # length of the request, size of the shared memory
+_BUFFER = 4 * 1024 * 1024  # socket buffers, and the shared memory at first
 _MAX_MESSAGE = 1 << 40  # a length past this is not one of ours
 
 
@@ -54,17 +58,6 @@ class ConversionFailed(Exception):
     """The worker could not convert a batch (it goes on with the next one)."""
 
 
-def _receive(sock: socket.socket) -> bytearray | None:
-    """One length-prefixed message; None at the end of the stream."""
-    header = _receive_exactly(sock, _LENGTH.size)
-    if header is None:
-        return None
-    (size,) = _LENGTH.unpack(header)
-    if size > _MAX_MESSAGE:
-        return None
-    return _receive_exactly(sock, size)
-
-
 def _receive_exactly(sock: socket.socket, size: int) -> bytearray | None:
     buffer = bytearray(size)
     view = memoryview(buffer)
@@ -77,23 +70,43 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytearray | None:
     return buffer
 
 
+def _convert(shared: mmap.mmap, length: int) -> _Reply:
+    try:
+        with memoryview(shared) as view, view[:length] as message:
+            request = _requests.decode(message)
+        return _Reply(build_batch(request.submissions, request.limits))
+    except Exception as error:  # reported to the server, which counts it
+        return _Reply(None, f"{type(error).__name__}: {error}")
+
+
 def serve(sock: socket.socket) -> None:
     """The worker process: convert batches from ``sock`` until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when the worker ends
     sock.setblocking(True)
     with sock:
-        while True:
-            message = _receive(sock)
-            if message is None:
-                return
-            try:
-                request = _requests.decode(message)
-                del message
-                reply = _Reply(build_batch(request.submissions, request.limits))
-            except Exception as error:  # reported to the server, which counts it
-                reply = _Reply(None, f"{type(error).__name__}: {error}")
-            data = _encoder.encode(reply)
-            sock.sendall(_LENGTH.pack(len(data)) + data)
+        _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+        if not fds:
+            return
+        memory_fd = fds[0]
+        shared: mmap.mmap | None = None
+        try:
+            while True:
+                header = _receive_exactly(sock, _REQUEST.size)
+                if header is None:
+                    return
+                length, size = _REQUEST.unpack(header)
+                if length > size or size > _MAX_MESSAGE:
+                    return
+                if shared is None or len(shared) != size:  # the server made it larger
+                    if shared is not None:
+                        shared.close()
+                    shared = mmap.mmap(memory_fd, size)
+                data = _encoder.encode(_convert(shared, length))
+                sock.sendall(_LENGTH.pack(len(data)) + data)
+        finally:
+            if shared is not None:
+                shared.close()
+            os.close(memory_fd)
 
 
 class WorkerProcess:
@@ -103,6 +116,8 @@ class WorkerProcess:
         self.process: multiprocessing.process.BaseProcess | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._memory_fd = -1
+        self._shared: mmap.mmap | None = None
 
     async def start(self) -> None:
         """Spawn the worker (spawn: forking a process running an event loop is not safe)."""
@@ -114,10 +129,20 @@ class WorkerProcess:
         process = multiprocessing.get_context("spawn").Process(
             target=serve, args=(theirs,), name="mcm-forwarding-worker"
         )
+        memory_fd = os.memfd_create("mcm-forwarding", os.MFD_CLOEXEC)
         try:
-            process.start()
-        finally:
-            theirs.close()
+            os.ftruncate(memory_fd, _BUFFER)
+            self._shared = mmap.mmap(memory_fd, _BUFFER)
+            try:
+                process.start()
+            finally:
+                theirs.close()
+            socket.send_fds(ours, [b"m"], [memory_fd])
+        except BaseException:
+            os.close(memory_fd)
+            ours.close()
+            raise
+        self._memory_fd = memory_fd
         self.process = process
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=_BUFFER)
 
@@ -131,10 +156,16 @@ class WorkerProcess:
         """
         assert self._reader is not None
         assert self._writer is not None
+        assert self._shared is not None
         data = _encoder.encode(_Request(submissions, limits))
+        if len(data) > len(self._shared):  # the worker maps it again at this size
+            size = max(len(data), 2 * len(self._shared))
+            os.ftruncate(self._memory_fd, size)
+            self._shared.close()
+            self._shared = mmap.mmap(self._memory_fd, size)
+        self._shared[: len(data)] = data
         try:
-            self._writer.write(_LENGTH.pack(len(data)))
-            self._writer.write(data)
+            self._writer.write(_REQUEST.pack(len(data), len(self._shared)))
             del data
             await self._writer.drain()
             (size,) = _LENGTH.unpack(await self._reader.readexactly(_LENGTH.size))
@@ -152,6 +183,12 @@ class WorkerProcess:
             with contextlib.suppress(OSError, ConnectionError):
                 await self._writer.wait_closed()
             self._reader = self._writer = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+        if self._memory_fd >= 0:
+            os.close(self._memory_fd)
+            self._memory_fd = -1
         process, self.process = self.process, None
         if process is not None:
             loop = asyncio.get_running_loop()
