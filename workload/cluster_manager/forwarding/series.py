@@ -38,7 +38,7 @@ import struct
 import time
 from collections import OrderedDict
 from itertools import compress, repeat
-from operator import getitem, itemgetter
+from operator import itemgetter
 from typing import cast
 
 import msgspec
@@ -58,15 +58,6 @@ _FIRST, _LAST = itemgetter(0), itemgetter(2)
 # every bit); anything else (NaN, +Inf, .5, a blank, too many commas) fails or miscounts, and
 # the line by line reader decides.
 _VALUES = msgspec.json.Decoder(list[float])
-_CUTS: dict[int, slice] = {}
-
-
-def _cut(head_size: int) -> slice:
-    """What follows a head of this size (one slice object per size, shared)."""
-    cut = _CUTS.get(head_size)
-    if cut is None:
-        cut = _CUTS[head_size] = slice(head_size, None)
-    return cut
 
 
 def _values(joined: str, count: int, *, spaced: bool) -> list[float] | None:
@@ -146,8 +137,8 @@ class Remembered:
     """What the worker keeps of a member: its heads, and the layout of its last text.
 
     When a text has the same heads in the same order as the last one (the usual case), each
-    line is only checked to start with its head (``lines``) and the values after them are read
-    together, and the series are written with one ``struct`` call (``layout``).
+    line only loses its head (``lines``), the values left are read together, and the series are
+    written with one ``struct`` call (``layout``).
     """
 
     heads: dict[str, bytes]  # line head -> series prefix (b"" for a comment)
@@ -155,7 +146,7 @@ class Remembered:
     prefixes: list[bytes] = dataclasses.field(default_factory=list)  # of each of those lines
     samples: list[bytes] = dataclasses.field(default_factory=list)  # of its sample lines
     unique: bool = True  # no series twice among them
-    cuts: list[slice] = dataclasses.field(default_factory=list)  # where each sample's value is
+    head_chars: int = 0  # of all of ``lines``
     layout: struct.Struct | None = None  # of the encoded series, made at the second sight
 
     @property
@@ -163,7 +154,7 @@ class Remembered:
         """Approximate bytes held (the layout: 32 bytes per field, three fields a series)."""
         heads = self.heads
         size = sum(map(len, heads)) + sum(map(len, heads.values()))
-        return size + _ENTRY_OVERHEAD * len(heads) + (24 + 8 + 96) * len(self.lines or ())
+        return size + _ENTRY_OVERHEAD * len(heads) + (24 + 96) * len(self.lines or ())
 
     def packing(self, values: list[float], tail: bytes) -> tuple[struct.Struct, list[object]]:
         """The samples' series with ``values`` as one ``struct`` layout and its fields."""
@@ -352,30 +343,34 @@ class _Member:
     def convert(self, text: str, remembered: Remembered | None) -> None:
         """Read every line of ``text``; raise :class:`_OverBudget` when time is up."""
         lines = text.split("\n")
+        chars = len(text) - len(lines) + 1  # of the lines, without their newlines
         if lines and not lines[-1]:
             lines.pop()  # the text's final newline
-        if remembered is not None and self.known_lines(lines, remembered):
+        if remembered is not None and self.known_lines(lines, chars, remembered):
             return
         self.each_line(lines, remembered.heads if remembered is not None else {})
         self.samples, self.values = list(self.series), list(self.series.values())
         self.remembered = Remembered(self.heads)
 
-    def known_lines(self, lines: list[str], remembered: Remembered) -> bool:
+    def known_lines(self, lines: list[str], chars: int, remembered: Remembered) -> bool:
         """Read a text whose every head is remembered, without a Python step per line.
 
         Returns False, having done nothing, if a head is new or a value needs a closer look
         (the line by line reader then decides). Every step here is linear and done in C.
         """
         known = remembered.lines
-        if (
-            known is not None
-            and len(known) == len(lines)
-            and all(map(str.startswith, lines, known))
-        ):  # the same lines as last time: each sample's value is what follows its head
+        rests = (
+            list(map(str.removeprefix, lines, known))
+            if known is not None and len(known) == len(lines)
+            else None
+        )
+        # Each line loses its head if it starts with it, else nothing: the lines left are
+        # shorter by all the heads exactly when every line starts with its own.
+        if rests is not None and len("".join(rests)) == chars - remembered.head_chars:
+            # The same lines as last time: each sample's value is what follows its head.
             prefixes, samples = remembered.prefixes, remembered.samples
             unique, keep = remembered.unique, remembered
-            texts = list(map(getitem, compress(lines, prefixes), remembered.cuts))
-            values = _values(",".join(texts), len(texts), spaced=True)
+            values = _values(",".join(compress(rests, prefixes)), len(samples), spaced=True)
         else:
             parts = list(map(str.rpartition, lines, repeat(" ")))
             heads = list(map(_FIRST, parts))
@@ -393,7 +388,7 @@ class _Member:
                 prefixes,
                 samples,
                 unique,
-                cuts=[_cut(len(head)) for head in compress(heads, prefixes)],
+                head_chars=sum(map(len, heads)),
             )
             texts = list(compress(map(_LAST, parts), prefixes))
             values = _values(",".join(texts), len(texts), spaced=False)
