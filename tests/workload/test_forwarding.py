@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -10,6 +11,7 @@ import struct
 
 import cramjam
 import pytest
+from aiohttp import web
 from cluster_manager.fleet import StatusGenerator
 from cluster_manager.forwarding import Forwarder, ForwardingLimits, remote_write
 from cluster_manager.forwarding import series as conversion
@@ -127,6 +129,71 @@ async def test_full_queue_drops_the_oldest_heartbeats_and_counts_them(server):
     assert forwarder.queued_heartbeats == 3
     name = "mcm_forward_dropped_heartbeats_total"
     assert value(after, name, reason="queue_full") - value(before, name, reason="queue_full") == 2
+
+
+async def test_a_dead_worker_is_counted_and_replaced(server):
+    """The worker process is killed: its batch is dropped and counted, the next one is sent."""
+    bodies: list[bytes] = []
+    arrived = asyncio.Event()
+
+    async def write(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        arrived.set()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/write", write)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    forwarder = Forwarder(
+        [f"http://127.0.0.1:{port}/api/v1/write"], limits=ForwardingLimits(batch_linger=0)
+    )
+    _, heartbeat = heartbeat_with_metrics("lxd_a 1\n")
+    name = "mcm_forward_dropped_heartbeats_total"
+    await forwarder.start()
+    try:
+        forwarder.submit("first", heartbeat)
+        await asyncio.wait_for(arrived.wait(), 60)
+        worker = forwarder._worker
+        assert worker is not None
+        assert worker.process is not None
+        first_pid = worker.process.pid
+        worker.process.kill()
+        worker.process.join(10)
+        before = await scrape(server.ops_port)
+
+        forwarder.submit("lost", heartbeat)  # meets the dead worker
+        for _ in range(600):
+            after = await scrape(server.ops_port)
+            failed = value(after, name, reason="conversion_failed")
+            if failed - value(before, name, reason="conversion_failed") == 1:
+                break
+            await asyncio.sleep(0.1)
+        arrived.clear()
+        forwarder.submit("second", heartbeat)
+        await asyncio.wait_for(arrived.wait(), 60)
+        assert worker.process is not None
+        second_pid = worker.process.pid
+    finally:
+        await forwarder.stop()
+        await runner.cleanup()
+
+    assert (
+        value(after, name, reason="conversion_failed")
+        - value(before, name, reason="conversion_failed")
+        == 1
+    )
+    assert second_pid != first_pid
+    clusters = [
+        labels["cluster"]
+        for body in bodies
+        for labels, _, _ in remote_write.series_of(remote_write.decode(body))
+        if labels["__name__"] == "mcm_cluster_cpu_count"
+    ]
+    assert clusters == ["first", "second"]
 
 
 def test_forwarder_without_destinations_does_nothing():
