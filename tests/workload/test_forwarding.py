@@ -165,6 +165,7 @@ async def test_a_dead_worker_is_counted_and_replaced(server):
         worker.process.join(10)
         before = await scrape(server.ops_port)
 
+        after = before
         forwarder.submit("lost", heartbeat)  # meets the dead worker
         for _ in range(600):
             after = await scrape(server.ops_port)

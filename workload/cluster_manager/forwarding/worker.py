@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import struct
+from multiprocessing.process import BaseProcess
 
 import msgspec
 
@@ -113,7 +114,7 @@ class WorkerProcess:
     """The server's end: start the worker, give it batches, read back encoded requests."""
 
     def __init__(self) -> None:
-        self.process: multiprocessing.process.BaseProcess | None = None
+        self.process: BaseProcess | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._memory_fd = -1
