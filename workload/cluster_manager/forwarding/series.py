@@ -6,8 +6,11 @@ event loop must not do.
 
 A member's series are the same minute after minute; only their values change. The worker
 remembers, per cluster and member, each line's head (the text before the value) with the
-encoded bytes of its series (:class:`HeadCache`), so a known line costs one dictionary look-up
-and one ``float``; only new lines are parsed and encoded. The memory is bounded per member and in
+encoded bytes of its series (:class:`HeadCache`), and the order of its lines: a text whose lines
+have the same heads in the same order costs a few passes in C over all its lines (heads
+removed, values read as one JSON array, series packed with one ``struct`` call); a text with
+known heads in another order costs a dictionary look-up per line; only new lines are parsed and
+encoded. The memory is bounded per member and in
 total (least recently seen members are forgotten first), and what a member did not send in its
 last heartbeat is forgotten.
 
