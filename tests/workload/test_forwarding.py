@@ -131,56 +131,79 @@ async def test_full_queue_drops_the_oldest_heartbeats_and_counts_them(server):
     assert value(after, name, reason="queue_full") - value(before, name, reason="queue_full") == 2
 
 
+class Receiver:
+    """A remote-write endpoint on a real socket that keeps every request body."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.arrived = asyncio.Event()
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Receiver:
+        async def write(request: web.Request) -> web.Response:
+            self.bodies.append(await request.read())
+            self.arrived.set()
+            return web.Response(status=204)
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/api/v1/write", write)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/api/v1/write"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    async def next(self) -> None:
+        await asyncio.wait_for(self.arrived.wait(), 60)
+        self.arrived.clear()
+
+    def series(self, name: str) -> list[dict[str, str]]:
+        return [
+            labels
+            for body in self.bodies
+            for labels, _, _ in remote_write.series_of(remote_write.decode(body))
+            if labels["__name__"] == name
+        ]
+
+
 async def test_a_dead_worker_is_counted_and_replaced(server):
     """The worker process is killed: its batch is dropped and counted, the next one is sent."""
-    bodies: list[bytes] = []
-    arrived = asyncio.Event()
-
-    async def write(request: web.Request) -> web.Response:
-        bodies.append(await request.read())
-        arrived.set()
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/api/v1/write", write)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    forwarder = Forwarder(
-        [f"http://127.0.0.1:{port}/api/v1/write"], limits=ForwardingLimits(batch_linger=0)
-    )
     _, heartbeat = heartbeat_with_metrics("lxd_a 1\n")
     name = "mcm_forward_dropped_heartbeats_total"
-    await forwarder.start()
-    try:
-        forwarder.submit("first", heartbeat)
-        await asyncio.wait_for(arrived.wait(), 60)
-        worker = forwarder._worker
-        assert worker is not None
-        assert worker.process is not None
-        first_pid = worker.process.pid
-        worker.process.kill()
-        worker.process.join(10)
-        before = await scrape(server.ops_port)
+    async with Receiver() as receiver:
+        forwarder = Forwarder([receiver.url], limits=ForwardingLimits(batch_linger=0))
+        await forwarder.start()
+        try:
+            forwarder.submit("first", heartbeat)
+            await receiver.next()
+            worker = forwarder._worker
+            assert worker is not None
+            assert worker.process is not None
+            first_pid = worker.process.pid
+            worker.process.kill()
+            worker.process.join(10)
+            before = after = await scrape(server.ops_port)
 
-        after = before
-        forwarder.submit("lost", heartbeat)  # meets the dead worker
-        for _ in range(600):
-            after = await scrape(server.ops_port)
-            failed = value(after, name, reason="conversion_failed")
-            if failed - value(before, name, reason="conversion_failed") == 1:
-                break
-            await asyncio.sleep(0.1)
-        arrived.clear()
-        forwarder.submit("second", heartbeat)
-        await asyncio.wait_for(arrived.wait(), 60)
-        assert worker.process is not None
-        second_pid = worker.process.pid
-    finally:
-        await forwarder.stop()
-        await runner.cleanup()
+            forwarder.submit("lost", heartbeat)  # meets the dead worker
+            for _ in range(600):
+                after = await scrape(server.ops_port)
+                failed = value(after, name, reason="conversion_failed")
+                if failed - value(before, name, reason="conversion_failed") == 1:
+                    break
+                await asyncio.sleep(0.1)
+            forwarder.submit("second", heartbeat)
+            await receiver.next()
+            assert worker.process is not None
+            second_pid = worker.process.pid
+        finally:
+            await forwarder.stop()
 
     assert (
         value(after, name, reason="conversion_failed")
@@ -188,13 +211,26 @@ async def test_a_dead_worker_is_counted_and_replaced(server):
         == 1
     )
     assert second_pid != first_pid
-    clusters = [
-        labels["cluster"]
-        for body in bodies
-        for labels, _, _ in remote_write.series_of(remote_write.decode(body))
-        if labels["__name__"] == "mcm_cluster_cpu_count"
-    ]
+    clusters = [labels["cluster"] for labels in receiver.series("mcm_cluster_cpu_count")]
     assert clusters == ["first", "second"]
+
+
+async def test_a_heartbeat_larger_than_the_shared_memory_is_forwarded():
+    """The worker maps the larger memory the server made for it, and goes on."""
+    big = "# " + "x" * (6 * 1024 * 1024) + "\nlxd_big 7\n"  # a comment costs nothing to read
+    async with Receiver() as receiver:
+        forwarder = Forwarder([receiver.url], limits=ForwardingLimits(batch_linger=0))
+        await forwarder.start()
+        try:
+            for cluster, text in (("big", big), ("small", "lxd_small 1\n")):
+                _, heartbeat = heartbeat_with_metrics(text)
+                forwarder.submit(cluster, heartbeat)
+                await receiver.next()
+        finally:
+            await forwarder.stop()
+
+    assert [labels["cluster"] for labels in receiver.series("lxd_big")] == ["big"]
+    assert [labels["cluster"] for labels in receiver.series("lxd_small")] == ["small"]
 
 
 def test_forwarder_without_destinations_does_nothing():
