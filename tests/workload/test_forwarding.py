@@ -13,10 +13,11 @@ import cramjam
 import pytest
 from aiohttp import web
 from cluster_manager.fleet import StatusGenerator
-from cluster_manager.forwarding import Forwarder, ForwardingLimits, remote_write
+from cluster_manager.forwarding import Forwarder, ForwardingLimits, memory, remote_write
 from cluster_manager.forwarding import series as conversion
 from cluster_manager.forwarding.exposition import parse_metrics
-from cluster_manager.forwarding.series import ConversionLimits, HeadCache, Submission, build_batch
+from cluster_manager.forwarding.memory import HeadCache
+from cluster_manager.forwarding.series import ConversionLimits, Submission, build_batch
 from cluster_manager.heartbeats import MemberMetrics, StoragePoolUsage, parse_heartbeat
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -341,7 +342,7 @@ def test_reader_agrees_with_the_regular_expression_it_replaced(text):
 def forwarded(text: str, *, forget: bool) -> tuple[list, int]:
     """What one heartbeat with ``text`` as its member's metrics becomes (sorted series)."""
     if forget:
-        conversion.forget()
+        memory.forget()
     _, heartbeat = heartbeat_with_metrics(text)
     batch = build_batch([Submission("c1", heartbeat, 1_700_000_000_000)])
     series = [
@@ -435,16 +436,16 @@ def test_known_lines_are_read_without_a_python_step_per_line():
     generator = StatusGenerator("fast", members=1, metrics_bytes=20 * 1024)
     texts = [generator.next()["server_metrics"][0]["metrics"] for _ in range(4)]
     key = ("c1", "m1", remote_write.sample_tail(1_700_000_000_000)[0])
-    conversion.forget()
+    memory.forget()
     for text in texts[:3]:
         forwarded(text, forget=False)
-    remembered = conversion.head_cache(conversion.CONVERSION_LIMITS).get(key)
+    remembered = memory.head_cache(conversion.CONVERSION_LIMITS).get(key)
     assert remembered is not None
     assert remembered.layout is not None  # series written with one struct call
 
     known = forwarded(texts[3], forget=False)
 
-    assert conversion.head_cache(conversion.CONVERSION_LIMITS).get(key) is remembered
+    assert memory.head_cache(conversion.CONVERSION_LIMITS).get(key) is remembered
     assert known == forwarded(texts[3], forget=True)
 
 
@@ -452,7 +453,7 @@ def test_a_known_host_with_new_values_is_read_like_a_new_one():
     generator = StatusGenerator("known", members=1, metrics_bytes=20 * 1024)
     texts = [generator.next()["server_metrics"][0]["metrics"] for _ in range(3)]
     texts[2] += 'lxd_new{a="1"} 5\nlxd_bad{ 1\nlxd_a{x="1"} NaN\n'
-    conversion.forget()
+    memory.forget()
     remembered: tuple[list, int] = ([], 0)
     for text in texts:
         remembered = forwarded(text, forget=False)
@@ -482,7 +483,7 @@ def lxd_series(batch) -> dict[str, int]:
 def test_heartbeat_over_its_time_budget_is_cut_and_the_rest_of_the_batch_is_whole():
     hostile = "".join(f'lxd_x{{n="{n}",pad="{"p" * 50}"}} 1\n' for n in range(20_000))
     normal = "".join(f'lxd_y{{n="{n}"}} 2\n' for n in range(200))  # under one clock check
-    conversion.forget()
+    memory.forget()
 
     batch = build_batch(
         [heartbeat_of("hostile", hostile, members=2), heartbeat_of("normal", normal)],
@@ -497,7 +498,7 @@ def test_heartbeat_over_its_time_budget_is_cut_and_the_rest_of_the_batch_is_whol
 
 def test_metrics_over_the_size_budget_are_not_forwarded_and_counted():
     text = "".join(f"lxd_{n} {n}\n" for n in range(100))
-    conversion.forget()
+    memory.forget()
 
     batch = build_batch(
         [heartbeat_of("big", text, members=3)], ConversionLimits(max_metrics_chars=2 * len(text))
@@ -537,13 +538,13 @@ def test_a_label_that_is_not_unicode_is_a_bad_line_not_a_failed_batch():
 def test_remembered_series_are_bounded_per_member_and_in_total():
     text = "".join(f'lxd_x{{n="{n}"}} 1\n' for n in range(500))
     limits = ConversionLimits(cache_heads_per_member=100, cache_bytes=60_000)
-    conversion.forget()
+    memory.forget()
 
     for cluster in ("a", "b", "c", "d"):
         batch = build_batch([heartbeat_of(cluster, text)], limits)
         assert lxd_series(batch) == {cluster: 500}
 
-    cache = conversion.head_cache(limits)
+    cache = memory.head_cache(limits)
     size, _ = remote_write.sample_tail(1_700_000_000_000)
     assert isinstance(cache, HeadCache)
     assert cache.bytes <= 60_000
@@ -563,11 +564,11 @@ def test_a_member_idle_for_long_makes_room_for_a_new_one():
         entry = cache.get((cluster, "m", 1))
         return len(entry.heads) if entry is not None else 0
 
-    cache.put(("a", "m", 1), conversion.Remembered(dict(heads)), now=0)
-    cache.put(("b", "m", 1), conversion.Remembered(dict(heads)), now=100)
-    cache.put(("c", "m", 1), conversion.Remembered(dict(heads)), now=500)  # no room for c
+    cache.put(("a", "m", 1), memory.Remembered(dict(heads)), now=0)
+    cache.put(("b", "m", 1), memory.Remembered(dict(heads)), now=100)
+    cache.put(("c", "m", 1), memory.Remembered(dict(heads)), now=500)  # no room for c
     assert (remembered("a"), remembered("c")) == (5, 0)
-    cache.put(("c", "m", 1), conversion.Remembered(dict(heads)), now=650)  # a is idle now
+    cache.put(("c", "m", 1), memory.Remembered(dict(heads)), now=650)  # a is idle now
 
     assert (remembered("a"), remembered("b"), remembered("c")) == (0, 5, 5)
     assert cache.bytes <= 2_500

@@ -44,7 +44,7 @@ from cluster_manager.bench.servers import (
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.fleet import SimulatedCluster, StatusGenerator
-from cluster_manager.forwarding import series as conversion
+from cluster_manager.forwarding import memory
 from cluster_manager.forwarding.series import Submission, build_batch
 from cluster_manager.heartbeats import parse_heartbeat
 from cluster_manager.settings import load_settings, render_config
@@ -244,7 +244,7 @@ def conversion_ms(bodies: list[bytes], *, remembered: bool, rounds: int = 3) -> 
         spent = 0.0
         for submission in submissions:
             if not remembered:
-                conversion.forget()
+                memory.forget()
             started = time.process_time()
             build_batch([submission])
             spent += time.process_time() - started
@@ -266,7 +266,7 @@ def crafted_ms(chars: int) -> tuple[float, float]:
     for text in (crafted, real):
         member["server_metrics"][0]["metrics"] = text
         heartbeat = parse_heartbeat(json.dumps(member).encode())
-        conversion.forget()
+        memory.forget()
         started = time.process_time()
         build_batch([Submission("crafted", heartbeat, 0)])
         out.append(1000 * (time.process_time() - started))

@@ -6,13 +6,13 @@ event loop must not do.
 
 A member's series are the same minute after minute; only their values change. The worker
 remembers, per cluster and member, each line's head (the text before the value) with the
-encoded bytes of its series (:class:`HeadCache`), and the order of its lines: a text whose lines
-have the same heads in the same order costs a few passes in C over all its lines (heads
-removed, values read as one JSON array, series packed with one ``struct`` call); a text with
-known heads in another order costs a dictionary look-up per line; only new lines are parsed and
-encoded. The memory is bounded per member and in
-total (least recently seen members are forgotten first), and what a member did not send in its
-last heartbeat is forgotten.
+encoded bytes of its series, and the order of its lines
+(:mod:`cluster_manager.forwarding.memory`). A text whose lines have the same heads in the same
+order costs a few passes in C over all its lines (heads removed, values read as one JSON array,
+series packed with one ``struct`` call); a text with known heads in another order costs a
+dictionary look-up per line; only new lines are parsed and encoded. The memory is bounded per
+member and in total (least recently seen members are forgotten first), and what a member did
+not send in its last heartbeat is forgotten.
 
 Each heartbeat has a budget (:class:`ConversionLimits`): at most so many characters of metrics
 text and so much CPU time. Past it, the rest of its members' metrics is not forwarded and the
@@ -39,7 +39,6 @@ import dataclasses
 import gc
 import struct
 import time
-from collections import OrderedDict
 from itertools import compress, repeat
 from operator import itemgetter
 from typing import cast
@@ -48,6 +47,7 @@ import msgspec
 
 from cluster_manager.forwarding import remote_write
 from cluster_manager.forwarding.exposition import BadLine, Labels, read_line, value_of
+from cluster_manager.forwarding.memory import Remembered, head_cache
 from cluster_manager.heartbeats import Heartbeat
 
 INSTANCE_STATUSES = ("Running", "Stopped", "Frozen", "Error")
@@ -129,117 +129,6 @@ class Batch:
     bad_lines: int
     cpu_seconds: float
     cut: tuple[str, ...] = ()  # clusters whose heartbeat went over its budget
-
-
-# Per entry: the head, the bytes and the dictionary slot (object headers, hash, pointers).
-_ENTRY_OVERHEAD = 150
-
-
-@dataclasses.dataclass(eq=False)
-class Remembered:
-    """What the worker keeps of a member: its heads, and the layout of its last text.
-
-    When a text has the same heads in the same order as the last one (the usual case), each
-    line only loses its head (``lines``), the values left are read together, and the series are
-    written with one ``struct`` call (``layout``).
-    """
-
-    heads: dict[str, bytes]  # line head -> series prefix (b"" for a comment)
-    lines: list[str] | None = None  # the last text's heads, line by line (the dict's keys)
-    prefixes: list[bytes] = dataclasses.field(default_factory=list)  # of each of those lines
-    samples: list[bytes] = dataclasses.field(default_factory=list)  # of its sample lines
-    unique: bool = True  # no series twice among them
-    head_chars: int = 0  # of all of ``lines``
-    layout: struct.Struct | None = None  # of the encoded series, made at the second sight
-
-    @property
-    def size(self) -> int:
-        """Approximate bytes held (the layout: 32 bytes per field, three fields a series)."""
-        heads = self.heads
-        size = sum(map(len, heads)) + sum(map(len, heads.values()))
-        return size + _ENTRY_OVERHEAD * len(heads) + (24 + 96) * len(self.lines or ())
-
-    def packing(self, values: list[float], tail: bytes) -> tuple[struct.Struct, list[object]]:
-        """The samples' series with ``values`` as one ``struct`` layout and its fields."""
-        layout = self.layout
-        if layout is None:
-            tail_size = len(tail)
-            layout = struct.Struct(
-                "<" + "".join([f"{len(prefix)}sd{tail_size}s" for prefix in self.samples])
-            )
-            self.layout = layout
-        fields: list[object] = [tail] * (3 * len(values))
-        fields[0::3] = self.samples
-        fields[1::3] = values
-        return layout, fields
-
-
-class HeadCache:
-    """Per (cluster, member): line head -> encoded series up to its value, bounded.
-
-    When full, a member not remembered yet is only taken in place of members idle for
-    ``cache_idle_seconds``: with more members than room, evicting the least recently seen on
-    every heartbeat would forget each member just before it comes back (no member would ever
-    be found), while keeping the ones already in keeps a share of the fleet fast.
-    """
-
-    def __init__(self, limits: ConversionLimits) -> None:
-        self.limits = limits
-        # key -> (what is remembered, approximate bytes, last seen), least recently seen first
-        self._members: OrderedDict[tuple[str, str, int], tuple[Remembered, int, float]] = (
-            OrderedDict()
-        )
-        self.bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._members)
-
-    def get(self, key: tuple[str, str, int]) -> Remembered | None:
-        """What was remembered for a member."""
-        entry = self._members.get(key)
-        return entry[0] if entry is not None else None
-
-    def put(
-        self, key: tuple[str, str, int], remembered: Remembered, now: float | None = None
-    ) -> None:
-        """Remember a member (replacing what was) if there is room."""
-        now = time.monotonic() if now is None else now
-        old = self._members.pop(key, None)
-        if old is not None and old[0] is remembered:  # unchanged: only seen again
-            self._members[key] = (remembered, old[1], now)
-            return
-        if old is not None:
-            self.bytes -= old[1]
-        if not remembered.heads:
-            return
-        size = remembered.size
-        idle_before = now - self.limits.cache_idle_seconds
-        while self.bytes + size > self.limits.cache_bytes and self._members:
-            _, (_, dropped, seen) = next(iter(self._members.items()))
-            if seen > idle_before:
-                return  # full of members in use: this one is read in full each time
-            self._members.popitem(last=False)
-            self.bytes -= dropped
-        if self.bytes + size <= self.limits.cache_bytes:
-            self._members[key] = (remembered, size, now)
-            self.bytes += size
-
-
-_cache: HeadCache | None = None
-
-
-def head_cache(limits: ConversionLimits) -> HeadCache:
-    """This process's cache (each worker process has its own)."""
-    global _cache  # one per worker process, kept between batches
-    if _cache is None or _cache.limits != limits:
-        _cache = HeadCache(limits)
-    return _cache
-
-
-def forget() -> None:
-    """Empty this process's cache (the benchmark measures the first sight of a cluster)."""
-    global _cache  # one per worker process, kept between batches
-    _cache = None
 
 
 def _encode(labels: Labels) -> bytes:
