@@ -128,7 +128,7 @@ class WorkerProcess:
                 end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _BUFFER)
                 end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BUFFER)
         process = multiprocessing.get_context("spawn").Process(
-            target=serve, args=(theirs,), name="mcm-forwarding-worker"
+            target=serve, args=(theirs,), name="mcm-forwarding-worker", daemon=True
         )
         memory_fd = os.memfd_create("mcm-forwarding", os.MFD_CLOEXEC)
         try:
