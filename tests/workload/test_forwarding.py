@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import random
 import re
 import struct
 
 import cramjam
 import pytest
+from aiohttp import web
 from cluster_manager.fleet import StatusGenerator
-from cluster_manager.forwarding import Forwarder, ForwardingLimits, remote_write
+from cluster_manager.forwarding import Forwarder, ForwardingLimits, memory, remote_write
 from cluster_manager.forwarding import series as conversion
 from cluster_manager.forwarding.exposition import parse_metrics
-from cluster_manager.forwarding.series import ConversionLimits, HeadCache, Submission, build_batch
+from cluster_manager.forwarding.memory import HeadCache
+from cluster_manager.forwarding.series import ConversionLimits, Submission, build_batch
 from cluster_manager.heartbeats import MemberMetrics, StoragePoolUsage, parse_heartbeat
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -128,6 +132,108 @@ async def test_full_queue_drops_the_oldest_heartbeats_and_counts_them(server):
     assert value(after, name, reason="queue_full") - value(before, name, reason="queue_full") == 2
 
 
+class Receiver:
+    """A remote-write endpoint on a real socket that keeps every request body."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.arrived = asyncio.Event()
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Receiver:
+        async def write(request: web.Request) -> web.Response:
+            self.bodies.append(await request.read())
+            self.arrived.set()
+            return web.Response(status=204)
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/api/v1/write", write)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/api/v1/write"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    async def next(self) -> None:
+        await asyncio.wait_for(self.arrived.wait(), 60)
+        self.arrived.clear()
+
+    def series(self, name: str) -> list[dict[str, str]]:
+        return [
+            labels
+            for body in self.bodies
+            for labels, _, _ in remote_write.series_of(remote_write.decode(body))
+            if labels["__name__"] == name
+        ]
+
+
+async def test_a_dead_worker_is_counted_and_replaced(server):
+    """The worker process is killed: its batch is dropped and counted, the next one is sent."""
+    _, heartbeat = heartbeat_with_metrics("lxd_a 1\n")
+    name = "mcm_forward_dropped_heartbeats_total"
+    async with Receiver() as receiver:
+        forwarder = Forwarder([receiver.url], limits=ForwardingLimits(batch_linger=0))
+        await forwarder.start()
+        try:
+            forwarder.submit("first", heartbeat)
+            await receiver.next()
+            worker = forwarder._worker
+            assert worker is not None
+            assert worker.process is not None
+            first_pid = worker.process.pid
+            worker.process.kill()
+            worker.process.join(10)
+            before = after = await scrape(server.ops_port)
+
+            forwarder.submit("lost", heartbeat)  # meets the dead worker
+            for _ in range(600):
+                after = await scrape(server.ops_port)
+                failed = value(after, name, reason="conversion_failed")
+                if failed - value(before, name, reason="conversion_failed") == 1:
+                    break
+                await asyncio.sleep(0.1)
+            forwarder.submit("second", heartbeat)
+            await receiver.next()
+            assert worker.process is not None
+            second_pid = worker.process.pid
+        finally:
+            await forwarder.stop()
+
+    assert (
+        value(after, name, reason="conversion_failed")
+        - value(before, name, reason="conversion_failed")
+        == 1
+    )
+    assert second_pid != first_pid
+    clusters = [labels["cluster"] for labels in receiver.series("mcm_cluster_cpu_count")]
+    assert clusters == ["first", "second"]
+
+
+async def test_a_heartbeat_larger_than_the_shared_memory_is_forwarded():
+    """The worker maps the larger memory the server made for it, and goes on."""
+    big = "# " + "x" * (6 * 1024 * 1024) + "\nlxd_big 7\n"  # a comment costs nothing to read
+    async with Receiver() as receiver:
+        forwarder = Forwarder([receiver.url], limits=ForwardingLimits(batch_linger=0))
+        await forwarder.start()
+        try:
+            for cluster, text in (("big", big), ("small", "lxd_small 1\n")):
+                _, heartbeat = heartbeat_with_metrics(text)
+                forwarder.submit(cluster, heartbeat)
+                await receiver.next()
+        finally:
+            await forwarder.stop()
+
+    assert [labels["cluster"] for labels in receiver.series("lxd_big")] == ["big"]
+    assert [labels["cluster"] for labels in receiver.series("lxd_small")] == ["small"]
+
+
 def test_forwarder_without_destinations_does_nothing():
     _, heartbeat = heartbeat_with_metrics("lxd_a 1\n")
     forwarder = Forwarder([])
@@ -236,7 +342,7 @@ def test_reader_agrees_with_the_regular_expression_it_replaced(text):
 def forwarded(text: str, *, forget: bool) -> tuple[list, int]:
     """What one heartbeat with ``text`` as its member's metrics becomes (sorted series)."""
     if forget:
-        conversion.forget()
+        memory.forget()
     _, heartbeat = heartbeat_with_metrics(text)
     batch = build_batch([Submission("c1", heartbeat, 1_700_000_000_000)])
     series = [
@@ -254,16 +360,100 @@ def test_remembered_series_give_the_same_request_as_a_first_reading(before, text
     forwarded(before, forget=True)
     after_before = forwarded(text, forget=False)
     again = forwarded(text, forget=False)
+    same_layout = forwarded(text, forget=False)  # the heads in the same order as last time
 
     assert after_before == first_sight
     assert again == first_sight
+    assert same_layout == first_sight
+
+
+NEW_VALUES = st.sampled_from(
+    ["1", "2.5", "-0", "0", "-0.0", "00", "1e5", "1E+5", "1e400", "-1e400", "1e-400", ".5", "5.",
+     "+1", "NaN", "+Inf", "1_0", "1,2", "[1]", "", "x", "12345678901234567890123456789",
+     "0.1000000000000000055511151231257827", "\u0661", "1 1700000000000", "true", "-"]
+)  # fmt: skip
+SEPARATORS = st.sampled_from([" ", " ", " ", "  ", "\t", ""])
+
+
+@st.composite
+def texts_with_the_same_heads(draw) -> tuple[str, str]:
+    """A text, and the same text with other values after each line's last blank."""
+    lines = draw(st.lists(metric_lines(), max_size=12))
+    changed = []
+    for line in lines:
+        head, blank, _ = line.rpartition(" ")
+        if blank and draw(st.integers(0, 5)):
+            line = head + draw(SEPARATORS) + draw(NEW_VALUES)
+        changed.append(line)
+    return "\n".join(lines), "\n".join(changed)
+
+
+@given(texts_with_the_same_heads())
+@settings(max_examples=400, deadline=None)
+def test_new_values_after_known_heads_give_the_same_request_as_a_first_reading(texts):
+    before, text = texts
+    first_sight = forwarded(text, forget=True)
+
+    forwarded(before, forget=True)
+    forwarded(before, forget=False)
+    forwarded(before, forget=False)  # its layout is known from here on
+    known_layout = forwarded(text, forget=False)
+
+    assert known_layout == first_sight
+    assert forwarded(text, forget=False) == first_sight
+
+
+def test_values_read_together_are_the_doubles_float_reads():
+    rng = random.Random(16)  # noqa: S311 - test data, seeded
+    texts = []
+    for _ in range(20_000):
+        kind = rng.randrange(5)
+        if kind == 0:
+            texts.append(repr(rng.uniform(-1e6, 1e6)))
+        elif kind == 1:
+            texts.append(
+                f"{rng.uniform(-1, 1) * 10 ** rng.randint(-320, 308):.{rng.randint(0, 20)}e}"
+            )
+        elif kind == 2:
+            texts.append(str(rng.randint(-(10**25), 10**25)))
+        elif kind == 3:
+            texts.append(f"{rng.randint(0, 10**12)}.{rng.randint(0, 10**20):020d}")
+        else:
+            texts.append(repr(struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]))
+    texts = [text for text in texts if "n" not in text]  # nan and inf are read line by line
+
+    values = conversion._values(",".join(texts), len(texts), spaced=False)
+
+    assert values is not None
+    assert [struct.pack("<d", v) for v in values] == [struct.pack("<d", float(t)) for t in texts]
+    assert conversion._values("1,-0,2", 3, spaced=False) is None  # -0.0, not the integer 0
+    assert conversion._values(" 1, 2", 2, spaced=True) == [1.0, 2.0]
+    assert conversion._values("  1,2", 2, spaced=True) is None  # not one blank before each
+
+
+def test_known_lines_are_read_without_a_python_step_per_line():
+    """The usual case takes the fast path: same heads, same order, plain values."""
+    generator = StatusGenerator("fast", members=1, metrics_bytes=20 * 1024)
+    texts = [generator.next()["server_metrics"][0]["metrics"] for _ in range(4)]
+    key = ("c1", "m1", remote_write.sample_tail(1_700_000_000_000)[0])
+    memory.forget()
+    for text in texts[:3]:
+        forwarded(text, forget=False)
+    remembered = memory.head_cache(conversion.CONVERSION_LIMITS).get(key)
+    assert remembered is not None
+    assert remembered.layout is not None  # series written with one struct call
+
+    known = forwarded(texts[3], forget=False)
+
+    assert memory.head_cache(conversion.CONVERSION_LIMITS).get(key) is remembered
+    assert known == forwarded(texts[3], forget=True)
 
 
 def test_a_known_host_with_new_values_is_read_like_a_new_one():
     generator = StatusGenerator("known", members=1, metrics_bytes=20 * 1024)
     texts = [generator.next()["server_metrics"][0]["metrics"] for _ in range(3)]
     texts[2] += 'lxd_new{a="1"} 5\nlxd_bad{ 1\nlxd_a{x="1"} NaN\n'
-    conversion.forget()
+    memory.forget()
     remembered: tuple[list, int] = ([], 0)
     for text in texts:
         remembered = forwarded(text, forget=False)
@@ -293,7 +483,7 @@ def lxd_series(batch) -> dict[str, int]:
 def test_heartbeat_over_its_time_budget_is_cut_and_the_rest_of_the_batch_is_whole():
     hostile = "".join(f'lxd_x{{n="{n}",pad="{"p" * 50}"}} 1\n' for n in range(20_000))
     normal = "".join(f'lxd_y{{n="{n}"}} 2\n' for n in range(200))  # under one clock check
-    conversion.forget()
+    memory.forget()
 
     batch = build_batch(
         [heartbeat_of("hostile", hostile, members=2), heartbeat_of("normal", normal)],
@@ -308,7 +498,7 @@ def test_heartbeat_over_its_time_budget_is_cut_and_the_rest_of_the_batch_is_whol
 
 def test_metrics_over_the_size_budget_are_not_forwarded_and_counted():
     text = "".join(f"lxd_{n} {n}\n" for n in range(100))
-    conversion.forget()
+    memory.forget()
 
     batch = build_batch(
         [heartbeat_of("big", text, members=3)], ConversionLimits(max_metrics_chars=2 * len(text))
@@ -348,13 +538,13 @@ def test_a_label_that_is_not_unicode_is_a_bad_line_not_a_failed_batch():
 def test_remembered_series_are_bounded_per_member_and_in_total():
     text = "".join(f'lxd_x{{n="{n}"}} 1\n' for n in range(500))
     limits = ConversionLimits(cache_heads_per_member=100, cache_bytes=60_000)
-    conversion.forget()
+    memory.forget()
 
     for cluster in ("a", "b", "c", "d"):
         batch = build_batch([heartbeat_of(cluster, text)], limits)
         assert lxd_series(batch) == {cluster: 500}
 
-    cache = conversion.head_cache(limits)
+    cache = memory.head_cache(limits)
     size, _ = remote_write.sample_tail(1_700_000_000_000)
     assert isinstance(cache, HeadCache)
     assert cache.bytes <= 60_000
@@ -374,11 +564,11 @@ def test_a_member_idle_for_long_makes_room_for_a_new_one():
         entry = cache.get((cluster, "m", 1))
         return len(entry.heads) if entry is not None else 0
 
-    cache.put(("a", "m", 1), conversion.Remembered(dict(heads)), now=0)
-    cache.put(("b", "m", 1), conversion.Remembered(dict(heads)), now=100)
-    cache.put(("c", "m", 1), conversion.Remembered(dict(heads)), now=500)  # no room for c
+    cache.put(("a", "m", 1), memory.Remembered(dict(heads)), now=0)
+    cache.put(("b", "m", 1), memory.Remembered(dict(heads)), now=100)
+    cache.put(("c", "m", 1), memory.Remembered(dict(heads)), now=500)  # no room for c
     assert (remembered("a"), remembered("c")) == (5, 0)
-    cache.put(("c", "m", 1), conversion.Remembered(dict(heads)), now=650)  # a is idle now
+    cache.put(("c", "m", 1), memory.Remembered(dict(heads)), now=650)  # a is idle now
 
     assert (remembered("a"), remembered("b"), remembered("c")) == (0, 5, 5)
     assert cache.bytes <= 2_500

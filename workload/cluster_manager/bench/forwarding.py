@@ -1,13 +1,16 @@
 """Benchmark: what forwarding costs the server per heartbeat, and heartbeats/s with it on.
 
-``python -m cluster_manager.bench forwarding [--clusters 8] [--heartbeats 48] [--seconds 20]``
+``python -m cluster_manager.bench forwarding [--clusters 8] [--rounds 8] [--per-round 16]``
 
-Runs ``cluster-manager serve`` as a child process on an embedded PostgreSQL twice, forwarding
-off and then on (remote write to a receiver in this process that answers 204), with simulated
-3-member clusters whose ``server_metrics`` carry about 200 KiB of LXD metrics per member, sent
-over real mutual TLS the way MicroCloud does. Server CPU is user + system time of the server
-process and its children (the forwarding worker) from /proc, so the load generator's own CPU
-is not counted. Prints a table and writes it to ``--output``.
+Runs two ``cluster-manager serve`` child processes at once on one embedded PostgreSQL, one
+forwarding off and one forwarding on (remote write to a receiver in this process that answers
+204), with simulated 3-member clusters whose ``server_metrics`` carry about 200 KiB of LXD
+metrics per member, sent over real mutual TLS the way MicroCloud does. The same clusters send
+the same heartbeats to both, in alternating rounds (off then on, then on then off, ...), so a
+machine busy with other work weighs on both sides alike. A round with forwarding on ends when
+the receiver has every heartbeat of it. Server CPU is user + system time of the server process
+and its children (the forwarding worker) from /proc, so the load generator's own CPU is not
+counted. Prints a table and writes it to ``--output``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import cramjam
+import msgspec
 from aiohttp import ClientSession, web
 from prometheus_client.parser import text_string_to_metric_families
 
 from cluster_manager import db, tokens
 from cluster_manager.bench.servers import (
     HOST,
+    TICKS,
     UNLIMITED,
     ServerProcess,
     connector_certificate,
@@ -38,7 +44,7 @@ from cluster_manager.bench.servers import (
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.fleet import SimulatedCluster, StatusGenerator
-from cluster_manager.forwarding import series as conversion
+from cluster_manager.forwarding import memory
 from cluster_manager.forwarding.series import Submission, build_batch
 from cluster_manager.heartbeats import parse_heartbeat
 from cluster_manager.settings import load_settings, render_config
@@ -54,6 +60,7 @@ class Receiver:
         self.port = free_port()
         self.requests = 0
         self.bytes = 0
+        self.heartbeats = 0  # one mcm_cluster_cpu_count series each
         self.runner: web.AppRunner | None = None
 
     @property
@@ -68,6 +75,9 @@ class Receiver:
             body = await request.read()
             self.requests += 1
             self.bytes += len(body)
+            self.heartbeats += bytes(cramjam.snappy.decompress_raw(body)).count(
+                b"mcm_cluster_cpu_count"
+            )
             return web.Response(status=204)
 
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -81,21 +91,28 @@ class Receiver:
         if self.runner is not None:
             await self.runner.cleanup()
 
+    async def received(self, heartbeats: int, within: float = 300) -> None:
+        """Wait until ``heartbeats`` heartbeats in all have arrived."""
+        deadline = time.monotonic() + within
+        while self.heartbeats < heartbeats:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.heartbeats} of {heartbeats} heartbeats forwarded")
+            await asyncio.sleep(0.01)
+
 
 class Server(ServerProcess):
     """``cluster-manager serve`` with rate limits out of the way, forwarding or not."""
 
-    name = "cluster-manager"
-
-    def __init__(self, directory: Path, dsn: str, port: int, remote_write: list[str]) -> None:
+    def __init__(self, directory: Path, dsn: str, mode: str, remote_write: list[str]) -> None:
         super().__init__(directory)
-        self.port = port
+        self.name = f"cluster-manager-forwarding-{mode}"
+        port = self.port
         self.ops_port = free_port()
         cert, key, _ = connector_certificate(directory)
         mcert, mkey = directory / "management.crt", directory / "management.key"
         ensure_self_signed_files(mcert, mkey, "bench-management", [HOST])
         (directory / "session.key").write_bytes(b"s" * 32)
-        self.config = directory / "forwarding-bench.toml"
+        self.config = directory / f"forwarding-bench-{mode}.toml"
         self.config.write_text(
             render_config(
                 {
@@ -219,14 +236,15 @@ def conversion_ms(bodies: list[bytes], *, remembered: bool, rounds: int = 3) -> 
     otherwise the worker's memory is emptied before each heartbeat (first sight of a cluster).
     """
     submissions = [Submission(f"c{i}", parse_heartbeat(b), 0) for i, b in enumerate(bodies)]
-    for submission in submissions:
-        build_batch([submission])
+    for _ in range(2):  # the second reading remembers each member's layout
+        for submission in submissions:
+            build_batch([submission])
     best = float("inf")
     for _ in range(rounds):
         spent = 0.0
         for submission in submissions:
             if not remembered:
-                conversion.forget()
+                memory.forget()
             started = time.process_time()
             build_batch([submission])
             spent += time.process_time() - started
@@ -248,19 +266,43 @@ def crafted_ms(chars: int) -> tuple[float, float]:
     for text in (crafted, real):
         member["server_metrics"][0]["metrics"] = text
         heartbeat = parse_heartbeat(json.dumps(member).encode())
-        conversion.forget()
+        memory.forget()
         started = time.process_time()
         build_batch([Submission("crafted", heartbeat, 0)])
         out.append(1000 * (time.process_time() - started))
     return out[0], out[1]
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of one process, without its children."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def load_average() -> str:
+    """The 1-minute load average now."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def twins(clusters: list[SimulatedCluster], port: int) -> list[SimulatedCluster]:
+    """The same clusters (certificates, tokens) sending to another server on ``port``."""
+    out = []
+    for cluster in clusters:
+        assert cluster.token is not None
+        twin = SimulatedCluster(cluster.name, identity=cluster.identity)
+        twin.use_token(
+            msgspec.structs.replace(cluster.token, addresses=(f"{HOST}:{port}",)).encode()
+        )
+        out.append(twin)
+    return out
+
+
 async def run(args: argparse.Namespace, directory: Path, dsn: str) -> str:
-    """Both runs; return the table."""
+    """Both servers, rounds in turn, then the sustained runs; return the table."""
     await db.migrate(dsn)
     receiver = Receiver()
     await receiver.start()
-    port = free_port()
     names = [f"bench-{i + 1:03d}" for i in range(args.clusters)]
     bodies: dict[str, list[bytes]] = {}
     for name in names:
@@ -269,79 +311,95 @@ async def run(args: argparse.Namespace, directory: Path, dsn: str) -> str:
         )
         bodies[name] = [generator.next_body() for _ in range(2)]
     body_kib = sum(len(b) for bs in bodies.values() for b in bs) / sum(map(len, bodies.values()))
+    loads = [load_average()]
+    servers = {
+        "off": Server(directory, dsn, "off", []),
+        "on": Server(directory, dsn, "on", [receiver.url]),
+    }
+    cpu = dict.fromkeys(servers, 0.0)
+    sent = dict.fromkeys(servers, 0)
+    refused = dict.fromkeys(servers, 0)
     results: dict[str, dict[str, float]] = {}
-    clusters: list[SimulatedCluster] = []
     try:
-        for mode in ("off", "on"):
-            server = Server(directory, dsn, port, [receiver.url] if mode == "on" else [])
+        for server in servers.values():
             server.start()
-            try:
-                if not clusters:
-                    clusters = await enrol(dsn, server.config, names)
-                await send(clusters, bodies, count=len(clusters), seconds=None, concurrency=2)
-                if mode == "on":
-                    await server.drained()
-                before = tree_cpu_seconds(server.pid)
-                worker_before = await server.metric("mcm_forward_conversion_cpu_seconds_total")
+        senders = {"off": await enrol(dsn, servers["off"].config, names)}
+        senders["on"] = twins(senders["off"], servers["on"].port)
+        on_pid = servers["on"].pid
+        # Every cluster's both heartbeats three times: each member's layout is known after that.
+        warm = 3 * 2 * len(names)
+        await send(senders["off"], bodies, count=warm, seconds=None, concurrency=2)
+        expected, _, _ = await send(senders["on"], bodies, count=warm, seconds=None, concurrency=2)
+        await receiver.received(expected)
+        worker_before = tree_cpu_seconds(on_pid) - process_cpu_seconds(on_pid)
+        for round_number in range(args.rounds):
+            order = ("off", "on") if round_number % 2 == 0 else ("on", "off")
+            for mode in order:
+                before = tree_cpu_seconds(servers[mode].pid)
                 ok, bad, _ = await send(
-                    clusters, bodies, count=args.heartbeats, seconds=None, concurrency=2
+                    senders[mode], bodies, count=args.per_round, seconds=None, concurrency=2
                 )
                 if mode == "on":
-                    await server.drained()
-                cpu = tree_cpu_seconds(server.pid) - before
-                worker = (
-                    await server.metric("mcm_forward_conversion_cpu_seconds_total") - worker_before
-                )
-                dropped_before = await server.metric("mcm_forward_dropped_heartbeats_total")
-                sustained, failed, elapsed = await send(
-                    clusters,
-                    bodies,
-                    count=None,
-                    seconds=args.seconds,
-                    concurrency=args.concurrency,
-                )
-                drain_started = time.monotonic()
-                if mode == "on":
-                    await server.drained()
-                results[mode] = {
-                    "ok": ok,
-                    "bad": bad + failed,
-                    "cpu_ms": 1000 * cpu / max(ok, 1),
-                    "worker_ms": 1000 * worker / max(ok, 1),
-                    "rate": sustained / elapsed,
-                    "dropped": await server.metric("mcm_forward_dropped_heartbeats_total")
-                    - dropped_before,
-                    "drain": time.monotonic() - drain_started,
-                }
-            finally:
-                server.stop()
+                    expected += ok
+                    await receiver.received(expected)
+                cpu[mode] += tree_cpu_seconds(servers[mode].pid) - before
+                sent[mode] += ok
+                refused[mode] += bad
+        worker = tree_cpu_seconds(on_pid) - process_cpu_seconds(on_pid) - worker_before
+        loads.append(load_average())
+        for mode, server in servers.items():
+            dropped_before = await server.metric("mcm_forward_dropped_heartbeats_total")
+            sustained, failed, elapsed = await send(
+                senders[mode],
+                bodies,
+                count=None,
+                seconds=args.seconds,
+                concurrency=args.concurrency,
+            )
+            drain_started = time.monotonic()
+            await server.drained()
+            results[mode] = {
+                "rate": sustained / elapsed,
+                "dropped": await server.metric("mcm_forward_dropped_heartbeats_total")
+                - dropped_before,
+                "drain": time.monotonic() - drain_started,
+                "bad": refused[mode] + failed,
+            }
+        loads.append(load_average())
     finally:
+        for server in servers.values():
+            server.stop()
         await receiver.stop()
     off, on = results["off"], results["on"]
+    off_ms = 1000 * cpu["off"] / max(sent["off"], 1)
+    on_ms = 1000 * cpu["on"] / max(sent["on"], 1)
+    worker_ms = 1000 * worker / max(sent["on"], 1)
     sample = bodies[names[0]][0]
     series_per_heartbeat = build_batch([Submission("x", parse_heartbeat(sample), 0)]).series
     metrics_mb = sum(len(m.metrics) for m in parse_heartbeat(sample).server_metrics or ()) / 1e6
     all_bodies = [body for name in names for body in bodies[name]]
-    warm = conversion_ms(all_bodies, remembered=True)
-    cold = conversion_ms(all_bodies, remembered=False)
+    warm_ms = conversion_ms(all_bodies, remembered=True)
+    cold_ms = conversion_ms(all_bodies, remembered=False)
     crafted, real = crafted_ms(1024 * 1024)
     rows = [
-        ("server CPU per heartbeat (ms)", f"{off['cpu_ms']:.1f}", f"{on['cpu_ms']:.1f}",
-         f"{on['cpu_ms'] / off['cpu_ms']:.2f}x"),
-        ("  of which forwarding worker (ms)", "-", f"{on['worker_ms']:.1f}", ""),
+        ("server CPU per heartbeat (ms)", f"{off_ms:.2f}", f"{on_ms:.2f}",
+         f"{on_ms / off_ms:.2f}x"),
+        ("  of which the forwarding worker process (ms)", "-", f"{worker_ms:.2f}", ""),
+        ("  of which forwarding in the server process (ms)", "-",
+         f"{on_ms - worker_ms - off_ms:.2f}", ""),
+        ("forwarding capacity, one worker (heartbeats/s)", "-",
+         f"{1000 / max(worker_ms, 0.001):.0f}", ""),
+        ("forwarding capacity, one worker (MB/s of metrics text)", "-",
+         f"{metrics_mb * 1000 / max(worker_ms, 0.001):.0f}", ""),
         ("sustained heartbeats/s accepted", f"{off['rate']:.1f}", f"{on['rate']:.1f}",
          f"{on['rate'] / off['rate']:.2f}x"),
-        ("forwarding capacity, one worker (heartbeats/s)", "-",
-         f"{1000 / max(on['worker_ms'], 0.001):.1f}", ""),
-        ("forwarding capacity, one worker (MB/s of metrics text)", "-",
-         f"{metrics_mb * 1000 / max(on['worker_ms'], 0.001):.1f}", ""),
-        ("conversion alone, series seen before (ms/heartbeat)", "-", f"{warm:.1f}", ""),
-        ("  capacity (heartbeats/s | MB/s of metrics text)", "-",
-         f"{1000 / warm:.0f} | {metrics_mb * 1000 / warm:.0f}", ""),
-        ("conversion alone, first sight of a cluster (ms/heartbeat)", "-", f"{cold:.1f}",
-         f"{cold / warm:.1f}x"),
-        ("  capacity (heartbeats/s | MB/s of metrics text)", "-",
-         f"{1000 / cold:.0f} | {metrics_mb * 1000 / cold:.0f}", ""),
+        ("conversion alone, series seen before (ms/heartbeat)", "-", f"{warm_ms:.2f}", ""),
+        ("  capacity (heartbeats/s; MB/s of metrics text)", "-",
+         f"{1000 / warm_ms:.0f}; {metrics_mb * 1000 / warm_ms:.0f}", ""),
+        ("conversion alone, first sight of a cluster (ms/heartbeat)", "-", f"{cold_ms:.1f}",
+         f"{cold_ms / warm_ms:.1f}x"),
+        ("  capacity (heartbeats/s; MB/s of metrics text)", "-",
+         f"{1000 / cold_ms:.0f}; {metrics_mb * 1000 / cold_ms:.0f}", ""),
         ("1 MiB of crafted blanks vs 1 MiB of LXD metrics (ms)", f"{real:.0f}", f"{crafted:.0f}",
          f"{crafted / real:.2f}x"),
         ("heartbeats dropped by forwarding (sustained run)", "-", f"{on['dropped']:.0f}", ""),
@@ -351,12 +409,14 @@ async def run(args: argparse.Namespace, directory: Path, dsn: str) -> str:
     header = (
         f"Forwarding benchmark: {args.clusters} clusters x {MEMBERS} members, "
         f"~{METRICS_BYTES // 1024} KiB LXD metrics per member "
-        f"(heartbeat body ~{body_kib / 1024:.0f} KiB, "
-        f"~{series_per_heartbeat} series forwarded per heartbeat); CPU over "
-        f"{args.heartbeats} heartbeats, sustained rate over {args.seconds:.0f} s with "
-        f"{args.concurrency} concurrent senders (load generator on the same machine). "
-        "Conversion alone: the worker's CPU in this process on the same heartbeats. Last row: "
-        "LXD metrics in the first column, crafted text in the second."
+        f"(heartbeat body ~{body_kib / 1024:.0f} KiB, ~{metrics_mb:.2f} MB of metrics text, "
+        f"~{series_per_heartbeat} series forwarded per heartbeat). CPU over {sent['off']} "
+        f"heartbeats to each server in {args.rounds} alternating rounds, both servers running; "
+        f"the worker's capacity is one core over its CPU per heartbeat. Sustained rate over "
+        f"{args.seconds:.0f} s per server with {args.concurrency} concurrent senders (load "
+        "generator on the same machine). Conversion alone: the worker's conversion in this "
+        "process on the same heartbeats. Last row but three: LXD metrics in the first column, "
+        f"crafted text in the second. Load average (1 min): {' -> '.join(loads)}."
     )
     width = max(len(r[0]) for r in rows)
     lines = [
@@ -376,8 +436,9 @@ def main(argv: list[str] | None = None) -> None:
         description=(__doc__ or "").splitlines()[0],
     )
     parser.add_argument("--clusters", type=int, default=8)
-    parser.add_argument("--heartbeats", type=int, default=48, help="for the CPU measurement")
-    parser.add_argument("--seconds", type=float, default=20.0, help="of the sustained run")
+    parser.add_argument("--rounds", type=int, default=8, help="of the CPU measurement")
+    parser.add_argument("--per-round", type=int, default=16, help="heartbeats to each server")
+    parser.add_argument("--seconds", type=float, default=10.0, help="of each sustained run")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--output", type=Path, default=Path("forwarding-bench.txt"))
     args = parser.parse_args(argv)

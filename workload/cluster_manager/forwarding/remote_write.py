@@ -142,7 +142,12 @@ def append_series(out: list[bytes], prefix: bytes, value: float, tail: bytes) ->
 
 def encode(pieces: Iterable[bytes]) -> bytes:
     """Join a request's pieces and snappy-compress them (block format, as remote write needs)."""
-    return bytes(cramjam.snappy.compress_raw(b"".join(pieces)))
+    return compress(b"".join(pieces))
+
+
+def compress(request: bytes | memoryview) -> bytes:
+    """Snappy-compress a written request (block format, as remote write needs)."""
+    return bytes(cramjam.snappy.compress_raw(request))
 
 
 def decode(body: bytes) -> object:

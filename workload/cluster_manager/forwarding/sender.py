@@ -2,8 +2,9 @@
 
 ``submit`` only appends to a bounded queue (the heartbeat handler never waits for it). A
 converter task takes batches of queued heartbeats and has a worker process parse and encode
-them (:func:`~cluster_manager.forwarding.series.build_batch`), so the event loop serving
-heartbeats does none of that CPU work. Each destination has its own backlog of encoded requests
+them (:func:`~cluster_manager.forwarding.series.build_batch`, fed as one buffer through a
+socket: :mod:`cluster_manager.forwarding.worker`), so the event loop serving heartbeats does
+none of that CPU work. Each destination has its own backlog of encoded requests
 and its own sender task, which posts them in order and retries a failed one with exponential
 backoff (capped, with jitter), so one slow destination does not hold back another.
 
@@ -21,18 +22,15 @@ drops the request as rejected (Prometheus answers 400 to samples it will never t
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import logging
 import math
-import multiprocessing
 import random
 import ssl
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures.process import BrokenProcessPool
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -44,8 +42,8 @@ from cluster_manager.forwarding.series import (
     Batch,
     ConversionLimits,
     Submission,
-    build_batch,
 )
+from cluster_manager.forwarding.worker import ConversionFailed, WorkerDied, WorkerProcess
 from cluster_manager.heartbeats import Heartbeat
 
 logger = logging.getLogger(__name__)
@@ -61,11 +59,11 @@ class ForwardingLimits:
     max_queued_chars: int = 64 * MIB  # metrics text waiting for conversion
     max_batch_heartbeats: int = 32
     max_batch_chars: int = 2 * MIB  # metrics text per remote-write request
+    batch_linger: float = 0.25  # seconds a batch waits to fill (fewer, fuller requests)
     max_backlog_bytes: int = 64 * MIB  # encoded requests waiting, per destination
     request_timeout: float = 30.0
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
-    workers: int = 1  # processes parsing and encoding
     conversion: ConversionLimits = CONVERSION_LIMITS  # per heartbeat, and the worker's cache
 
 
@@ -206,8 +204,9 @@ class Forwarder:
         self._queue: deque[Submission] = deque()
         self._queued_chars = 0
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()  # a whole batch is queued
         self._tasks: list[asyncio.Task[None]] = []
-        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._worker: WorkerProcess | None = None
         self._session: aiohttp.ClientSession | None = None
         self._last_cut_log = -math.inf
 
@@ -241,8 +240,24 @@ class Forwarder:
                 self._queued_chars -= self._queue.popleft().size
                 metrics.FORWARD_DROPPED.labels("queue_full").inc()
             self._wake.set()
+            if self._batch_is_full():
+                self._full.set()
         except Exception:  # the heartbeat is stored already; forwarding must not fail it
             logger.exception("cannot queue the heartbeat of %s for forwarding", cluster)
+
+    def _batch_is_full(self) -> bool:
+        return (
+            len(self._queue) >= self.limits.max_batch_heartbeats
+            or self._queued_chars >= self.limits.max_batch_chars
+        )
+
+    async def _linger(self) -> None:
+        """Give a batch that is not full a moment to fill: per request costs are paid once."""
+        if self._batch_is_full() or self.limits.batch_linger <= 0:
+            return
+        self._full.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), self.limits.batch_linger)
 
     def _take_batch(self) -> list[Submission]:
         batch = [self._queue.popleft()]
@@ -270,31 +285,28 @@ class Forwarder:
             clusters[0],
         )
 
-    def _new_executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        # spawn: a fork of a process running an event loop, a pool and threads is not safe.
-        executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=self.limits.workers, mp_context=multiprocessing.get_context("spawn")
-        )
-        executor.submit(int)  # start the worker now, not at the first heartbeat
-        return executor
-
     async def _convert(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            await self._linger()
             submissions = self._take_batch()
-            assert self._executor is not None
+            worker = self._worker
+            assert worker is not None
             try:
-                batch = await loop.run_in_executor(
-                    self._executor, build_batch, submissions, self.limits.conversion
+                batch = await worker.convert(submissions, self.limits.conversion)
+            except WorkerDied as error:
+                logger.error("the forwarding worker died (%s); starting a new one", error)
+                metrics.FORWARD_DROPPED.labels("conversion_failed").inc(len(submissions))
+                await worker.stop()
+                await worker.start()
+                continue
+            except ConversionFailed as error:
+                logger.error(
+                    "cannot convert %s heartbeats for forwarding: %s", len(submissions), error
                 )
-            except BrokenProcessPool:
-                logger.error("the forwarding worker died; starting a new one")
-                self._executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._new_executor()
                 metrics.FORWARD_DROPPED.labels("conversion_failed").inc(len(submissions))
                 continue
             except Exception:
@@ -313,7 +325,8 @@ class Forwarder:
         """Start the worker process and the tasks (nothing without destinations)."""
         if not self.destinations:
             return
-        self._executor = self._new_executor()
+        self._worker = WorkerProcess()
+        await self._worker.start()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self._tls or True, limit=len(self.destinations)),
             timeout=aiohttp.ClientTimeout(total=self.limits.request_timeout),
@@ -350,8 +363,6 @@ class Forwarder:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            await asyncio.get_running_loop().run_in_executor(
-                None, lambda: executor.shutdown(wait=True, cancel_futures=True)
-            )
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            await worker.stop()

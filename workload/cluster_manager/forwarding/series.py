@@ -6,10 +6,13 @@ event loop must not do.
 
 A member's series are the same minute after minute; only their values change. The worker
 remembers, per cluster and member, each line's head (the text before the value) with the
-encoded bytes of its series (:class:`HeadCache`), so a known line costs one dictionary look-up
-and one ``float``; only new lines are parsed and encoded. The memory is bounded per member and in
-total (least recently seen members are forgotten first), and what a member did not send in its
-last heartbeat is forgotten.
+encoded bytes of its series, and the order of its lines
+(:mod:`cluster_manager.forwarding.memory`). A text whose lines have the same heads in the same
+order costs a few passes in C over all its lines (heads removed, values read as one JSON array,
+series packed with one ``struct`` call); a text with known heads in another order costs a
+dictionary look-up per line; only new lines are parsed and encoded. The memory is bounded per
+member and in total (least recently seen members are forgotten first), and what a member did
+not send in its last heartbeat is forgotten.
 
 Each heartbeat has a budget (:class:`ConversionLimits`): at most so many characters of metrics
 text and so much CPU time. Past it, the rest of its members' metrics is not forwarded and the
@@ -34,14 +37,17 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import struct
 import time
-from collections import OrderedDict
 from itertools import compress, repeat
 from operator import itemgetter
 from typing import cast
 
+import msgspec
+
 from cluster_manager.forwarding import remote_write
 from cluster_manager.forwarding.exposition import BadLine, Labels, read_line, value_of
+from cluster_manager.forwarding.memory import Remembered, head_cache
 from cluster_manager.heartbeats import Heartbeat
 
 INSTANCE_STATUSES = ("Running", "Stopped", "Frozen", "Error")
@@ -50,6 +56,37 @@ ADDED_LABELS = ("cluster", "member")
 MIB = 1024 * 1024
 _VALUE_START = frozenset("0123456789+-.")
 _FIRST, _LAST = itemgetter(0), itemgetter(2)
+# Known lines' values, all at once: joined with commas they are a JSON array when each is a JSON
+# number, a subset of what Prometheus (and float()) reads as the same double (the tests compare
+# every bit); anything else (NaN, +Inf, .5, a blank, too many commas) fails or miscounts, and
+# the line by line reader decides.
+_VALUES = msgspec.json.Decoder(list[float])
+
+
+def _values(joined: str, count: int, *, spaced: bool) -> list[float] | None:
+    """The values of ``count`` value texts joined by commas; None if one needs a closer look.
+
+    ``spaced``: each text is what follows a known head, so it must be one space and the value
+    (a line with no blank before its value, or two, or a timestamp, is read line by line).
+    """
+    if spaced:
+        if count and (
+            joined[0] != " " or joined.count(", ") != count - 1 or joined.count(" ") != count
+        ):
+            return None
+        negative_zero = " -0," in f"{joined},"
+    else:
+        negative_zero = ",-0," in f",{joined},"
+    # JSON takes tabs and returns between numbers, and reads "-0" as the integer 0.
+    if negative_zero or "\t" in joined or "\r" in joined:
+        return None
+    try:
+        values = _VALUES.decode(f"[{joined}]")
+    except msgspec.DecodeError:  # ValidationError included
+        return None
+    return values if len(values) == count else None  # else a text had a comma in it
+
+
 _CHECK_EVERY = 256  # lines between looks at the clock
 
 
@@ -94,102 +131,11 @@ class Batch:
     cut: tuple[str, ...] = ()  # clusters whose heartbeat went over its budget
 
 
-# Per entry: the head, the bytes and the dictionary slot (object headers, hash, pointers).
-_ENTRY_OVERHEAD = 150
-
-
-@dataclasses.dataclass(eq=False)
-class Remembered:
-    """What the worker keeps of a member: its heads, and the layout of its last text.
-
-    When a text has the same heads in the same order as the last one (the usual case), one
-    comparison of the two lists replaces a look-up per line.
-    """
-
-    heads: dict[str, bytes]  # line head -> series prefix (b"" for a comment)
-    lines: list[str] | None = None  # the last text's heads, line by line (the dict's keys)
-    prefixes: list[bytes] = dataclasses.field(default_factory=list)  # of each of those lines
-    samples: list[bytes] = dataclasses.field(default_factory=list)  # of its sample lines
-    unique: bool = True  # no series twice among them
-
-    @property
-    def size(self) -> int:
-        """Approximate bytes held."""
-        heads = self.heads
-        size = sum(map(len, heads)) + sum(map(len, heads.values()))
-        return size + _ENTRY_OVERHEAD * len(heads) + 24 * len(self.lines or ())
-
-
-class HeadCache:
-    """Per (cluster, member): line head -> encoded series up to its value, bounded.
-
-    When full, a member not remembered yet is only taken in place of members idle for
-    ``cache_idle_seconds``: with more members than room, evicting the least recently seen on
-    every heartbeat would forget each member just before it comes back (no member would ever
-    be found), while keeping the ones already in keeps a share of the fleet fast.
-    """
-
-    def __init__(self, limits: ConversionLimits) -> None:
-        self.limits = limits
-        # key -> (what is remembered, approximate bytes, last seen), least recently seen first
-        self._members: OrderedDict[tuple[str, str, int], tuple[Remembered, int, float]] = (
-            OrderedDict()
-        )
-        self.bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._members)
-
-    def get(self, key: tuple[str, str, int]) -> Remembered | None:
-        """What was remembered for a member."""
-        entry = self._members.get(key)
-        return entry[0] if entry is not None else None
-
-    def put(
-        self, key: tuple[str, str, int], remembered: Remembered, now: float | None = None
-    ) -> None:
-        """Remember a member (replacing what was) if there is room."""
-        now = time.monotonic() if now is None else now
-        old = self._members.pop(key, None)
-        if old is not None and old[0] is remembered:  # unchanged: only seen again
-            self._members[key] = (remembered, old[1], now)
-            return
-        if old is not None:
-            self.bytes -= old[1]
-        if not remembered.heads:
-            return
-        size = remembered.size
-        idle_before = now - self.limits.cache_idle_seconds
-        while self.bytes + size > self.limits.cache_bytes and self._members:
-            _, (_, dropped, seen) = next(iter(self._members.items()))
-            if seen > idle_before:
-                return  # full of members in use: this one is read in full each time
-            self._members.popitem(last=False)
-            self.bytes -= dropped
-        if self.bytes + size <= self.limits.cache_bytes:
-            self._members[key] = (remembered, size, now)
-            self.bytes += size
-
-
-_cache: HeadCache | None = None
-
-
-def head_cache(limits: ConversionLimits) -> HeadCache:
-    """This process's cache (each worker process has its own)."""
-    global _cache  # one per worker process, kept between batches
-    if _cache is None or _cache.limits != limits:
-        _cache = HeadCache(limits)
-    return _cache
-
-
-def forget() -> None:
-    """Empty this process's cache (the benchmark measures the first sight of a cluster)."""
-    global _cache  # one per worker process, kept between batches
-    _cache = None
-
-
 def _encode(labels: Labels) -> bytes:
-    return remote_write.encode_labels(labels, errors="replace")
+    try:
+        return remote_write.encode_labels(labels)  # label pairs remembered from the last time
+    except UnicodeEncodeError:
+        return remote_write.encode_labels(labels, errors="replace")
 
 
 def cluster_series(cluster: str, heartbeat: Heartbeat) -> list[tuple[Labels, float]]:
@@ -243,6 +189,16 @@ class _Member:
     samples: list[bytes] = dataclasses.field(default_factory=list)
     values: list[float] = dataclasses.field(default_factory=list)
     remembered: Remembered | None = None
+    layout: Remembered | None = None  # when its samples are these in this order, once each
+
+    def encoded(self, tail: bytes) -> bytes | tuple[struct.Struct, list[object]]:
+        """The series read, each with one sample of its value and ``tail`` (or their packing)."""
+        if self.layout is not None:
+            return self.layout.packing(self.values, tail)
+        records: list[bytes] = [tail] * (3 * len(self.samples))  # slices in C
+        records[0::3] = self.samples
+        records[1::3] = map(remote_write.pack_double, self.values)
+        return b"".join(records)
 
     def new_line(self, line: str) -> None:
         """A line whose head is not remembered: check it all, and remember its head."""
@@ -279,26 +235,37 @@ class _Member:
     def convert(self, text: str, remembered: Remembered | None) -> None:
         """Read every line of ``text``; raise :class:`_OverBudget` when time is up."""
         lines = text.split("\n")
+        chars = len(text) - len(lines) + 1  # of the lines, without their newlines
         if lines and not lines[-1]:
             lines.pop()  # the text's final newline
-        if remembered is not None and self.known_lines(lines, remembered):
+        if remembered is not None and self.known_lines(lines, chars, remembered):
             return
         self.each_line(lines, remembered.heads if remembered is not None else {})
         self.samples, self.values = list(self.series), list(self.series.values())
         self.remembered = Remembered(self.heads)
 
-    def known_lines(self, lines: list[str], remembered: Remembered) -> bool:
+    def known_lines(self, lines: list[str], chars: int, remembered: Remembered) -> bool:
         """Read a text whose every head is remembered, without a Python step per line.
 
         Returns False, having done nothing, if a head is new or a value needs a closer look
         (the line by line reader then decides). Every step here is linear and done in C.
         """
-        parts = list(map(str.rpartition, lines, repeat(" ")))
-        heads = list(map(_FIRST, parts))
-        if remembered.lines == heads:  # the same lines as last time
+        known = remembered.lines
+        rests = (
+            list(map(str.removeprefix, lines, known))
+            if known is not None and len(known) == len(lines)
+            else None
+        )
+        # Each line loses its head if it starts with it, else nothing: the lines left are
+        # shorter by all the heads exactly when every line starts with its own.
+        if rests is not None and len("".join(rests)) == chars - remembered.head_chars:
+            # The same lines as last time: each sample's value is what follows its head.
             prefixes, samples = remembered.prefixes, remembered.samples
             unique, keep = remembered.unique, remembered
+            values = _values(",".join(compress(rests, prefixes)), len(samples), spaced=True)
         else:
+            parts = list(map(str.rpartition, lines, repeat(" ")))
+            heads = list(map(_FIRST, parts))
             found = list(map(remembered.heads.get, heads))
             if None in found:
                 return False
@@ -308,20 +275,20 @@ class _Member:
             # Rebuilt from this text: what the member no longer sends is forgotten, and the
             # dictionary's keys are the very strings of the list.
             keep = Remembered(
-                dict(zip(heads, prefixes, strict=True)), heads, prefixes, samples, unique
+                dict(zip(heads, prefixes, strict=True)),
+                heads,
+                prefixes,
+                samples,
+                unique,
+                head_chars=sum(map(len, heads)),
             )
-        texts = list(compress(map(_LAST, parts), prefixes))
-        joined = "\n".join(texts)
-        if "_" in joined or "\t" in joined or "\r" in joined:
-            return False
-        try:  # an empty value raises IndexError, a value float() does not read ValueError
-            if not set(map(_FIRST, texts)) <= _VALUE_START:
-                return False
-            values = list(map(float, texts))
-        except (IndexError, ValueError):
+            texts = list(compress(map(_LAST, parts), prefixes))
+            values = _values(",".join(texts), len(texts), spaced=False)
+        if values is None:
             return False
         if unique:
             self.samples, self.values = samples, values
+            self.layout = keep
         else:
             series = dict(zip(samples, values, strict=True))
             self.samples, self.values = list(series), list(series.values())
@@ -365,6 +332,34 @@ class _Member:
                 heads[head] = prefix
 
 
+_buffer = bytearray()  # this process's request being written, kept between batches
+_KEEP_BUFFER = 64 * MIB  # past this, a request's buffer is given back after it
+
+
+def _compress(pieces: list[bytes | tuple[struct.Struct, list[object]]]) -> bytes:
+    """Write the pieces into one buffer, then compress it: no copy of the whole request."""
+    global _buffer  # one per worker process: its pages stay mapped from one batch to the next
+    total = sum(len(piece) if isinstance(piece, bytes) else piece[0].size for piece in pieces)
+    if len(_buffer) < total:
+        _buffer = bytearray(total)
+    buffer = _buffer
+    position = 0
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            end = position + len(piece)
+            buffer[position:end] = piece
+        else:
+            layout, fields = piece
+            layout.pack_into(buffer, position, *fields)
+            end = position + layout.size
+        position = end
+    with memoryview(buffer) as view:
+        payload = remote_write.compress(view[:total])
+    if len(_buffer) > _KEEP_BUFFER:
+        _buffer = bytearray()
+    return payload
+
+
 def build_batch(
     submissions: list[Submission], limits: ConversionLimits = CONVERSION_LIMITS
 ) -> Batch:
@@ -385,18 +380,20 @@ def build_batch(
 def _build_batch(submissions: list[Submission], limits: ConversionLimits) -> Batch:
     started = time.process_time()
     cache = head_cache(limits)
-    pieces: list[bytes] = []
+    pieces: list[bytes | tuple[struct.Struct, list[object]]] = []
     series = bad_lines = 0
     cut: list[str] = []
     for submission in submissions:
         begun = time.process_time()
         cluster, heartbeat = submission.cluster, submission.heartbeat
         sample_size, tail = remote_write.sample_tail(submission.timestamp_ms)
+        own: list[bytes] = []
         for labels, value in cluster_series(cluster, heartbeat):
             remote_write.append_series(
-                pieces, remote_write.series_prefix(_encode(labels), sample_size), value, tail
+                own, remote_write.series_prefix(_encode(labels), sample_size), value, tail
             )
             series += 1
+        pieces.append(b"".join(own))
         seen_members = set()
         chars = 0
         for member in heartbeat.server_metrics or ():
@@ -420,13 +417,9 @@ def _build_batch(submissions: list[Submission], limits: ConversionLimits) -> Bat
                 bad_lines += converting.bad
             if converting.remembered is not None:
                 cache.put(key, converting.remembered)
-            count = len(converting.samples)
-            records: list[bytes] = [tail] * (3 * count)  # prefix, value, tail: slices in C
-            records[0::3] = converting.samples
-            records[1::3] = map(remote_write.pack_double, converting.values)
-            pieces += records
-            series += count
-    payload = remote_write.encode(pieces)
+            pieces.append(converting.encoded(tail))
+            series += len(converting.samples)
+    payload = _compress(pieces)
     return Batch(
         payload=payload,
         heartbeats=len(submissions),
