@@ -154,6 +154,8 @@ def count_statement(query: ClusterQuery, stale_after: float) -> Statement:
         return Statement(sql, params.values)
     conditions = _conditions(query, params)
     states = query.health or (STATES if query.sort == "health" else ())
+    if query.sort != "health" and set(states) >= set(STATES):
+        states = ()  # every state named: no condition, and no cutoff parameter left unused
     blocks = ""
     if states:
         cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
@@ -205,7 +207,7 @@ def _key_page(query: ClusterQuery, stale_after: float, total: int) -> Statement:
         )
         return Statement(sql, params.values, reverse)
     conditions = _conditions(query, params)
-    if query.health:
+    if query.health and not set(query.health) >= set(STATES):  # naming every state: no filter
         cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
         by_state = _state_conditions(query.health, cutoff)
         if len(by_state) < len(STATES):
