@@ -155,7 +155,7 @@ def count_statement(query: ClusterQuery, stale_after: float) -> Statement:
     conditions = _conditions(query, params)
     states = query.health or (STATES if query.sort == "health" else ())
     blocks = ""
-    if states:
+    if query.sort == "health" or (states and set(states) != set(STATES)):
         cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
         by_state = _state_conditions(states, cutoff)
         if len(by_state) < len(STATES):
@@ -205,7 +205,7 @@ def _key_page(query: ClusterQuery, stale_after: float, total: int) -> Statement:
         )
         return Statement(sql, params.values, reverse)
     conditions = _conditions(query, params)
-    if query.health:
+    if query.health and set(query.health) != set(STATES):  # all states: no condition
         cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
         by_state = _state_conditions(query.health, cutoff)
         if len(by_state) < len(STATES):
