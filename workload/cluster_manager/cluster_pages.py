@@ -154,10 +154,8 @@ def count_statement(query: ClusterQuery, stale_after: float) -> Statement:
         return Statement(sql, params.values)
     conditions = _conditions(query, params)
     states = query.health or (STATES if query.sort == "health" else ())
-    if query.sort != "health" and set(states) >= set(STATES):
-        states = ()  # every state named: no condition, and no cutoff parameter left unused
     blocks = ""
-    if states:
+    if query.sort == "health" or (states and set(states) != set(STATES)):
         cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
         by_state = _state_conditions(states, cutoff)
         if len(by_state) < len(STATES):
@@ -207,7 +205,7 @@ def _key_page(query: ClusterQuery, stale_after: float, total: int) -> Statement:
         )
         return Statement(sql, params.values, reverse)
     conditions = _conditions(query, params)
-    if query.health and not set(query.health) >= set(STATES):  # naming every state: no filter
+    if query.health and set(query.health) != set(STATES):  # all states: no condition
         cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
         by_state = _state_conditions(query.health, cutoff)
         if len(by_state) < len(STATES):
