@@ -37,7 +37,7 @@ from support import (  # noqa: F401 - re-exported for tests that import them fro
     write_config,
 )
 
-pytest_plugins = ["oidc_fixtures", "e2e_fixtures", "tunnel_fixtures"]
+pytest_plugins = ["oidc_fixtures", "e2e_fixtures", "tunnel_fixtures", "ui_browser"]
 
 # Generative tests (hypothesis, schemathesis) explore new inputs on every developer run; in CI
 # they replay the same examples, so a red CI always means a change, never a lucky draw.

@@ -13,9 +13,11 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cluster_manager.settings import Settings
 from playwright.async_api import (
     Browser,
@@ -24,6 +26,7 @@ from playwright.async_api import (
     Page,
     Playwright,
     ViewportSize,
+    async_playwright,
     expect,
 )
 
@@ -171,3 +174,12 @@ __all__ = [
     "screenshot",
     "sign_in",
 ]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for the test session (registered in tests/conftest.py's pytest_plugins)."""
+    async with async_playwright() as playwright:
+        chromium = await launch(playwright)
+        yield chromium
+        await chromium.close()

@@ -8,24 +8,13 @@ through its reverse tunnel, recorded in the audit log.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from oidc_fixtures import USERS
-from playwright.async_api import Browser, async_playwright
-from ui_browser import base_url, expect, launch, new_page, sign_in
+from ui_browser import base_url, expect, new_page, sign_in
 
 ROLE_GROUPS = {"oidc_operator_group": "operators", "oidc_viewer_group": "viewers"}
 SLOW = 30_000
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await launch(playwright)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

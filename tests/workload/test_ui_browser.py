@@ -20,13 +20,12 @@ from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.management.sessions import SESSION_COOKIE
 from cluster_manager.seed import GIB, SET_LAST_HEARTBEAT, heartbeat, insert_cluster, insert_fleet
 from oidc_fixtures import USERS
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Page, Route
 from ui_browser import (
     DESKTOP,
     PHONE,
     base_url,
     expect,
-    launch,
     new_page,
     overflow,
     screenshot,
@@ -37,15 +36,6 @@ GRAFANA = "https://grafana.example.test"
 # What a busy 2-core machine may need for what normally shows at once (ms, as Playwright takes).
 SLOW = 30_000
 DASHBOARD = "mcm-cluster"
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the test session."""
-    async with async_playwright() as playwright:
-        chromium = await launch(playwright)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

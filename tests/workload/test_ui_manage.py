@@ -20,13 +20,12 @@ from cluster_manager.audit import Actor
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance, Member
 from e2e_fixtures import wait_until
 from oidc_fixtures import USERS
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Page
 from ui_browser import (
     DESKTOP,
     PHONE,
     base_url,
     expect,
-    launch,
     new_page,
     overflow,
     screenshot,
@@ -49,15 +48,6 @@ WARNING = {
     "first_seen_at": "2026-12-06T09:00:00Z",
     "entity_url": "",
 }
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the module."""
-    async with async_playwright() as playwright:
-        chromium = await launch(playwright)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture
