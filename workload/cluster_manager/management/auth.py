@@ -13,7 +13,9 @@ Rules the middleware applies:
 - everything else (/health, /oidc, /openapi, the UI's static files) passes untouched.
 
 An expired access token is refreshed with the refresh token while the request waits, and the
-re-sealed cookie goes out with the response.
+re-sealed cookie goes out with the response. The access token itself rides in the sealed
+session cookie: handlers read it with :func:`access_token` to send it, as a bearer token, to
+the LXD of a cluster the user acts on (remote_lxd.py); it never reaches the browser in clear.
 
 Signing out is ``POST /oidc/logout`` with the session's CSRF token (the ``X-CSRF-Token``
 header, or the form field ``csrf_token``) from this origin: it revokes the session on every
@@ -102,11 +104,21 @@ class _Auth:
 AUTH = web.AppKey("management_auth", _Auth)
 USER = web.RequestKey("management_user", User)
 CSRF = web.RequestKey("management_csrf", str)
+ACCESS_TOKEN = web.RequestKey("management_access_token", str)
 
 
 def current_user(request: web.Request) -> User | None:
     """The signed-in user of this request, or None."""
     return request.get(USER)
+
+
+def access_token(request: web.Request) -> str:
+    """The signed-in user's current OIDC access token ("" without one); for clusters' LXD only.
+
+    It is refreshed by the guard before the handler runs when it is about to expire. Never log
+    it or put it in a response.
+    """
+    return request.get(ACCESS_TOKEN, "")
 
 
 def csrf_token(request: web.Request) -> str | None:
@@ -303,6 +315,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         access_expires_at=now + tokens.expires_in,
         refresh_token=tokens.refresh_token,
         id_token=tokens.id_token,
+        access_token=tokens.access_token,
     )
     logger.info(
         "signed in %s (admin: %s)",
@@ -457,6 +470,7 @@ async def _refresh_once(auth: _Auth, session: Session) -> Session:
         access_expires_at=now + tokens.expires_in,
         refresh_token=tokens.refresh_token or session.refresh_token,
         id_token=id_token,
+        access_token=tokens.access_token,
     )
 
 
@@ -503,6 +517,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if session is not None and user is not None:
         request[USER] = user
         request[CSRF] = session.csrf
+        request[ACCESS_TOKEN] = session.access_token
     refusal = None if public else _refusal(request, auth, session, user)
     if not renewed:
         if refusal is not None:

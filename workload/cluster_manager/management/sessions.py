@@ -119,6 +119,9 @@ class Session:
     session_id: str  # random, kept across refreshes; what signing out revokes
     refresh_token: str = ""
     id_token: str = ""  # the id_token_hint for the identity provider's end-session endpoint
+    # The user's current OIDC access token: sent as a bearer token to clusters' LXD through
+    # their tunnels (remote_lxd.py), never to the browser (the cookie is sealed) nor logged.
+    access_token: str = dataclasses.field(default="", repr=False)
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON object sealed into the cookie (short keys keep the cookie small)."""
@@ -133,6 +136,7 @@ class Session:
             "sid": self.session_id,
             "rt": self.refresh_token,
             "idt": self.id_token,
+            "at": self.access_token,
         }
 
     @classmethod
@@ -150,6 +154,7 @@ class Session:
                 session_id=payload["sid"],
                 refresh_token=payload.get("rt", ""),
                 id_token=payload.get("idt", ""),
+                access_token=payload.get("at", ""),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -161,6 +166,7 @@ class Session:
             session.session_id,
             session.refresh_token,
             session.id_token,
+            session.access_token,
             *session.groups,
         )
         if not all(isinstance(text, str) for text in texts):
@@ -197,7 +203,8 @@ def seal_session(
     """Seal a session, dropping what can be spared until the cookie fits in a browser.
 
     First the id_token (logout then goes without id_token_hint), then groups other than those
-    giving a role, and last the refresh token (the session then ends with the access token).
+    giving a role, then the refresh token (the session then ends with the access token), and
+    last the access token itself (calls to clusters' LXD then carry no credentials).
     Returns the session as sealed and the cookie value.
     """
     keeps = (keep_group,) if isinstance(keep_group, str) else keep_group
@@ -209,6 +216,13 @@ def seal_session(
             id_token="",
             groups=tuple(g for g in session.groups if g in keeps),
             refresh_token="",
+            expires_at=min(session.expires_at, session.access_expires_at),
+        ),
+        session.replace(
+            id_token="",
+            groups=tuple(g for g in session.groups if g in keeps),
+            refresh_token="",
+            access_token="",
             expires_at=min(session.expires_at, session.access_expires_at),
         ),
     )
