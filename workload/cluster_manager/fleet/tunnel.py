@@ -127,6 +127,7 @@ class SimulatedTunnel:
         self.forward_ui = forward_ui
         self.lxd_oidc = lxd_oidc
         self.authorizations: list[str] = []  # the Authorization header of every call
+        self.cookies: list[str] = []  # and its Cookie header
         self.lxd = lxd or InMemoryLXD.sample(cluster.name)
         self.answer_delay = answer_delay
         self.lxd_down = False
@@ -206,6 +207,7 @@ class SimulatedTunnel:
         if self.lxd_down:
             return 500, b"", json_type
         self.authorizations.append(request["authorization"])
+        self.cookies.append(request["cookie"])
         if self.lxd_oidc is not None and not is_ui:  # LXD serves its UI files to anybody
             refusal = await self.lxd_oidc.authenticate(request["authorization"])
             if refusal is not None:
