@@ -17,6 +17,8 @@ import os
 import subprocess
 import sys
 
+from typing import Any
+
 import aiohttp
 import pytest
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
@@ -77,7 +79,9 @@ class Seen:
     def __init__(self) -> None:
         self.parts: list[str] = []
 
-    async def call(self, http: aiohttp.ClientSession, method: str, path: str, **kwargs):
+    async def call(
+        self, http: aiohttp.ClientSession, method: str, path: str, **kwargs: Any
+    ) -> tuple[int, Any]:
         async with http.request(method, path, **kwargs) as response:
             text = await response.text()
             self.parts.append(text)
