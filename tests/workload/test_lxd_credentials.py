@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-
 from typing import Any
 
 import aiohttp
