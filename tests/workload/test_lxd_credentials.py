@@ -12,18 +12,32 @@ lines 251-252). Real sign-in, real TLS, real PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import secrets
 import subprocess
 import sys
+import time
+import uuid
 from typing import Any
 
 import aiohttp
 import pytest
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from cluster_manager.fleet.lxd_oidc import LxdOidc
-from cluster_manager.management.sessions import SESSION_COOKIE, Sealer, Session, load_key
+from cluster_manager.management.sessions import (
+    MAX_COOKIE_CHARS,
+    SESSION_COOKIE,
+    Sealer,
+    Session,
+    load_key,
+    seal_whole,
+)
 from conftest import free_port
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from oidc_fixtures import USERS, csrf_cookie, new_browser, sign_in_flow, start_idp
 from support import write_config
 
 ROLE_GROUPS = {"oidc_operator_group": "operators", "oidc_viewer_group": "viewers"}
@@ -115,8 +129,12 @@ async def test_admin_lists_and_stops_an_instance_as_themself(
     assert tunnel.lxd.instances["web"].status == "Stopped"
     # The list, the state change and the wait for its operation: each as the admin.
     assert lxd_oidc.subjects == ["admin", "admin", "admin"]
-    token = sealed_session(admin, settings).access_token
+    session = sealed_session(admin, settings)
+    token = session.access_token
     assert token
+    assert not session.tokens_stored  # the test provider's tokens fit in the cookie
+    cookie = next(c.value for c in admin.cookie_jar if c.key == SESSION_COOKIE)
+    print("test provider: access token", len(token), "characters, session cookie", len(cookie))
     assert lxd_oidc.tokens == [token] * 3
     assert tunnel.authorizations == ["Bearer " + token] * 3
     assert tunnel.cookies == ["", "", ""]
@@ -263,3 +281,151 @@ async def test_cli_calls_carry_no_user_and_get_lxds_403_clearly(
     assert tunnel.lxd.requests == []
     assert lxd_oidc.subjects == []
     assert tunnel.lxd.instances["web"].status == "Running"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def entra_like_jwt(claims: dict[str, Any]) -> str:
+    """An RS256 JWT shaped like Entra ID's v1 access and ID tokens (header with kid and x5t)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    header = {"typ": "JWT", "alg": "RS256", "kid": "k" * 27, "x5t": "x" * 27}
+    signed = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+    signature = key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return signed + "." + _b64(signature)
+
+
+def test_a_large_providers_tokens_do_not_fit_in_the_cookie_the_test_providers_do():
+    """Measured sizes: Entra ID-like tokens need the database; small opaque tokens do not."""
+    now = int(time.time())
+    tenant, user = str(uuid.uuid4()), str(uuid.uuid4())
+    groups = [str(uuid.uuid4()) for _ in range(10)]
+    access = entra_like_jwt(
+        {
+            "aud": f"api://{uuid.uuid4()}",
+            "iss": f"https://sts.windows.net/{tenant}/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "acr": "1",
+            "aio": secrets.token_urlsafe(90),
+            "amr": ["pwd", "mfa"],
+            "appid": str(uuid.uuid4()),
+            "appidacr": "1",
+            "family_name": "Operator",
+            "given_name": "Ada",
+            "groups": groups,
+            "ipaddr": "203.0.113.7",
+            "name": "Ada Operator",
+            "oid": user,
+            "rh": secrets.token_urlsafe(40),
+            "scp": "openid profile email offline_access",
+            "sub": secrets.token_urlsafe(32),
+            "tid": tenant,
+            "unique_name": "ada@example.com",
+            "upn": "ada@example.com",
+            "uti": secrets.token_urlsafe(16),
+            "ver": "1.0",
+            "wids": [str(uuid.uuid4()) for _ in range(3)],
+        }
+    )
+    id_token = entra_like_jwt(
+        {
+            "aud": str(uuid.uuid4()),
+            "iss": f"https://login.microsoftonline.com/{tenant}/v2.0",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "name": "Ada Operator",
+            "nonce": secrets.token_urlsafe(24),
+            "oid": user,
+            "preferred_username": "ada@example.com",
+            "rh": secrets.token_urlsafe(40),
+            "sub": secrets.token_urlsafe(32),
+            "tid": tenant,
+            "uti": secrets.token_urlsafe(16),
+            "ver": "2.0",
+            "groups": groups,
+        }
+    )
+    refresh = "0." + secrets.token_urlsafe(
+        1090
+    )  # Entra's refresh tokens are opaque, about 1,450 characters
+    sealer = Sealer(os.urandom(32), SESSION_COOKIE)
+    large = Session(
+        subject=secrets.token_urlsafe(32),
+        name="Ada Operator",
+        email="ada@example.com",
+        groups=("admins",),
+        csrf="c" * 43,
+        expires_at=now + 86400,
+        access_expires_at=now + 3600,
+        session_id="i" * 24,
+        refresh_token=refresh,
+        id_token=id_token,
+        access_token=access,
+    )
+    small = large.replace(  # oidc-provider's opaque tokens
+        access_token=secrets.token_urlsafe(32), refresh_token=secrets.token_urlsafe(32)
+    )
+
+    sizes = {
+        "access": len(access),
+        "id": len(id_token),
+        "refresh": len(refresh),
+        "cookie, large tokens": len(sealer.seal(large.to_payload())),
+        "cookie, large tokens without id": len(
+            sealer.seal(large.replace(id_token="").to_payload())
+        ),
+        "cookie, opaque tokens": len(sealer.seal(small.to_payload())),
+    }
+    print("session sizes (characters; a cookie may hold", MAX_COOKIE_CHARS, "):", sizes)
+
+    assert sizes["access"] > 2000
+    assert seal_whole(sealer, large) is None
+    assert seal_whole(sealer, large.replace(id_token="")) is None  # not even without the ID token
+    assert seal_whole(sealer, small) is not None
+
+
+async def test_tokens_too_large_for_the_cookie_are_kept_sealed_in_postgresql(
+    make_oidc_settings, start_server, enrolled, open_tunnel, pool
+):
+    # 80 random group ids in the ID token: the whole session no longer fits in a cookie.
+    groups = ["admins", *(secrets.token_urlsafe(24) for _ in range(80))]  # as Entra's ids
+    user = {"password": "grace-password", "name": "Grace", "email": "g@example.test"}
+    big_idp = start_idp(users={**USERS, "grace": {**user, "groups": groups}})
+    try:
+        servers = await start_server(**make_oidc_settings(provider=big_idp), **ROLE_GROUPS)
+        settings = servers.settings
+        cluster = await enrolled(servers, "edge-1")
+        lxd_oidc = LxdOidc(big_idp.issuer, big_idp.ca_file)
+        await open_tunnel(cluster, lxd=sample_lxd(), lxd_oidc=lxd_oidc)
+        async with new_browser(settings, big_idp) as grace:
+            response = await sign_in_flow(
+                grace, settings.management_url, "grace", "grace-password"
+            )
+            assert response.status == 200, await response.text()
+            grace.headers["X-CSRF-Token"] = csrf_cookie(grace)
+            in_cookie = sealed_session(grace, settings)
+            row = await pool.fetchrow(
+                "SELECT sealed FROM session_tokens WHERE session_id = $1", in_cookie.session_id
+            )
+
+            async with grace.get("/1.0/remote-cluster/edge-1/instances") as response:
+                assert response.status == 200, await response.text()
+            token = lxd_oidc.tokens[0]
+            async with grace.post("/oidc/logout") as response:
+                redirect = (await response.json())["metadata"]["redirect"]
+            left = await pool.fetchval("SELECT count(*) FROM session_tokens")
+    finally:
+        big_idp.stop()
+
+    assert in_cookie.tokens_stored
+    assert (in_cookie.access_token, in_cookie.refresh_token, in_cookie.id_token) == ("", "", "")
+    assert in_cookie.groups[0] == "admins"
+    assert row is not None
+    assert token not in row["sealed"]
+    assert lxd_oidc.subjects == ["grace"]
+    assert "id_token_hint=" in redirect  # the ID token came back from the database
+    assert left == 0

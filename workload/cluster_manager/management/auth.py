@@ -38,6 +38,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from cluster_manager.db import POOL
 from cluster_manager.envelope import Handler, error_response, sync_response
 from cluster_manager.errors import (
     ApiError,
@@ -64,6 +65,7 @@ from cluster_manager.management.roles import (
     role_groups,
     role_of,
 )
+from cluster_manager.management.session_tokens import SessionTokens
 from cluster_manager.management.sessions import Sealer, Session
 from cluster_manager.notifications import notifications_context
 from cluster_manager.settings import Settings
@@ -99,6 +101,7 @@ class _Auth:
     session_sealer: Sealer
     login_sealer: Sealer
     refreshing: dict[str, asyncio.Future[Session]]
+    tokens: SessionTokens  # tokens too large for the cookie
 
 
 AUTH = web.AppKey("management_auth", _Auth)
@@ -154,6 +157,7 @@ def _auth_context(
                 session_sealer=Sealer(key, sessions.SESSION_COOKIE),
                 login_sealer=Sealer(key, sessions.LOGIN_COOKIE),
                 refreshing={},
+                tokens=SessionTokens(app[POOL], key),
             )
             warm_up = asyncio.create_task(oidc.warm_up()) if oidc.configured else None
             try:
@@ -324,14 +328,21 @@ async def callback(request: web.Request) -> web.StreamResponse:
     )
     response = _redirect("/", status=303)
     _clear_cookies(response, sessions.LOGIN_COOKIE)
-    _start_session(response, auth, session)
+    await _start_session(response, auth, session)
     return response
 
 
-def _start_session(response: web.StreamResponse, auth: _Auth, session: Session) -> Session:
-    sealed_session, value = sessions.seal_session(
-        auth.session_sealer, session, role_groups(auth.settings)
-    )
+async def _start_session(response: web.StreamResponse, auth: _Auth, session: Session) -> Session:
+    """Set the session cookies; tokens too large for the cookie go to PostgreSQL."""
+    session = session.replace(tokens_stored=False)  # tokens in hand: placed anew
+    value = sessions.seal_whole(auth.session_sealer, session)
+    if value is not None:
+        sealed_session = session
+    else:
+        session = await auth.tokens.save(session)
+        sealed_session, value = sessions.seal_session(
+            auth.session_sealer, session, role_groups(auth.settings)
+        )
     max_age = sealed_session.expires_at - int(time.time())
     _set_cookie(response, sessions.SESSION_COOKIE, value, max_age)
     _set_cookie(response, sessions.CSRF_COOKIE, sealed_session.csrf, max_age, http_only=False)
@@ -389,6 +400,10 @@ async def logout(request: web.Request) -> web.StreamResponse:
         if not await revoked.is_revoked(session.session_id):
             await revoked.revoke(session.session_id, session.expires_at)
             logger.info("signed out %s", session.subject[:64])
+        if session.tokens_stored:
+            stored = await auth.tokens.load(session)
+            session = stored or session
+            await auth.tokens.forget(session.session_id)
         if auth.oidc.configured:
             base = _base_url(request, auth.settings)
             target = await auth.oidc.end_session_url(session.id_token, base + "/") or "/"
@@ -485,6 +500,11 @@ async def _load_session(request: web.Request, auth: _Auth) -> tuple[Session | No
         raise _SessionEnded("Session cookie is invalid or expired: sign in again")
     if await request.app[REVOKED].is_revoked(session.session_id):
         raise _SessionEnded("Session ended (signed out): sign in again")
+    if session.tokens_stored:
+        stored = await auth.tokens.load(session)
+        if stored is None:
+            raise _SessionEnded("Session ended (its tokens are gone): sign in again")
+        session = stored
     if session.access_expires_at - REFRESH_MARGIN > time.time():
         return session, False
     if not session.refresh_token:
@@ -528,7 +548,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     else:
         response = await _answer(request, handler)
     assert session is not None
-    _start_session(response, auth, session)
+    await _start_session(response, auth, session)
     return response
 
 

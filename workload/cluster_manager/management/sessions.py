@@ -80,9 +80,11 @@ class Sealer:
         sealed = _VERSION + nonce + self._aead.encrypt(nonce, plaintext, self._aad)
         return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
 
-    def open(self, value: str | None, now: float | None = None) -> dict[str, Any] | None:
+    def open(
+        self, value: str | None, now: float | None = None, max_chars: int = MAX_COOKIE_CHARS
+    ) -> dict[str, Any] | None:
         """Return the payload of a cookie value, or None if forged, damaged or expired."""
-        if not value or len(value) > MAX_COOKIE_CHARS:
+        if not value or len(value) > max_chars:
             return None
         try:
             sealed = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
@@ -122,6 +124,7 @@ class Session:
     # The user's current OIDC access token: sent as a bearer token to clusters' LXD through
     # their tunnels (remote_lxd.py), never to the browser (the cookie is sealed) nor logged.
     access_token: str = dataclasses.field(default="", repr=False)
+    tokens_stored: bool = False  # the three tokens are in PostgreSQL (session_tokens.py)
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON object sealed into the cookie (short keys keep the cookie small)."""
@@ -137,6 +140,7 @@ class Session:
             "rt": self.refresh_token,
             "idt": self.id_token,
             "at": self.access_token,
+            **({"ts": 1} if self.tokens_stored else {}),
         }
 
     @classmethod
@@ -155,6 +159,7 @@ class Session:
                 refresh_token=payload.get("rt", ""),
                 id_token=payload.get("idt", ""),
                 access_token=payload.get("at", ""),
+                tokens_stored=payload.get("ts") == 1,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -195,6 +200,12 @@ def bounded_groups(groups: Any, keep: str | tuple[str, ...]) -> tuple[str, ...]:
     chosen = [k for k in keeps if k in names]
     chosen += [g for g in names if g not in keeps][: MAX_GROUPS - len(chosen)]
     return tuple(chosen)
+
+
+def seal_whole(sealer: Sealer, session: Session) -> str | None:
+    """The cookie value of the whole session, or None if it does not fit in a browser."""
+    value = sealer.seal(session.to_payload())
+    return value if len(value) <= MAX_COOKIE_CHARS else None
 
 
 def seal_session(
