@@ -119,8 +119,9 @@ class Session:
     expires_at: int  # the session ends here at the latest (session_lifetime after sign-in)
     access_expires_at: int  # when the access token needs a refresh
     session_id: str  # random, kept across refreshes; what signing out revokes
-    refresh_token: str = ""
-    id_token: str = ""  # the id_token_hint for the identity provider's end-session endpoint
+    refresh_token: str = dataclasses.field(default="", repr=False)
+    # the id_token_hint for the identity provider's end-session endpoint
+    id_token: str = dataclasses.field(default="", repr=False)
     # The user's current OIDC access token: sent as a bearer token to clusters' LXD through
     # their tunnels (remote_lxd.py), never to the browser (the cookie is sealed) nor logged.
     access_token: str = dataclasses.field(default="", repr=False)

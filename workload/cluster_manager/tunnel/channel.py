@@ -23,6 +23,7 @@ another call and nobody on the path reads the token.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 import json
 import logging
@@ -75,6 +76,7 @@ def sign(key: bytes, timestamp: str, nonce: str, method: str, path: str, body: b
     return hmac.new(key, message, "sha256").hexdigest()
 
 
+@functools.lru_cache(maxsize=4)
 def _credentials_cipher(key: bytes) -> AESGCM:
     derived = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"mcm-unit-credentials"
