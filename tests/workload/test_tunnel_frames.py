@@ -26,7 +26,24 @@ def test_request_frame_is_read_by_the_daemon_with_its_id_and_body():
         "method": "PUT",
         "path": "/1.0/instances/x/state",
         "body": b'{"action":"stop"}',
+        "authorization": "",
+        "cookie": "",
     }
+
+
+def test_credentials_reach_the_daemon_under_the_names_it_reads():
+    """The daemon passes on only ``Authorization`` and ``Cookie``, read with ``Get``.
+
+    canonical/microcloud f26e73c0 ``cmd/microcloudd/cluster_manager_tunnel.go`` lines 251-252;
+    ``Get`` looks up Go's canonical name, so a lower-case name would be lost.
+    """
+    text = frames.encode_request(
+        "abc", "GET", "/1.0/instances", headers={"authorization": "Bearer tok-1"}
+    )
+
+    assert json.loads(text)["headers"] == {"Authorization": ["Bearer tok-1"]}
+    assert decode_request(text)["authorization"] == "Bearer tok-1"
+    assert frames.canonical("x-lxd-authenticated") == "X-Lxd-Authenticated"
 
 
 def test_header_as_a_plain_string_would_make_the_daemon_drop_the_tunnel():

@@ -94,6 +94,34 @@ async def test_state_change_through_the_other_unit_returns_the_operation(two_uni
     assert tunnel_on_a.lxd.instances["web"].status == "Frozen"
 
 
+async def test_credentials_reach_the_cluster_through_the_other_unit_sealed(
+    two_units, tunnel_on_a, key_file
+):
+    _, unit_b = two_units
+    headers = {"Authorization": "Bearer user-token-1"}
+
+    status, _ = await tunnels_of(unit_b).request(
+        "far-1", "GET", "/1.0/instances/web", headers=headers
+    )
+
+    assert status == 200
+    assert tunnel_on_a.authorizations == ["Bearer user-token-1"]
+    # On the plain-HTTP channel the token is sealed, and bound to its call.
+    key = bytes.fromhex(key_file.read_text())
+    call = channel.Call("GET", "/1.0/instances/web", None, headers)
+    sealed = channel.seal_headers(key, "far-1", call)
+    assert sealed is not None
+    assert b"user-token-1" not in sealed
+    asked = channel.UnitRequest("far-1", "GET", "/1.0/instances/web", None, sealed)
+    assert channel.open_headers(key, asked) == headers
+    for other in (
+        channel.UnitRequest("far-1", "DELETE", "/1.0/instances/web", None, sealed),
+        channel.UnitRequest("far-2", "GET", "/1.0/instances/web", None, sealed),
+    ):
+        with pytest.raises(ApiError, match="credentials: cannot be opened"):
+            channel.open_headers(key, other)
+
+
 async def test_lxd_error_through_the_other_unit_is_500_without_body(two_units, tunnel_on_a):
     _, unit_b = two_units
     tunnel_on_a.lxd_down = True

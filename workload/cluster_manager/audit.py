@@ -82,10 +82,20 @@ def _instant(value: str | None, field: str) -> datetime | None:
 
 @dataclasses.dataclass(frozen=True)
 class Actor:
-    """Who asks: the OIDC subject and name, or the CLI / a charm action."""
+    """Who asks: the OIDC subject and name, or the CLI / a charm action.
+
+    ``token`` is the signed-in user's OIDC access token, sent to the cluster's LXD as
+    ``Authorization: Bearer`` so that LXD authenticates and authorises that person; empty for
+    the CLI and charm actions (their calls carry no credentials). Kept out of ``repr``.
+    """
 
     subject: str
     name: str
+    token: str = dataclasses.field(default="", repr=False, compare=False)
+
+    def lxd_headers(self) -> dict[str, str]:
+        """The headers that carry this actor's credentials to a cluster's LXD."""
+        return {"Authorization": "Bearer " + self.token} if self.token else {}
 
 
 CLI_ACTOR = Actor(subject="cli", name="cluster-manager command (unit shell or charm action)")

@@ -248,8 +248,13 @@ def cmd_cluster_lxd(args: argparse.Namespace) -> None:
 
     status, envelope = asyncio.run(_with_pool(settings, work))
     if envelope is None or status >= 400:
+        from cluster_manager.remote_lxd import refusal_hint
+
         message = envelope.get("error", "") if envelope else "no LXD response"
-        raise CliError(f"cluster {args.name} answered {status}: {message}")
+        hint = refusal_hint(status, None)
+        raise CliError(
+            f"cluster {args.name} answered {status}: {message}" + (f" ({hint})" if hint else "")
+        )
     print(json.dumps(envelope, indent=2))
 
 

@@ -16,7 +16,7 @@ import msgspec
 
 from cluster_manager.audit import Actor
 from cluster_manager.errors import ApiError
-from cluster_manager.remote_lxd import Remote, call
+from cluster_manager.remote_lxd import Remote, call, refusal_hint
 
 LXD_NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 LXD_NAME_WORDS = "1-63 letters, digits, '_', '.' or '-', starting with a letter or digit"
@@ -29,9 +29,19 @@ PASSED_ON = frozenset({400, 403, 404, 409})  # LXD refusals kept as they are; ot
 class LxdRefused(ApiError):
     """LXD answered a call with an error (its status kept for 400/403/404/409, else 502)."""
 
-    def __init__(self, cluster: str, status: int, envelope: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        cluster: str,
+        status: int,
+        envelope: dict[str, Any] | None,
+        actor: Actor | None = None,
+    ) -> None:
         reason = (envelope or {}).get("error") or "no LXD response"
-        super().__init__(f"cluster {cluster}: LXD answered {status}: {str(reason)[:300]}")
+        hint = refusal_hint(status, actor)
+        super().__init__(
+            f"cluster {cluster}: LXD answered {status}: {str(reason)[:300]}"
+            + (f" ({hint})" if hint else "")
+        )
         self.status = status if status in PASSED_ON else 502
 
 
@@ -144,9 +154,11 @@ class WarningList(msgspec.Struct):
     warnings: list[LxdWarning]
 
 
-def _metadata(cluster: str, status: int, envelope: dict[str, Any] | None) -> Any:
+def _metadata(
+    cluster: str, status: int, envelope: dict[str, Any] | None, actor: Actor | None = None
+) -> Any:
     if envelope is None or status >= 400 or envelope.get("type") == "error":
-        raise LxdRefused(cluster, status, envelope)
+        raise LxdRefused(cluster, status, envelope, actor)
     return envelope.get("metadata")
 
 
@@ -201,7 +213,7 @@ async def list_instances(
     status, envelope = await call(
         remote, actor, cluster, "GET", "/1.0/instances?" + urlencode(query)
     )
-    items = _metadata(cluster, status, envelope)
+    items = _metadata(cluster, status, envelope, actor)
     if not isinstance(items, list):
         raise LxdRefused(cluster, 502, {"error": "instances answer is not a list"})
     return InstanceList(
@@ -226,7 +238,7 @@ async def _wait(
         return "failure", "LXD named an unexpected operation", ""
     path = f"{operation}/wait?timeout={_wait_seconds(remote)}"
     status, waited = await call(remote, actor, cluster, "GET", path)
-    metadata = _metadata(cluster, status, waited)
+    metadata = _metadata(cluster, status, waited, actor)
     state = metadata.get("status") if isinstance(metadata, dict) else None
     if state == "Success":
         return "success", "", operation
@@ -251,7 +263,7 @@ async def change_state(
         {"project": change.project}
     )
     status, envelope = await call(remote, actor, cluster, "PUT", path, body)
-    _metadata(cluster, status, envelope)
+    _metadata(cluster, status, envelope, actor)
     assert envelope is not None
     result, error, operation = await _wait(remote, actor, cluster, envelope)
     return StateResult(
@@ -270,7 +282,7 @@ async def list_members(remote: Remote, actor: Actor, cluster: str) -> MemberList
     status, envelope = await call(
         remote, actor, cluster, "GET", "/1.0/cluster/members?recursion=1"
     )
-    items = _metadata(cluster, status, envelope)
+    items = _metadata(cluster, status, envelope, actor)
     members = [
         Member(
             name=_text(m.get("server_name")),
@@ -292,7 +304,7 @@ async def change_member(
     body = json.dumps({"action": change.action, "mode": "", "force": False}).encode()
     path = f"/1.0/cluster/members/{quote(member, safe='')}/state"
     status, envelope = await call(remote, actor, cluster, "POST", path, body)
-    _metadata(cluster, status, envelope)
+    _metadata(cluster, status, envelope, actor)
     assert envelope is not None
     result, error, operation = await _wait(remote, actor, cluster, envelope)
     return MemberResult(
@@ -308,7 +320,7 @@ async def change_member(
 async def list_warnings(remote: Remote, actor: Actor, cluster: str) -> WarningList:
     """The cluster's LXD warnings."""
     status, envelope = await call(remote, actor, cluster, "GET", "/1.0/warnings?recursion=1")
-    items = _metadata(cluster, status, envelope)
+    items = _metadata(cluster, status, envelope, actor)
     warnings = [
         LxdWarning(
             uuid=_text(w.get("uuid")),

@@ -204,12 +204,18 @@ async def _call(
 ) -> tuple[int, bytes]:
     method = method.upper()
     tunnels = remote.tunnels
+    # The user's own token, never a header the browser sent (the LXD UI's fetches carry none).
+    headers = actor.lxd_headers()
     if method == "GET" and not remote.settings.audit_read_calls:
-        return await tunnels.request_raw(cluster, method, path, body, ui_files=ui_files)
+        return await tunnels.request_raw(
+            cluster, method, path, body, ui_files=ui_files, headers=headers
+        )
     async with audit.recorded(
         remote.pool, actor, "cluster", cluster, method, path, body
     ) as outcome:
-        status, raw = await tunnels.request_raw(cluster, method, path, body, ui_files=ui_files)
+        status, raw = await tunnels.request_raw(
+            cluster, method, path, body, ui_files=ui_files, headers=headers
+        )
         outcome.status = status
         outcome.result = "ok" if status < 400 else f"LXD answered {status}"
         return status, raw

@@ -18,6 +18,12 @@ Follows canonical/microcloud at commit f26e73c0:
 ``forward_ui=True`` simulates a daemon that also forwards ``/ui/`` (LXD's web UI files); the
 daemon at f26e73c0 does not (line 226: 400 for any path outside ``/1.0``), so it is off by
 default.
+
+Credentials: the daemon copies only the frame's ``Cookie`` and ``Authorization`` headers onto
+its request to LXD (lines 251-252, through ``http.Header.Get``: the canonical name, first
+value) and has no client certificate for it. ``lxd_oidc`` (:class:`LxdOidc`) makes the
+simulated LXD demand and check a bearer token as a real LXD trusting an OpenID provider does;
+without it (the default) the simulated LXD lets every call by.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import aiohttp
 from cluster_manager.fleet import client
 from cluster_manager.fleet.cluster import SimulatedCluster
 from cluster_manager.fleet.lxd import InMemoryLXD, ui_file
+from cluster_manager.fleet.lxd_oidc import LxdOidc
 
 TUNNEL_PATH = "/1.0/remote-cluster/ws"
 ALLOWED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -72,6 +79,9 @@ def decode_request(data: str | bytes) -> dict[str, Any]:
         "method": fields.get("method") or "",
         "path": fields.get("path") or "",
         "body": raw,
+        # What reaches LXD: req.Headers.Get(...) of these two only (lines 251-252).
+        "authorization": (headers.get("Authorization") or [""])[0],
+        "cookie": (headers.get("Cookie") or [""])[0],
     }
 
 
@@ -111,9 +121,13 @@ class SimulatedTunnel:
         session: aiohttp.ClientSession | None = None,
         answer_delay: float = 0.0,
         forward_ui: bool = False,
+        lxd_oidc: LxdOidc | None = None,
     ) -> None:
         self.cluster = cluster
         self.forward_ui = forward_ui
+        self.lxd_oidc = lxd_oidc
+        self.authorizations: list[str] = []  # the Authorization header of every call
+        self.cookies: list[str] = []  # and its Cookie header
         self.lxd = lxd or InMemoryLXD.sample(cluster.name)
         self.answer_delay = answer_delay
         self.lxd_down = False
@@ -192,6 +206,12 @@ class SimulatedTunnel:
             await asyncio.sleep(self.answer_delay)
         if self.lxd_down:
             return 500, b"", json_type
+        self.authorizations.append(request["authorization"])
+        self.cookies.append(request["cookie"])
+        if self.lxd_oidc is not None and not is_ui:  # LXD serves its UI files to anybody
+            refusal = await self.lxd_oidc.authenticate(request["authorization"])
+            if refusal is not None:
+                return (*refusal, json_type)
         if is_ui:
             self.lxd.requests.append((method, path))
             return ui_file(path) if method == "GET" else (405, b"", json_type)

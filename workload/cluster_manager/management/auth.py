@@ -13,7 +13,9 @@ Rules the middleware applies:
 - everything else (/health, /oidc, /openapi, the UI's static files) passes untouched.
 
 An expired access token is refreshed with the refresh token while the request waits, and the
-re-sealed cookie goes out with the response.
+re-sealed cookie goes out with the response. The access token itself rides in the sealed
+session cookie: handlers read it with :func:`access_token` to send it, as a bearer token, to
+the LXD of a cluster the user acts on (remote_lxd.py); it never reaches the browser in clear.
 
 Signing out is ``POST /oidc/logout`` with the session's CSRF token (the ``X-CSRF-Token``
 header, or the form field ``csrf_token``) from this origin: it revokes the session on every
@@ -36,6 +38,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from cluster_manager.db import POOL
 from cluster_manager.envelope import Handler, error_response, sync_response
 from cluster_manager.errors import (
     ApiError,
@@ -62,6 +65,7 @@ from cluster_manager.management.roles import (
     role_groups,
     role_of,
 )
+from cluster_manager.management.session_tokens import SessionTokens
 from cluster_manager.management.sessions import Sealer, Session
 from cluster_manager.notifications import notifications_context
 from cluster_manager.settings import Settings
@@ -97,16 +101,27 @@ class _Auth:
     session_sealer: Sealer
     login_sealer: Sealer
     refreshing: dict[str, asyncio.Future[Session]]
+    tokens: SessionTokens  # tokens too large for the cookie
 
 
 AUTH = web.AppKey("management_auth", _Auth)
 USER = web.RequestKey("management_user", User)
 CSRF = web.RequestKey("management_csrf", str)
+ACCESS_TOKEN = web.RequestKey("management_access_token", str)
 
 
 def current_user(request: web.Request) -> User | None:
     """The signed-in user of this request, or None."""
     return request.get(USER)
+
+
+def access_token(request: web.Request) -> str:
+    """The signed-in user's current OIDC access token ("" without one); for clusters' LXD only.
+
+    It is refreshed by the guard before the handler runs when it is about to expire. Never log
+    it or put it in a response.
+    """
+    return request.get(ACCESS_TOKEN, "")
 
 
 def csrf_token(request: web.Request) -> str | None:
@@ -142,6 +157,7 @@ def _auth_context(
                 session_sealer=Sealer(key, sessions.SESSION_COOKIE),
                 login_sealer=Sealer(key, sessions.LOGIN_COOKIE),
                 refreshing={},
+                tokens=SessionTokens(app[POOL], key),
             )
             warm_up = asyncio.create_task(oidc.warm_up()) if oidc.configured else None
             try:
@@ -303,6 +319,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         access_expires_at=now + tokens.expires_in,
         refresh_token=tokens.refresh_token,
         id_token=tokens.id_token,
+        access_token=tokens.access_token,
     )
     logger.info(
         "signed in %s (admin: %s)",
@@ -311,14 +328,21 @@ async def callback(request: web.Request) -> web.StreamResponse:
     )
     response = _redirect("/", status=303)
     _clear_cookies(response, sessions.LOGIN_COOKIE)
-    _start_session(response, auth, session)
+    await _start_session(response, auth, session)
     return response
 
 
-def _start_session(response: web.StreamResponse, auth: _Auth, session: Session) -> Session:
-    sealed_session, value = sessions.seal_session(
-        auth.session_sealer, session, role_groups(auth.settings)
-    )
+async def _start_session(response: web.StreamResponse, auth: _Auth, session: Session) -> Session:
+    """Set the session cookies; tokens too large for the cookie go to PostgreSQL."""
+    session = session.replace(tokens_stored=False)  # tokens in hand: placed anew
+    value = sessions.seal_whole(auth.session_sealer, session)
+    if value is not None:
+        sealed_session = session
+    else:
+        session = await auth.tokens.save(session)
+        sealed_session, value = sessions.seal_session(
+            auth.session_sealer, session, role_groups(auth.settings)
+        )
     max_age = sealed_session.expires_at - int(time.time())
     _set_cookie(response, sessions.SESSION_COOKIE, value, max_age)
     _set_cookie(response, sessions.CSRF_COOKIE, sealed_session.csrf, max_age, http_only=False)
@@ -376,6 +400,10 @@ async def logout(request: web.Request) -> web.StreamResponse:
         if not await revoked.is_revoked(session.session_id):
             await revoked.revoke(session.session_id, session.expires_at)
             logger.info("signed out %s", session.subject[:64])
+        if session.tokens_stored:
+            stored = await auth.tokens.load(session)
+            session = stored or session
+            await auth.tokens.forget(session.session_id)
         if auth.oidc.configured:
             base = _base_url(request, auth.settings)
             target = await auth.oidc.end_session_url(session.id_token, base + "/") or "/"
@@ -457,6 +485,7 @@ async def _refresh_once(auth: _Auth, session: Session) -> Session:
         access_expires_at=now + tokens.expires_in,
         refresh_token=tokens.refresh_token or session.refresh_token,
         id_token=id_token,
+        access_token=tokens.access_token,
     )
 
 
@@ -471,6 +500,11 @@ async def _load_session(request: web.Request, auth: _Auth) -> tuple[Session | No
         raise _SessionEnded("Session cookie is invalid or expired: sign in again")
     if await request.app[REVOKED].is_revoked(session.session_id):
         raise _SessionEnded("Session ended (signed out): sign in again")
+    if session.tokens_stored:
+        stored = await auth.tokens.load(session)
+        if stored is None:
+            raise _SessionEnded("Session ended (its tokens are gone): sign in again")
+        session = stored
     if session.access_expires_at - REFRESH_MARGIN > time.time():
         return session, False
     if not session.refresh_token:
@@ -503,6 +537,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if session is not None and user is not None:
         request[USER] = user
         request[CSRF] = session.csrf
+        request[ACCESS_TOKEN] = session.access_token
     refusal = None if public else _refusal(request, auth, session, user)
     if not renewed:
         if refusal is not None:
@@ -513,7 +548,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     else:
         response = await _answer(request, handler)
     assert session is not None
-    _start_session(response, auth, session)
+    await _start_session(response, auth, session)
     return response
 
 

@@ -17,7 +17,7 @@ from cluster_manager.audit import Actor, AuditPage, AuditQuery
 from cluster_manager.db import POOL
 from cluster_manager.envelope import Handler, sync_response
 from cluster_manager.errors import ServiceUnavailable
-from cluster_manager.management.auth import current_user
+from cluster_manager.management.auth import access_token, current_user
 from cluster_manager.management.keys import SETTINGS
 from cluster_manager.management.operations import READ_ERRORS, documented
 from cluster_manager.management.requests import query_model
@@ -27,11 +27,11 @@ routes = web.RouteTableDef()
 
 
 def actor_of(request: web.Request) -> Actor:
-    """Who makes this request (the signed-in user)."""
+    """Who makes this request: the signed-in user, with the access token LXD is sent."""
     user = current_user(request)
     if user is None:  # the guard lets no anonymous change through; kept honest anyway
         raise ServiceUnavailable("No signed-in user to record this call for")
-    return Actor(subject=user.subject, name=user.name)
+    return Actor(subject=user.subject, name=user.name, token=access_token(request))
 
 
 @routes.get("/1.0/audit")

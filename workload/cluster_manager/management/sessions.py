@@ -80,9 +80,11 @@ class Sealer:
         sealed = _VERSION + nonce + self._aead.encrypt(nonce, plaintext, self._aad)
         return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
 
-    def open(self, value: str | None, now: float | None = None) -> dict[str, Any] | None:
+    def open(
+        self, value: str | None, now: float | None = None, max_chars: int = MAX_COOKIE_CHARS
+    ) -> dict[str, Any] | None:
         """Return the payload of a cookie value, or None if forged, damaged or expired."""
-        if not value or len(value) > MAX_COOKIE_CHARS:
+        if not value or len(value) > max_chars:
             return None
         try:
             sealed = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
@@ -117,8 +119,13 @@ class Session:
     expires_at: int  # the session ends here at the latest (session_lifetime after sign-in)
     access_expires_at: int  # when the access token needs a refresh
     session_id: str  # random, kept across refreshes; what signing out revokes
-    refresh_token: str = ""
-    id_token: str = ""  # the id_token_hint for the identity provider's end-session endpoint
+    refresh_token: str = dataclasses.field(default="", repr=False)
+    # the id_token_hint for the identity provider's end-session endpoint
+    id_token: str = dataclasses.field(default="", repr=False)
+    # The user's current OIDC access token: sent as a bearer token to clusters' LXD through
+    # their tunnels (remote_lxd.py), never to the browser (the cookie is sealed) nor logged.
+    access_token: str = dataclasses.field(default="", repr=False)
+    tokens_stored: bool = False  # the three tokens are in PostgreSQL (session_tokens.py)
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON object sealed into the cookie (short keys keep the cookie small)."""
@@ -133,6 +140,8 @@ class Session:
             "sid": self.session_id,
             "rt": self.refresh_token,
             "idt": self.id_token,
+            "at": self.access_token,
+            **({"ts": 1} if self.tokens_stored else {}),
         }
 
     @classmethod
@@ -150,6 +159,8 @@ class Session:
                 session_id=payload["sid"],
                 refresh_token=payload.get("rt", ""),
                 id_token=payload.get("idt", ""),
+                access_token=payload.get("at", ""),
+                tokens_stored=payload.get("ts") == 1,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -161,6 +172,7 @@ class Session:
             session.session_id,
             session.refresh_token,
             session.id_token,
+            session.access_token,
             *session.groups,
         )
         if not all(isinstance(text, str) for text in texts):
@@ -191,13 +203,20 @@ def bounded_groups(groups: Any, keep: str | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(chosen)
 
 
+def seal_whole(sealer: Sealer, session: Session) -> str | None:
+    """The cookie value of the whole session, or None if it does not fit in a browser."""
+    value = sealer.seal(session.to_payload())
+    return value if len(value) <= MAX_COOKIE_CHARS else None
+
+
 def seal_session(
     sealer: Sealer, session: Session, keep_group: str | tuple[str, ...]
 ) -> tuple[Session, str]:
     """Seal a session, dropping what can be spared until the cookie fits in a browser.
 
     First the id_token (logout then goes without id_token_hint), then groups other than those
-    giving a role, and last the refresh token (the session then ends with the access token).
+    giving a role, then the refresh token (the session then ends with the access token), and
+    last the access token itself (calls to clusters' LXD then carry no credentials).
     Returns the session as sealed and the cookie value.
     """
     keeps = (keep_group,) if isinstance(keep_group, str) else keep_group
@@ -209,6 +228,13 @@ def seal_session(
             id_token="",
             groups=tuple(g for g in session.groups if g in keeps),
             refresh_token="",
+            expires_at=min(session.expires_at, session.access_expires_at),
+        ),
+        session.replace(
+            id_token="",
+            groups=tuple(g for g in session.groups if g in keeps),
+            refresh_token="",
+            access_token="",
             expires_at=min(session.expires_at, session.access_expires_at),
         ),
     )

@@ -13,11 +13,19 @@ The receiver checks the signature in constant time, refuses a time more than
 401 without saying which check failed. The body is a :class:`UnitRequest`; the answer a
 :class:`UnitAnswer` (the cluster's answer) or the usual JSON error with the status a local
 request would have had (503, 504, 502, 429).
+
+The caller's credentials for LXD (a user's ``Authorization: Bearer`` header) travel in
+``UnitRequest.credentials`` encrypted with AES-256-GCM under a key derived from the shared key
+(the channel is plain HTTP), bound to the cluster, method and path, so a copy is no use for
+another call and nobody on the path reads the token.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hmac
+import json
 import logging
 import os
 import time
@@ -28,6 +36,10 @@ from typing import Annotated
 import aiohttp
 import msgspec
 from aiohttp import web
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cluster_manager.envelope import error_middleware
 from cluster_manager.errors import ApiError, BadRequest, TooManyRequests, Unauthorized
@@ -62,6 +74,46 @@ def sign(key: bytes, timestamp: str, nonce: str, method: str, path: str, body: b
     """The signature of one internal request."""
     message = f"{timestamp}\n{nonce}\n{method}\n{path}\n".encode() + body
     return hmac.new(key, message, "sha256").hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _credentials_cipher(key: bytes) -> AESGCM:
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"mcm-unit-credentials"
+    ).derive(key)
+    return AESGCM(derived)
+
+
+def _binding(cluster: str, method: str, path: str) -> bytes:
+    return f"{cluster}\n{method}\n{path}".encode()
+
+
+def seal_headers(key: bytes, cluster: str, call: Call) -> bytes | None:
+    """The call's headers encrypted for the unit holding the tunnel (None without any)."""
+    if not call.headers:
+        return None
+    nonce = os.urandom(12)
+    plaintext = json.dumps(call.headers).encode()
+    binding = _binding(cluster, call.method, call.path)
+    return nonce + _credentials_cipher(key).encrypt(nonce, plaintext, binding)
+
+
+def open_headers(key: bytes, asked: UnitRequest) -> dict[str, str]:
+    """The headers a unit sealed with :func:`seal_headers`; BadRequest if damaged."""
+    if not asked.credentials:
+        return {}
+    sealed = asked.credentials
+    binding = _binding(asked.cluster, asked.method, asked.path)
+    try:
+        plaintext = _credentials_cipher(key).decrypt(sealed[:12], sealed[12:], binding)
+        headers = json.loads(plaintext)
+    except (InvalidTag, ValueError):
+        raise BadRequest("credentials: cannot be opened") from None
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise BadRequest("credentials: not a header map")
+    return headers
 
 
 class _Nonces:
@@ -115,7 +167,11 @@ def create_app(settings: Settings, hub: object, key: bytes) -> web.Application:
         if tunnel is None:
             raise TunnelNotConnected(asked.cluster, " (its tunnel just closed)")
         answer = await tunnel.request(
-            asked.method, asked.path, asked.body or b"", settings.tunnel_request_timeout
+            asked.method,
+            asked.path,
+            asked.body or b"",
+            settings.tunnel_request_timeout,
+            open_headers(key, asked),
         )
         encoded = _ENCODER.encode(UnitAnswer(answer.status, answer.body or None))
         return web.Response(body=encoded, content_type="application/json")
@@ -127,6 +183,16 @@ def create_app(settings: Settings, hub: object, key: bytes) -> web.Application:
 _ERRORS: dict[int, type[ApiError]] = {502: TunnelBroken, 504: TunnelTimeout}
 
 
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One call to send through a tunnel (``headers``: the caller's credentials for LXD)."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+
+
 class UnitRequest(msgspec.Struct):
     """What a unit asks the unit holding a cluster's tunnel to send through it."""
 
@@ -134,6 +200,7 @@ class UnitRequest(msgspec.Struct):
     method: str
     path: str
     body: bytes | None = None  # base64 in JSON
+    credentials: bytes | None = None  # sealed headers (seal_headers), base64 in JSON
 
 
 class UnitAnswer(msgspec.Struct):
@@ -158,14 +225,15 @@ async def forward(
     unit_address: str,
     cluster_id: int,
     cluster: str,
-    method: str,
-    path: str,
-    body: bytes | None,
+    call: Call,
     time_limit: float,
 ) -> tuple[int, bytes]:
     """Ask the unit at ``unit_address`` to send a request through its tunnel."""
     url_path = PATH.format(cluster_id=cluster_id)
-    data = _ENCODER.encode(UnitRequest(cluster, method, path, body or None))
+    credentials = seal_headers(key, cluster, call)
+    data = _ENCODER.encode(
+        UnitRequest(cluster, call.method, call.path, call.body or None, credentials)
+    )
     timestamp, nonce = str(int(time.time())), os.urandom(16).hex()
     headers = {
         TIME_HEADER: timestamp,

@@ -77,16 +77,28 @@ def encode_request(
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> str:
-    """The text frame the manager sends for one request (the id under both names)."""
+    """The text frame the manager sends for one request (the id under both names).
+
+    ``headers`` become Go ``http.Header`` lists. Names must be in Go's canonical form
+    (``Authorization``, ``Cookie``): the daemon reads them with ``req.Headers.Get``, which
+    looks up the canonical name only (canonical/microcloud f26e73c0
+    ``cmd/microcloudd/cluster_manager_tunnel.go`` lines 251-252), so they are canonicalised
+    here. Frames carry credentials: never log them.
+    """
     frame = TunnelRequest(
         uuid=request_id,
         id=request_id,
         method=method,
         path=path,
-        headers={name: [value] for name, value in (headers or {}).items()},
+        headers={canonical(name): [value] for name, value in (headers or {}).items()},
         body=body or None,
     )
     return _ENCODER.encode(frame).decode()
+
+
+def canonical(name: str) -> str:
+    """A header name as Go's ``textproto.CanonicalMIMEHeaderKey`` writes it (ASCII names)."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
 def decode_answer(data: str | bytes) -> TunnelAnswer:

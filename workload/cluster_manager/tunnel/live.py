@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Mapping
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -64,7 +65,12 @@ class LiveTunnel:
         return bool(self._closed_reason) or self.ws.closed
 
     async def request(
-        self, method: str, path: str, body: bytes | None, time_limit: float
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        time_limit: float,
+        headers: Mapping[str, str] | None = None,
     ) -> frames.TunnelAnswer:
         """Send one request after the ones before it; return the cluster's answer."""
         if self._waiting >= self.max_in_flight:
@@ -77,7 +83,8 @@ class LiveTunnel:
                     self._check_open()
                     answer = asyncio.get_running_loop().create_future()
                     self.pending[request_id] = answer
-                    await self.ws.send_str(frames.encode_request(request_id, method, path, body))
+                    frame = frames.encode_request(request_id, method, path, body, headers)
+                    await self.ws.send_str(frame)
                     return await answer
         except TimeoutError:
             raise TunnelTimeout(

@@ -10,6 +10,7 @@ a body too) come back as they are.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -49,14 +50,22 @@ class Tunnels:
             await self._session.close()
 
     async def request(
-        self, cluster: str, method: str, path: str, body: bytes | None = None
+        self,
+        cluster: str,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, dict[str, Any] | None]:
         """Send one LXD API request to a cluster through its tunnel; return its answer.
 
         Returns the HTTP status the cluster answered and LXD's JSON envelope (``None`` when
         the answer has no body, as the daemon sends a 500 when LXD cannot be reached).
+        ``headers`` go in the frame (the daemon passes on only ``Authorization`` and
+        ``Cookie``): the caller's credentials for LXD, see :mod:`cluster_manager.remote_lxd`.
         """
-        status, raw = await self.request_raw(cluster, method, path, body)
+        status, raw = await self.request_raw(cluster, method, path, body, headers=headers)
         return status, frames.lxd_envelope(raw)
 
     async def request_raw(
@@ -67,6 +76,7 @@ class Tunnels:
         body: bytes | None = None,
         *,
         ui_files: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """Like :meth:`request`, with the answer's body as bytes.
 
@@ -74,7 +84,9 @@ class Tunnels:
         canonical/microcloud f26e73c0 answers them 400 (it forwards only ``/1.0``).
         """
         try:
-            answer = await self._request_raw(cluster, method, path, body, ui_files=ui_files)
+            answer = await self._request_raw(
+                cluster, method, path, body, ui_files=ui_files, headers=dict(headers or {})
+            )
         except Exception as error:
             metrics.TUNNEL_REQUESTS.labels(metrics.outcome(error)).inc()
             raise
@@ -82,7 +94,14 @@ class Tunnels:
         return answer
 
     async def _request_raw(
-        self, cluster: str, method: str, path: str, body: bytes | None, *, ui_files: bool
+        self,
+        cluster: str,
+        method: str,
+        path: str,
+        body: bytes | None,
+        *,
+        ui_files: bool,
+        headers: dict[str, str],
     ) -> tuple[int, bytes]:
         method = method.upper()
         if method not in METHODS:
@@ -106,7 +125,7 @@ class Tunnels:
         timeout = self.settings.tunnel_request_timeout
         local = self.hub.local(row["id"]) if self.hub is not None else None
         if local is not None:
-            answer = await local.request(method, path, body, timeout)
+            answer = await local.request(method, path, body, timeout, headers)
             return answer.status, answer.body or b""
         unit = row["unit_address"]
         # A process without a hub (the CLI) holds no tunnel, even if it shares a unit's address.
@@ -119,5 +138,11 @@ class Tunnels:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return await channel.forward(
-            self._session, self.key, unit, row["id"], cluster, method, path, body, timeout + 5
+            self._session,
+            self.key,
+            unit,
+            row["id"],
+            cluster,
+            channel.Call(method, path, body, headers),
+            timeout + 5,
         )
