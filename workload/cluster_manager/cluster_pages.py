@@ -138,10 +138,7 @@ def _where(conditions: list[str]) -> str:
 
 
 def count_statement(query: ClusterQuery, stale_after: float) -> Statement:
-    """One row: how many clusters match, and (sorted by health) how many in each block.
-
-    Columns ``total`` and one per state of STATES (0 for states the filter leaves out).
-    """
+    """One row, ``total``: how many clusters match the filters."""
     params = Parameters()
     if by_cluster_columns(query):
         conditions = []
@@ -153,22 +150,12 @@ def count_statement(query: ClusterQuery, stale_after: float) -> Statement:
         sql = f"SELECT count(*) AS total FROM remote_clusters c WHERE {_where(conditions)}"  # noqa: S608
         return Statement(sql, params.values)
     conditions = _conditions(query, params)
-    states = query.health or (STATES if query.sort == "health" else ())
-    blocks = ""
-    if query.sort == "health" or (states and set(states) != set(STATES)):
+    if query.health and set(query.health) != set(STATES):  # all states: no condition
         cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
-        by_state = _state_conditions(states, cutoff)
-        if len(by_state) < len(STATES):
-            conditions.append(" OR ".join(f"({c})" for c in by_state.values()))
-        if query.sort == "health":
-            blocks = "".join(
-                f", count(*) FILTER (WHERE {by_state[s]}) AS {s}"
-                if s in by_state
-                else f", 0 AS {s}"
-                for s in STATES
-            )
+        by_state = _state_conditions(query.health, cutoff)
+        conditions.append(" OR ".join(f"({c})" for c in by_state.values()))
     sql = (
-        f"SELECT count(*) AS total{blocks} FROM remote_cluster_details d"  # noqa: S608
+        f"SELECT count(*) AS total FROM remote_cluster_details d"  # noqa: S608
         f" WHERE {_where(conditions)}"
     )
     return Statement(sql, params.values)
@@ -223,26 +210,81 @@ def _key_page(query: ClusterQuery, stale_after: float, total: int) -> Statement:
     return Statement(sql, params.values, reverse)
 
 
-def _health_page(query: ClusterQuery, stale_after: float, blocks: dict[str, int]) -> Statement:
-    """The page's ids sorted by health: the blocks it covers, each read at its own offset."""
+class HealthWalk(NamedTuple):
+    """The rows [start, end) of the health blocks ``states``, in the order they are walked."""
+
+    states: tuple[str, ...]
+    start: int
+    end: int
+    reverse: bool  # walked from the far end: every block read by name descending
+
+
+def health_walk(query: ClusterQuery, total: int) -> HealthWalk:
+    """Which blocks a health-sorted page walks, and where the page is in that walk.
+
+    A page past the middle of ``total`` is found from the far end (blocks last first, names
+    descending), so no walk is longer than half the list plus the page.
+    """
+    order = STATES if query.order == "asc" else tuple(reversed(STATES))
+    if query.health:
+        order = tuple(state for state in order if state in query.health)
+    start, end = query.offset, min(query.offset + query.limit, total)
+    if start > 0 and total - start < end:
+        return HealthWalk(tuple(reversed(order)), total - end, total - start, True)
+    return HealthWalk(order, start, end, False)
+
+
+def block_count_statement(
+    query: ClusterQuery, stale_after: float, state: str, cap: int
+) -> Statement:
+    """How many clusters match the filters in the block ``state``, counting no more than ``cap``.
+
+    An index walk (health rank, or name/seen_at for stale) that stops after ``cap`` rows.
+    """
+    params = Parameters()
+    conditions = _conditions(query, params)
+    cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
+    conditions.append(_state_conditions((state,), cutoff)[state])
+    sql = (
+        "SELECT count(*) FROM (SELECT 1 FROM remote_cluster_details d"  # noqa: S608
+        f" WHERE {_where(conditions)} LIMIT {max(0, cap)}) AS capped"
+    )
+    return Statement(sql, params.values)
+
+
+def health_page_statement(
+    query: ClusterQuery, stale_after: float, walk: HealthWalk, sizes: dict[str, int]
+) -> Statement:
+    """The page's ids sorted by health: the blocks it covers, each read at its own offset.
+
+    ``sizes`` has the capped count of each block walked, in walk order, until the page's end
+    was covered. A block counted below its cap is exact, and a page part past its middle is
+    read from its other end; the block the page ends in was capped and is read from the
+    walk's side.
+    """
     params = Parameters()
     conditions = _conditions(query, params)
     cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
     by_state = _state_conditions(STATES, cutoff)
-    order = STATES if query.order == "asc" else tuple(reversed(STATES))
+    listed = STATES if query.order == "asc" else tuple(reversed(STATES))
     parts = []
-    start, end = query.offset, query.offset + query.limit
-    first = 0  # position of the block's first row in the whole list
-    for number, state in enumerate(order):
-        size = blocks[state]
-        if size and first < end and start < first + size:
-            offset = max(0, start - first)
-            offset, limit, reverse = _window(offset, min(end, first + size) - first - offset, size)
+    first = 0  # position of the block's first row in the walk
+    for state in walk.states:
+        if state not in sizes:
+            break
+        size, cap = sizes[state], walk.end - first
+        if size and walk.start < first + size:
+            offset = max(0, walk.start - first)
+            limit = min(walk.end, first + size) - first - offset
+            descending = walk.reverse
+            if size < cap:  # exact: read from the nearer end of the block
+                offset, limit, turned = _window(offset, limit, size)
+                descending = descending != turned
             parts.append(
-                f"(SELECT {number} AS block, d.name, d.cluster_id"  # noqa: S608
+                f"(SELECT {listed.index(state)} AS block, d.name, d.cluster_id"  # noqa: S608
                 " FROM remote_cluster_details d"
                 f" WHERE {_where([*conditions, by_state[state]])}"
-                f" ORDER BY d.name {'DESC' if reverse else 'ASC'}"
+                f" ORDER BY d.name {'DESC' if descending else 'ASC'}"
                 f" LIMIT {limit} OFFSET {offset})"
             )
         first += size
@@ -256,11 +298,9 @@ def _health_page(query: ClusterQuery, stale_after: float, blocks: dict[str, int]
     return Statement(sql, params.values)
 
 
-def page_statement(query: ClusterQuery, stale_after: float, counts: dict[str, int]) -> Statement:
-    """The statement giving the page's cluster ids in order.
+def page_statement(query: ClusterQuery, stale_after: float, total: int) -> Statement:
+    """The statement giving the page's cluster ids in order, sorted by a column.
 
-    ``counts`` is the row of ``count_statement``.
+    ``total`` is the answer of ``count_statement``. Sorted by health, see ``health_walk``.
     """
-    if query.sort == "health":
-        return _health_page(query, stale_after, counts)
-    return _key_page(query, stale_after, counts["total"])
+    return _key_page(query, stale_after, total)
