@@ -196,10 +196,23 @@ async def insert_blocks(pool, sizes):
                 await beats[state](f"k{number:02d}"[::-1])
 
 
+def at_most(value, limit):
+    """A figure within a maximum filter (a cluster without the figure is left out)."""
+    return value is not None and value <= limit
+
+
 @pytest.mark.parametrize("layout", LAYOUTS, ids=str)
 @pytest.mark.parametrize(
     "query",
-    [{}, {"health": ("stale", "warning", "healthy")}, {"search": "1"}, {"health": ("error",)}],
+    [
+        {},
+        {"health": ("stale", "warning", "healthy")},
+        {"search": "1"},
+        {"health": ("error",)},
+        # Filters on figures: one pass counts every block (cluster_pages.counts_blocks).
+        {"memory_max": 0.5},
+        {"memory_max": 0.5, "health": ("pending", "healthy")},
+    ],
     ids=str,
 )
 async def test_health_pages_at_every_offset_of_small_and_large_blocks(
@@ -215,6 +228,7 @@ async def test_health_pages_at_every_offset_of_small_and_large_blocks(
         for c in everything
         if c["health"] in query.get("health", HEALTH_ORDER)
         and query.get("search", "") in c["name"]
+        and ("memory_max" not in query or at_most(c["memory_usage_ratio"], query["memory_max"]))
     ]
     for order in ("asc", "desc"):
         expected = ordered(kept, "health", order)

@@ -234,12 +234,17 @@ def filter_args(stale_after: float, query: ClusterFilter) -> list[object]:
 
 
 async def _health_page(
-    pool: asyncpg.Pool, query: ClusterQuery, stale_after: float, total: int
+    pool: asyncpg.Pool,
+    query: ClusterQuery,
+    stale_after: float,
+    total: int,
+    counted_blocks: dict[str, int],
 ) -> cluster_pages.Statement:
     """The page sorted by health: its blocks counted, each no further than the page needs.
 
     Blocks are counted in the order the page is walked (see ``cluster_pages.health_walk``),
-    each capped at what is left to reach the page's end, until the page is covered.
+    each capped at what is left to reach the page's end, until the page is covered; unless
+    the total's statement counted every block already (``cluster_pages.counts_blocks``).
     """
     walk = cluster_pages.health_walk(query, total)
     sizes: dict[str, int] = {}
@@ -247,12 +252,17 @@ async def _health_page(
     for state in walk.states:
         if covered >= walk.end:
             break
-        counted = cluster_pages.block_count_statement(
-            query, stale_after, state, walk.end - covered
-        )
-        sizes[state] = await pool.fetchval(counted.sql, *counted.args)
+        if state in counted_blocks:
+            sizes[state] = counted_blocks[state]
+        else:
+            counted = cluster_pages.block_count_statement(
+                query, stale_after, state, walk.end - covered
+            )
+            sizes[state] = await pool.fetchval(counted.sql, *counted.args)
         covered += sizes[state]
-    return cluster_pages.health_page_statement(query, stale_after, walk, sizes)
+    return cluster_pages.health_page_statement(
+        query, stale_after, walk, sizes, exact=bool(counted_blocks)
+    )
 
 
 async def list_cluster_page(
@@ -271,11 +281,12 @@ async def list_cluster_page(
     if stale_after is None:
         stale_after = await stale_after_seconds(pool, settings)
     counted = cluster_pages.count_statement(query, stale_after)
-    total = await pool.fetchval(counted.sql, *counted.args)
+    counts = dict(await pool.fetchrow(counted.sql, *counted.args))
+    total = counts.pop("total")
     ids: list[int] = []
     if query.offset < total:
         if query.sort == "health":
-            page = await _health_page(pool, query, stale_after, total)
+            page = await _health_page(pool, query, stale_after, total, counts)
         else:
             page = cluster_pages.page_statement(query, stale_after, total)
         ids = [row[0] for row in await pool.fetch(page.sql, *page.args)]

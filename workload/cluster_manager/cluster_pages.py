@@ -138,7 +138,7 @@ def _where(conditions: list[str]) -> str:
 
 
 def count_statement(query: ClusterQuery, stale_after: float) -> Statement:
-    """One row, ``total``: how many clusters match the filters."""
+    """One row, ``total``: how many clusters match the filters (and see ``counts_blocks``)."""
     params = Parameters()
     if by_cluster_columns(query):
         conditions = []
@@ -150,15 +150,31 @@ def count_statement(query: ClusterQuery, stale_after: float) -> Statement:
         sql = f"SELECT count(*) AS total FROM remote_clusters c WHERE {_where(conditions)}"  # noqa: S608
         return Statement(sql, params.values)
     conditions = _conditions(query, params)
-    if query.health and set(query.health) != set(STATES):  # all states: no condition
+    partial = bool(query.health) and set(query.health) != set(STATES)  # all: no condition
+    blocks = ""
+    if partial or counts_blocks(query):
         cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
-        by_state = _state_conditions(query.health, cutoff)
-        conditions.append(" OR ".join(f"({c})" for c in by_state.values()))
+        by_state = _state_conditions(query.health or STATES, cutoff)
+        if partial:
+            conditions.append(" OR ".join(f"({c})" for c in by_state.values()))
+        if counts_blocks(query):
+            blocks = "".join(f", count(*) FILTER (WHERE {c}) AS {s}" for s, c in by_state.items())
     sql = (
-        f"SELECT count(*) AS total FROM remote_cluster_details d"  # noqa: S608
+        f"SELECT count(*) AS total{blocks} FROM remote_cluster_details d"  # noqa: S608
         f" WHERE {_where(conditions)}"
     )
     return Statement(sql, params.values)
+
+
+def counts_blocks(query: ClusterQuery) -> bool:
+    """Whether ``count_statement`` also counts each health block (its column, by state).
+
+    Sorted by health with a filter on the details' figures or statuses: those the block's
+    index walk cannot check, and the planner, expecting a capped count to stop early, may
+    scan the whole table for a block the filter leaves empty. One pass over the filtered
+    rows (found by their own indexes) counts every block instead.
+    """
+    return query.sort == "health" and any(_is_set(getattr(query, name)) for name in FILTERS)
 
 
 def _window(offset: int, limit: int, size: int) -> tuple[int, int, bool]:
@@ -234,33 +250,57 @@ def health_walk(query: ClusterQuery, total: int) -> HealthWalk:
     return HealthWalk(order, start, end, False)
 
 
+# Capped counts of one block. Stale clusters are those with an old heartbeat (a range of the
+# heartbeat index, which stops after the cap) and those that never sent one (the index's NULL
+# end): the two are counted apart, each capped, and their sum capped again. Fresh blocks are
+# walks of their health-rank range (index-only: the index holds ``seen_at``).
+CAPPED_SQL = (
+    "SELECT count(*) FROM (SELECT 1 FROM remote_cluster_details d"
+    " WHERE {where} LIMIT {cap}) AS capped"
+)
+STALE_PARTS_SQL = (
+    "d.heartbeat_at <= {cutoff}",
+    "d.heartbeat_at IS NULL AND d.joined_at <= {cutoff}",
+)
+
+
 def block_count_statement(
     query: ClusterQuery, stale_after: float, state: str, cap: int
 ) -> Statement:
     """How many clusters match the filters in the block ``state``, counting no more than ``cap``.
 
-    An index walk (health rank, or name/seen_at for stale) that stops after ``cap`` rows.
+    Index walks (health rank, heartbeat time) that stop after ``cap`` rows.
     """
     params = Parameters()
     conditions = _conditions(query, params)
     cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
-    conditions.append(_state_conditions((state,), cutoff)[state])
-    sql = (
-        "SELECT count(*) FROM (SELECT 1 FROM remote_cluster_details d"  # noqa: S608
-        f" WHERE {_where(conditions)} LIMIT {max(0, cap)}) AS capped"
-    )
-    return Statement(sql, params.values)
+    cap = max(0, cap)
+    if state == "stale":
+        counts = (
+            "("
+            + CAPPED_SQL.format(where=_where([*conditions, part.format(cutoff=cutoff)]), cap=cap)
+            + ")"
+            for part in STALE_PARTS_SQL
+        )
+        return Statement(f"SELECT least({cap}, {' + '.join(counts)})", params.values)
+    block = _state_conditions((state,), cutoff)[state]
+    return Statement(CAPPED_SQL.format(where=_where([*conditions, block]), cap=cap), params.values)
 
 
 def health_page_statement(
-    query: ClusterQuery, stale_after: float, walk: HealthWalk, sizes: dict[str, int]
+    query: ClusterQuery,
+    stale_after: float,
+    walk: HealthWalk,
+    sizes: dict[str, int],
+    *,
+    exact: bool = False,
 ) -> Statement:
     """The page's ids sorted by health: the blocks it covers, each read at its own offset.
 
-    ``sizes`` has the capped count of each block walked, in walk order, until the page's end
-    was covered. A block counted below its cap is exact, and a page part past its middle is
-    read from its other end; the block the page ends in was capped and is read from the
-    walk's side.
+    ``sizes`` has the count of each block walked, in walk order, until the page's end was
+    covered, each capped at what was left of the page unless ``exact``. A block counted below
+    its cap is exact, and a page part past its middle is read from its other end; the block
+    the page ends in may have been capped and is then read from the walk's side.
     """
     params = Parameters()
     conditions = _conditions(query, params)
@@ -277,7 +317,7 @@ def health_page_statement(
             offset = max(0, walk.start - first)
             limit = min(walk.end, first + size) - first - offset
             descending = walk.reverse
-            if size < cap:  # exact: read from the nearer end of the block
+            if exact or size < cap:  # read from the nearer end of the block
                 offset, limit, turned = _window(offset, limit, size)
                 descending = descending != turned
             parts.append(
