@@ -12,8 +12,12 @@ Staleness is the one input that changes without a write: a cluster is stale once
 list is five blocks, each in name order: stale (a walk of the name index, or a range of
 ``seen_at`` sorted, whichever PostgreSQL finds cheaper), then error, warning, pending and
 healthy (each an equality range of the health-rank index, minus the stale ones; the index
-holds ``seen_at``, so the walk never reads the rows). One index-only pass counts every block;
-the page then reads only the one or two blocks it covers, at the right offset in each.
+holds ``seen_at``, so the walk never reads the rows). A page needs each block's size only up to
+its own end: the blocks are counted in the order the page walks them, each capped at what is
+left to the page's end (``health_walk``, ``block_count_statement``), until the page is
+covered; the page then reads only the one or two blocks it covers, at the right offset in each.
+With a filter on figures or statuses, one pass over the filtered rows counts every block
+instead (``counts_blocks``).
 
 Any page past the middle of what it walks is read from the far end (the order reversed), so no
 page reads more than half of an index. The statements are built from constant fragments for
