@@ -12,7 +12,7 @@ from typing import get_args
 
 import msgspec
 import pytest
-from cluster_manager import cluster_listing
+from cluster_manager import cluster_listing, cluster_pages
 from cluster_manager.cluster_listing import ClusterQuery, SortKey
 from cluster_manager.seed import GIB, heartbeat, insert_cluster, insert_fleet
 
@@ -162,3 +162,98 @@ async def test_a_threshold_change_moves_the_cluster_in_the_health_order_at_once(
     assert after["picky"]["health"] == "healthy"
     assert warned == {name for name, c in after.items() if c["health"] == "warning"}
     assert len(warned) < len(before)
+
+
+# Sorted by health, a page counts the blocks it walks, each capped at what is left of the page:
+# fleets whose blocks (stale, error, warning, pending, healthy) are smaller and larger than the
+# page, and empty.
+LAYOUTS = {
+    "error empty": (4, 0, 9, 2, 6),
+    "one large block": (1, 13, 0, 0, 1),
+    "only healthy": (0, 0, 0, 0, 12),
+}
+
+
+async def insert_blocks(pool, sizes):
+    """Clusters of each health state in the given numbers, names interleaving the states."""
+    beats = {
+        "stale": lambda name: insert_cluster(
+            pool, name, heartbeat(), heartbeat_ago=timedelta(hours=2)
+        ),
+        "error": lambda name: insert_cluster(pool, name, heartbeat(members={"Offline": 1})),
+        "warning": lambda name: insert_cluster(pool, name, heartbeat(memory=(15 * GIB, 16 * GIB))),
+        "pending": lambda name: insert_cluster(pool, name, None, joined_ago=timedelta(seconds=5)),
+        "healthy": lambda name: insert_cluster(pool, name, heartbeat()),
+    }
+    left = dict(zip(HEALTH_ORDER, sizes, strict=True))
+    number = 0
+    while any(left.values()):
+        for state in HEALTH_ORDER:
+            if left[state]:
+                left[state] -= 1
+                number += 1
+                # Names out of state order: 3 -> "k03", reversed digits keep blocks interleaved.
+                await beats[state](f"k{number:02d}"[::-1])
+
+
+def at_most(value, limit):
+    """A figure within a maximum filter (a cluster without the figure is left out)."""
+    return value is not None and value <= limit
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=str)
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"health": ("stale", "warning", "healthy")},
+        {"search": "1"},
+        {"health": ("error",)},
+        # Filters on figures: one pass counts every block (cluster_pages.counts_blocks).
+        {"memory_max": 0.5},
+        {"memory_max": 0.5, "health": ("pending", "healthy")},
+    ],
+    ids=str,
+)
+async def test_health_pages_at_every_offset_of_small_and_large_blocks(
+    pool, settings, layout, query
+):
+    await insert_blocks(pool, LAYOUTS[layout])
+    everything = await every_cluster(pool, settings)
+    assert sorted(HEALTH_ORDER.index(c["health"]) for c in everything) == sorted(
+        number for number, size in enumerate(LAYOUTS[layout]) for _ in range(size)
+    )
+    kept = [
+        c
+        for c in everything
+        if c["health"] in query.get("health", HEALTH_ORDER)
+        and query.get("search", "") in c["name"]
+        and ("memory_max" not in query or at_most(c["memory_usage_ratio"], query["memory_max"]))
+    ]
+    for order in ("asc", "desc"):
+        expected = ordered(kept, "health", order)
+        for limit in (1, 3, 5, 30):
+            for offset in range(len(expected) + 2):
+                page = await cluster_listing.list_cluster_page(
+                    pool,
+                    settings,
+                    ClusterQuery(**query, sort="health", order=order, limit=limit, offset=offset),
+                )
+                assert page.total == len(expected)
+                assert [c.name for c in page.clusters] == expected[offset : offset + limit], (
+                    order,
+                    limit,
+                    offset,
+                )
+
+
+async def test_a_block_count_stops_at_its_cap(pool, settings):
+    await insert_blocks(pool, (4, 0, 9, 2, 6))
+    query = ClusterQuery(sort="health")
+
+    async def count(state, cap):
+        statement = cluster_pages.block_count_statement(query, 180.0, state, cap)
+        return await pool.fetchval(statement.sql, *statement.args)
+
+    assert [await count("warning", cap) for cap in (0, 1, 5, 9, 10, 100)] == [0, 1, 5, 9, 9, 9]
+    assert [await count(state, 100) for state in HEALTH_ORDER] == [4, 0, 9, 2, 6]

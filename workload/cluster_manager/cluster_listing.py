@@ -233,6 +233,38 @@ def filter_args(stale_after: float, query: ClusterFilter) -> list[object]:
     ]
 
 
+async def _health_page(
+    pool: asyncpg.Pool,
+    query: ClusterQuery,
+    stale_after: float,
+    total: int,
+    counted_blocks: dict[str, int],
+) -> cluster_pages.Statement:
+    """The page sorted by health: its blocks counted, each no further than the page needs.
+
+    Blocks are counted in the order the page is walked (see ``cluster_pages.health_walk``),
+    each capped at what is left to reach the page's end, until the page is covered; unless
+    the total's statement counted every block already (``cluster_pages.counts_blocks``).
+    """
+    walk = cluster_pages.health_walk(query, total)
+    sizes: dict[str, int] = {}
+    covered = 0
+    for state in walk.states:
+        if covered >= walk.end:
+            break
+        if state in counted_blocks:
+            sizes[state] = counted_blocks[state]
+        else:
+            counted = cluster_pages.block_count_statement(
+                query, stale_after, state, walk.end - covered
+            )
+            sizes[state] = await pool.fetchval(counted.sql, *counted.args)
+        covered += sizes[state]
+    return cluster_pages.health_page_statement(
+        query, stale_after, walk, sizes, exact=bool(counted_blocks)
+    )
+
+
 async def list_cluster_page(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -243,16 +275,20 @@ async def list_cluster_page(
 
     ``stale_after`` is the fleet's staleness limit when the caller has read it already.
     Three short statements: the count, the page's ids by an index walk (cluster_pages), and
-    the page's rows in full.
+    the page's rows in full; sorted by health, a capped count of each block the page's walk
+    passes comes before the page's ids.
     """
     if stale_after is None:
         stale_after = await stale_after_seconds(pool, settings)
     counted = cluster_pages.count_statement(query, stale_after)
     counts = dict(await pool.fetchrow(counted.sql, *counted.args))
-    total = counts["total"]
+    total = counts.pop("total")
     ids: list[int] = []
     if query.offset < total:
-        page = cluster_pages.page_statement(query, stale_after, counts)
+        if query.sort == "health":
+            page = await _health_page(pool, query, stale_after, total, counts)
+        else:
+            page = cluster_pages.page_statement(query, stale_after, total)
         ids = [row[0] for row in await pool.fetch(page.sql, *page.args)]
         if page.reverse:
             ids.reverse()

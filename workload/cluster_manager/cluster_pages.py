@@ -12,8 +12,12 @@ Staleness is the one input that changes without a write: a cluster is stale once
 list is five blocks, each in name order: stale (a walk of the name index, or a range of
 ``seen_at`` sorted, whichever PostgreSQL finds cheaper), then error, warning, pending and
 healthy (each an equality range of the health-rank index, minus the stale ones; the index
-holds ``seen_at``, so the walk never reads the rows). One index-only pass counts every block;
-the page then reads only the one or two blocks it covers, at the right offset in each.
+holds ``seen_at``, so the walk never reads the rows). A page needs each block's size only up to
+its own end: the blocks are counted in the order the page walks them, each capped at what is
+left to the page's end (``health_walk``, ``block_count_statement``), until the page is
+covered; the page then reads only the one or two blocks it covers, at the right offset in each.
+With a filter on figures or statuses, one pass over the filtered rows counts every block
+instead (``counts_blocks``).
 
 Any page past the middle of what it walks is read from the far end (the order reversed), so no
 page reads more than half of an index. The statements are built from constant fragments for
@@ -138,10 +142,7 @@ def _where(conditions: list[str]) -> str:
 
 
 def count_statement(query: ClusterQuery, stale_after: float) -> Statement:
-    """One row: how many clusters match, and (sorted by health) how many in each block.
-
-    Columns ``total`` and one per state of STATES (0 for states the filter leaves out).
-    """
+    """One row, ``total``: how many clusters match the filters (and see ``counts_blocks``)."""
     params = Parameters()
     if by_cluster_columns(query):
         conditions = []
@@ -153,25 +154,31 @@ def count_statement(query: ClusterQuery, stale_after: float) -> Statement:
         sql = f"SELECT count(*) AS total FROM remote_clusters c WHERE {_where(conditions)}"  # noqa: S608
         return Statement(sql, params.values)
     conditions = _conditions(query, params)
-    states = query.health or (STATES if query.sort == "health" else ())
+    partial = bool(query.health) and set(query.health) != set(STATES)  # all: no condition
     blocks = ""
-    if query.sort == "health" or (states and set(states) != set(STATES)):
+    if partial or counts_blocks(query):
         cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
-        by_state = _state_conditions(states, cutoff)
-        if len(by_state) < len(STATES):
+        by_state = _state_conditions(query.health or STATES, cutoff)
+        if partial:
             conditions.append(" OR ".join(f"({c})" for c in by_state.values()))
-        if query.sort == "health":
-            blocks = "".join(
-                f", count(*) FILTER (WHERE {by_state[s]}) AS {s}"
-                if s in by_state
-                else f", 0 AS {s}"
-                for s in STATES
-            )
+        if counts_blocks(query):
+            blocks = "".join(f", count(*) FILTER (WHERE {c}) AS {s}" for s, c in by_state.items())
     sql = (
         f"SELECT count(*) AS total{blocks} FROM remote_cluster_details d"  # noqa: S608
         f" WHERE {_where(conditions)}"
     )
     return Statement(sql, params.values)
+
+
+def counts_blocks(query: ClusterQuery) -> bool:
+    """Whether ``count_statement`` also counts each health block (its column, by state).
+
+    Sorted by health with a filter on the details' figures or statuses: those the block's
+    index walk cannot check, and the planner, expecting a capped count to stop early, may
+    scan the whole table for a block the filter leaves empty. One pass over the filtered
+    rows (found by their own indexes) counts every block instead.
+    """
+    return query.sort == "health" and any(_is_set(getattr(query, name)) for name in FILTERS)
 
 
 def _window(offset: int, limit: int, size: int) -> tuple[int, int, bool]:
@@ -223,26 +230,105 @@ def _key_page(query: ClusterQuery, stale_after: float, total: int) -> Statement:
     return Statement(sql, params.values, reverse)
 
 
-def _health_page(query: ClusterQuery, stale_after: float, blocks: dict[str, int]) -> Statement:
-    """The page's ids sorted by health: the blocks it covers, each read at its own offset."""
+class HealthWalk(NamedTuple):
+    """The rows [start, end) of the health blocks ``states``, in the order they are walked."""
+
+    states: tuple[str, ...]
+    start: int
+    end: int
+    reverse: bool  # walked from the far end: every block read by name descending
+
+
+def health_walk(query: ClusterQuery, total: int) -> HealthWalk:
+    """Which blocks a health-sorted page walks, and where the page is in that walk.
+
+    A page past the middle of ``total`` is found from the far end (blocks last first, names
+    descending), so no walk is longer than half the list plus the page.
+    """
+    order = STATES if query.order == "asc" else tuple(reversed(STATES))
+    if query.health:
+        order = tuple(state for state in order if state in query.health)
+    start, end = query.offset, min(query.offset + query.limit, total)
+    if start > 0 and total - start < end:
+        return HealthWalk(tuple(reversed(order)), total - end, total - start, True)
+    return HealthWalk(order, start, end, False)
+
+
+# Capped counts of one block. Stale clusters are those with an old heartbeat (a range of the
+# heartbeat index, which stops after the cap) and those that never sent one (the index's NULL
+# end): the two are counted apart, each capped, and their sum capped again. Fresh blocks are
+# walks of their health-rank range (index-only: the index holds ``seen_at``).
+CAPPED_SQL = (
+    "SELECT count(*) FROM (SELECT 1 FROM remote_cluster_details d"
+    " WHERE {where} LIMIT {cap}) AS capped"
+)
+STALE_PARTS_SQL = (
+    "d.heartbeat_at <= {cutoff}",
+    "d.heartbeat_at IS NULL AND d.joined_at <= {cutoff}",
+)
+
+
+def block_count_statement(
+    query: ClusterQuery, stale_after: float, state: str, cap: int
+) -> Statement:
+    """How many clusters match the filters in the block ``state``, counting no more than ``cap``.
+
+    Index walks (health rank, heartbeat time) that stop after ``cap`` rows.
+    """
+    params = Parameters()
+    conditions = _conditions(query, params)
+    cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
+    cap = max(0, cap)
+    if state == "stale":
+        counts = (
+            "("
+            + CAPPED_SQL.format(where=_where([*conditions, part.format(cutoff=cutoff)]), cap=cap)
+            + ")"
+            for part in STALE_PARTS_SQL
+        )
+        return Statement(f"SELECT least({cap}, {' + '.join(counts)})", params.values)
+    block = _state_conditions((state,), cutoff)[state]
+    return Statement(CAPPED_SQL.format(where=_where([*conditions, block]), cap=cap), params.values)
+
+
+def health_page_statement(
+    query: ClusterQuery,
+    stale_after: float,
+    walk: HealthWalk,
+    sizes: dict[str, int],
+    *,
+    exact: bool = False,
+) -> Statement:
+    """The page's ids sorted by health: the blocks it covers, each read at its own offset.
+
+    ``sizes`` has the count of each block walked, in walk order, until the page's end was
+    covered, each capped at what was left of the page unless ``exact``. A block counted below
+    its cap is exact, and a page part past its middle is read from its other end; the block
+    the page ends in may have been capped and is then read from the walk's side.
+    """
     params = Parameters()
     conditions = _conditions(query, params)
     cutoff = CUTOFF_SQL.format(stale=params.add(stale_after))
     by_state = _state_conditions(STATES, cutoff)
-    order = STATES if query.order == "asc" else tuple(reversed(STATES))
+    listed = STATES if query.order == "asc" else tuple(reversed(STATES))
     parts = []
-    start, end = query.offset, query.offset + query.limit
-    first = 0  # position of the block's first row in the whole list
-    for number, state in enumerate(order):
-        size = blocks[state]
-        if size and first < end and start < first + size:
-            offset = max(0, start - first)
-            offset, limit, reverse = _window(offset, min(end, first + size) - first - offset, size)
+    first = 0  # position of the block's first row in the walk
+    for state in walk.states:
+        if state not in sizes:
+            break
+        size, cap = sizes[state], walk.end - first
+        if size and walk.start < first + size:
+            offset = max(0, walk.start - first)
+            limit = min(walk.end, first + size) - first - offset
+            descending = walk.reverse
+            if exact or size < cap:  # read from the nearer end of the block
+                offset, limit, turned = _window(offset, limit, size)
+                descending = descending != turned
             parts.append(
-                f"(SELECT {number} AS block, d.name, d.cluster_id"  # noqa: S608
+                f"(SELECT {listed.index(state)} AS block, d.name, d.cluster_id"  # noqa: S608
                 " FROM remote_cluster_details d"
                 f" WHERE {_where([*conditions, by_state[state]])}"
-                f" ORDER BY d.name {'DESC' if reverse else 'ASC'}"
+                f" ORDER BY d.name {'DESC' if descending else 'ASC'}"
                 f" LIMIT {limit} OFFSET {offset})"
             )
         first += size
@@ -256,11 +342,9 @@ def _health_page(query: ClusterQuery, stale_after: float, blocks: dict[str, int]
     return Statement(sql, params.values)
 
 
-def page_statement(query: ClusterQuery, stale_after: float, counts: dict[str, int]) -> Statement:
-    """The statement giving the page's cluster ids in order.
+def page_statement(query: ClusterQuery, stale_after: float, total: int) -> Statement:
+    """The statement giving the page's cluster ids in order, sorted by a column.
 
-    ``counts`` is the row of ``count_statement``.
+    ``total`` is the answer of ``count_statement``. Sorted by health, see ``health_walk``.
     """
-    if query.sort == "health":
-        return _health_page(query, stale_after, counts)
-    return _key_page(query, stale_after, counts["total"])
+    return _key_page(query, stale_after, total)

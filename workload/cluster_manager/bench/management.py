@@ -206,11 +206,12 @@ def ms(times: Sequence[float], fraction: float) -> float:
 
 def growth_table(sizes: Sequence[int], runs: Sequence[Results], rss: Sequence[int]) -> str:
     """p50/p99 in ms of every request at each fleet size; last column p99 largest / smallest."""
-    width = max(len(name) for name, _ in ENDPOINTS)
+    names = list(runs[0])
+    width = max(len(name) for name in names)
     head = "".join(f"  {f'p50 {size(n)}':>8}  {f'p99 {size(n)}':>8}" for n in sizes)
     ratio = f"p99 {size(sizes[-1])}/{size(sizes[0])}"
     lines = [f"{'request':<{width}}{head}  {ratio:>11}"]
-    for name, _ in ENDPOINTS:
+    for name in names:
         cells = "".join(
             f"  {ms(run[name], 0.5):>8.1f}  {ms(run[name], 0.99):>8.1f}" for run in runs
         )
@@ -238,16 +239,28 @@ async def add_clusters(dsn: str, clusters: int, prefix: str) -> float:
     return time.perf_counter() - started
 
 
+def selected(rows: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """The endpoints whose row name contains one of ``rows`` (all if none), baseline first."""
+    return tuple(
+        (name, path)
+        for index, (name, path) in enumerate(ENDPOINTS)
+        if index == 0 or not rows or any(row in name for row in rows)
+    )
+
+
 async def measure(
-    session: aiohttp.ClientSession, base: str, fleet: int, count: int, warm_up: int
+    session: aiohttp.ClientSession,
+    base: str,
+    fleet: int,
+    args: argparse.Namespace,
 ) -> Results:
-    """Time every endpoint against a fleet of ``fleet`` clusters."""
+    """Time the selected endpoints against a fleet of ``fleet`` clusters."""
     last, middle = max(fleet - 100, 0), fleet // 2
     return {
         name: await time_requests(
-            session, base + path.format(last=last, middle=middle), count, warm_up
+            session, base + path.format(last=last, middle=middle), args.requests, args.warm_up
         )
-        for name, path in ENDPOINTS
+        for name, path in selected(args.rows)
     }
 
 
@@ -274,7 +287,7 @@ async def measure_sizes(
                 print(f"enrolled {size - enrolled} more clusters in {seconds:.1f} s", flush=True)
                 enrolled = size
             started = time.perf_counter()
-            runs.append(await measure(session, base, size, args.requests, args.warm_up))
+            runs.append(await measure(session, base, size, args))
             rss.append(rss_bytes(server.pid))
             took = time.perf_counter() - started
             print(f"measured {size} clusters in {took:.0f} s", flush=True)
@@ -301,6 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--requests", type=int, default=100, help="timed requests per row")
     parser.add_argument("--warm-up", type=int, default=5)
+    parser.add_argument(
+        "--rows",
+        type=lambda text: [row for row in text.split(",") if row],
+        default=[],
+        help="comma-separated parts of row names: only those rows (and the baseline) are timed",
+    )
     args = parser.parse_args(argv)
     sizes = sorted(args.sizes)
     directory = Path(tempfile.mkdtemp(prefix="mcm-mgmt-bench-"))
