@@ -175,6 +175,31 @@ async def test_fuzzed_heartbeats_never_fail_the_server_and_refusals_change_nothi
         assert await table_rows(pool) == before
 
 
+@pytest.mark.parametrize("expect", ["100-continue", "100-CONTINUE"])
+async def test_heartbeat_sent_with_expect_continue_gets_its_200_after_the_interim_100(
+    enrolled, pool, expect
+):
+    """Found by the fuzzing above (headers ``{'Expect': '100-CONTINUE'}``).
+
+    aiohttp answers ``Expect: 100-continue`` (any case) with an interim ``100 Continue``, then
+    the real answer; the test client took the 100 for the answer and the stored heartbeat for a
+    refusal that changed rows. Clients now skip interim answers.
+    """
+    body = json.dumps(enrolled.status.next()).encode()
+
+    status, answer = await enrolled.request(
+        "POST", STATUS_PATH, body, {"Expect": expect}, check=False
+    )
+
+    assert (status, answer) == (200, b"")
+    stored = await pool.fetchval(
+        "SELECT count(*) FROM remote_cluster_details d JOIN remote_clusters c"
+        " ON c.id = d.cluster_id WHERE c.name = $1 AND d.heartbeat_at IS NOT NULL",
+        enrolled.name,
+    )
+    assert stored == 1
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=st.binary(max_size=400))
 async def test_bodies_of_well_formed_requests_get_json_errors(enrolled, body):

@@ -248,8 +248,26 @@ async def read_response(
 ) -> tuple[int, bytes]:
     """Read one HTTP/1.1 response; return its status and (decoded) body.
 
-    ``headers_seen``, when given, receives the response headers (lower-case names).
+    Interim 1xx answers (``100 Continue``, which aiohttp sends to a request carrying
+    ``Expect: 100-continue``) are skipped, as RFC 9110 section 15.2 asks of a client; only
+    ``101 Switching Protocols`` is final. ``headers_seen``, when given, receives the final
+    response's headers (lower-case names).
     """
+    status, headers = await _read_head(reader)
+    while 100 <= status < 200 and status != 101:
+        status, headers = await _read_head(reader)
+    if headers_seen is not None:
+        headers_seen.update(headers)
+    if status in (204, 304) or status < 200:
+        return status, b""
+    body = await _read_body(reader, headers)
+    if headers.get("content-encoding", "").lower() == "gzip":
+        body = zlib.decompress(body, wbits=31)
+    return status, body
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """One status line and its headers (lower-case names)."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError:
@@ -260,20 +278,12 @@ async def read_response(
     version, _, rest = status_line.partition(" ")
     if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
         raise ProtocolViolationError(f"not an HTTP/1.1 status line: {status_line[:80]!r}")
-    status = int(rest[:3])
     headers = {}
     for line in header_lines:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
-    if headers_seen is not None:
-        headers_seen.update(headers)
-    if status in (204, 304) or status < 200:
-        return status, b""
-    body = await _read_body(reader, headers)
-    if headers.get("content-encoding", "").lower() == "gzip":
-        body = zlib.decompress(body, wbits=31)
-    return status, body
+    return int(rest[:3]), headers
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
