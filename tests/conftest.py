@@ -98,7 +98,10 @@ PROGRAMS = (
         "chromium",
         "chromium",
         lambda: bool(os.environ.get("CLUSTER_MANAGER_CHROMIUM") or shutil.which("chromium")),
-        lambda item: _module_uses(item, "launch", "chromium_path"),
+        lambda item: (
+            "browser" in getattr(item, "fixturenames", ())  # ui_browser.py's shared Chromium
+            or _module_uses(item, "launch", "chromium_path")
+        ),
     ),
     Program(
         "Node.js 20.19+ and npm",
