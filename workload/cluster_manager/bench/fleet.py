@@ -37,7 +37,7 @@ import aiohttp
 
 from cluster_manager.bench import management
 from cluster_manager.bench.servers import HOST, RealServer, free_port
-from cluster_manager.bench.tunnel import lxd_over_https
+from cluster_manager.bench.tunnel import lxd_over_https, percentile_ms
 from cluster_manager.fleet import Fleet
 from cluster_manager.fleet.lxd import InMemoryLXD
 from cluster_manager.fleet.tunnel import SimulatedTunnel
@@ -60,12 +60,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", default="bench-fleet.md", help="where to write the tables")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     return parser.parse_args(argv)
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """A percentile of seconds, in milliseconds."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
 
 
 class PeakMemory:
@@ -279,8 +273,8 @@ async def run(args: argparse.Namespace, server: RealServer, base: str, directory
     for name, samples in rows:
         ratio = statistics.median(samples) / reference
         lines.append(
-            f"| {name} | {len(samples)} | {percentile(samples, 0.5):.0f} |"
-            f" {percentile(samples, 0.99):.0f} | {ratio:.2f}x |"
+            f"| {name} | {len(samples)} | {percentile_ms(samples, 0.5):.0f} |"
+            f" {percentile_ms(samples, 0.99):.0f} | {ratio:.2f}x |"
         )
     bulk_reference = statistics.median(seconds for seconds, _ in bulk_fresh)
     lines += [

@@ -45,6 +45,12 @@ from cluster_manager.tunnel import Tunnels
 logger = logging.getLogger("cluster_manager.bench.tunnel")
 
 
+def percentile_ms(samples: Sequence[float], fraction: float) -> float:
+    """A percentile of seconds, in milliseconds."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -71,8 +77,7 @@ class Latencies:
 
     def percentile(self, fraction: float) -> float:
         """A percentile in milliseconds."""
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+        return percentile_ms(self.samples, fraction)
 
     def row(self, baseline: Latencies | None) -> str:
         """The table row (ratios against the baseline row)."""
