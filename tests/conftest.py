@@ -226,6 +226,7 @@ def make_settings(database_dsn: str, tls_dir: Path) -> Callable[..., Settings]:
             "connector_addresses": (f"127.0.0.1:{connector_port}",),
             "ops_host": "127.0.0.1",
             "ops_port": free_port(),
+            "internal_port": free_port(),
             "session_key_file": str(tls_dir / "session.key"),
         }
         values.update(overrides)

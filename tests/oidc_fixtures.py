@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-import socket
 import ssl
 import tempfile
 import urllib.request
@@ -45,6 +44,7 @@ import aiohttp
 import pytest
 from cluster_manager.certificates import generate_self_signed
 from cluster_manager.dev_idp import IdpProcess, ensure_installed
+from cluster_manager.ports import unused_port
 from cluster_manager.settings import Settings
 
 IDP_DIR = Path(__file__).parent / "idp"
@@ -71,10 +71,8 @@ USERS = {
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port nobody holds, below the ephemeral range, never handed out before (see ports)."""
+    return unused_port()
 
 
 @dataclasses.dataclass

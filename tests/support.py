@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from cluster_manager.ports import unused_port
 from cluster_manager.settings import Settings, render_config
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port nobody holds, below the ephemeral range, never handed out before (see ports)."""
+    return unused_port()
 
 
 def with_database(dsn: str, name: str) -> str:

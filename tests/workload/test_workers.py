@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import re
 import socket
 import time
@@ -21,6 +20,7 @@ from cluster_manager.fleet import SimulatedCluster
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from cluster_manager.fleet.tunnel import SimulatedTunnel
 from cluster_manager.management.sessions import SESSION_COOKIE
+from cluster_manager.ports import unused_ports
 from cluster_manager.settings import Settings, SettingsError
 from e2e_fixtures import wait_until
 from oidc_fixtures import client_ssl
@@ -67,21 +67,8 @@ def key_file(tmp_path: Path) -> Path:
 
 
 def free_port_pair() -> int:
-    """A port p such that p and p + 1 are free, below the ephemeral range.
-
-    Worker k listens on ``internal_port + k``; a port from the ephemeral range (as free_port
-    gives) has its neighbour taken by the next outgoing connection soon enough.
-    """
-    for _ in range(200):
-        port = random.randrange(20_000, 30_000)  # noqa: S311 - not a secret
-        try:
-            with socket.socket() as first, socket.socket() as second:
-                first.bind(("127.0.0.1", port))
-                second.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no two free ports in a row")
+    """A port p such that p and p + 1 are free (worker k listens on ``internal_port + k``)."""
+    return unused_ports(2)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.dev_idp import DemoIdentityProvider, IdpPortTakenError
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.errors import Conflict
+from cluster_manager.ports import unused_port
 from cluster_manager.server import Servers, stop_on_signals
 from cluster_manager.settings import Settings, load_settings, render_config
 
@@ -50,9 +51,7 @@ def _port_free(port: int) -> bool:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return unused_port()
 
 
 def _hosts() -> list[str]:

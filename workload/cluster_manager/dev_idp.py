@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from cluster_manager.ports import unused_port
 from cluster_manager.processes import stop_process
 
 logger = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ def _port(preferred: int) -> int:
         try:
             sock.bind(("127.0.0.1", preferred))
         except OSError:
-            sock.bind(("127.0.0.1", 0))
+            return unused_port()
         return sock.getsockname()[1]
 
 

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from cluster_manager.ports import unused_port
+
 SUPERUSER = "cluster_manager"
 SHARED_ROOT = Path("/var/lib/cluster-manager")
 DATABASE = "cluster_manager"
@@ -91,9 +93,7 @@ def _others_can_enter(directory: Path) -> bool:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return unused_port()
 
 
 def _port_free(port: int) -> bool:

@@ -28,7 +28,7 @@ from urllib.parse import urljoin
 import aiohttp
 
 from cluster_manager import db, dev_idp, overview, seed
-from cluster_manager.bench.servers import rss_bytes
+from cluster_manager.bench.servers import free_port, rss_bytes
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.fleet_settings import stale_after_seconds
@@ -94,13 +94,6 @@ ENDPOINTS = (
     ("GET /1.0/settings", "/1.0/settings"),
 )
 SIZES = (10_000, 50_000, 100_000)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def start_identity_provider(directory: Path, management_url: str) -> dev_idp.IdpProcess:

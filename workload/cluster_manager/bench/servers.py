@@ -24,6 +24,7 @@ from cluster_manager import db, tokens
 from cluster_manager.certificates import ensure_self_signed_files
 from cluster_manager.embedded_postgres import EmbeddedPostgres
 from cluster_manager.join_token import JoinToken
+from cluster_manager.ports import unused_port
 from cluster_manager.processes import stop_process
 from cluster_manager.settings import load_settings, render_config
 
@@ -33,10 +34,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+    """A TCP port nobody holds, below the ephemeral range, never handed out before (see ports)."""
+    return unused_port()
 
 
 def tree_cpu_seconds(pid: int) -> float:
