@@ -82,6 +82,25 @@ async def test_search_lists_every_connected_clusters_instances_and_who_did_not_a
     assert page["next_after"] is None
 
 
+async def test_search_skips_a_tunnel_held_by_a_dead_unit(settings, signed_in, fleet, pool):
+    # "dark" has a row on a unit that stopped refreshing 40 s ago (expiry: 3 x 10 s) and whose
+    # rows no unit has deleted yet: it cannot be reached, so it is not asked.
+    await pool.execute(
+        "INSERT INTO remote_cluster_tunnel_units (unit_address, alive_at)"
+        " VALUES ('10.9.9.9:9004', now() - interval '40 seconds')"
+    )
+    await pool.execute(
+        "INSERT INTO remote_cluster_tunnels (cluster_id, unit_address, session)"
+        " SELECT id, '10.9.9.9:9004', 'gone' FROM remote_clusters WHERE name = 'dark'"
+    )
+    viewer = await signed_in(settings, "alice")
+
+    status, body = await answer(viewer, "GET", "/1.0/instances")
+
+    assert status == 200, body
+    assert body["metadata"]["clusters_asked"] == ["a", "b", "c", "down", "slow"]
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

@@ -131,7 +131,9 @@ def _matches(instance: Instance, query: FleetQuery) -> bool:
 
 async def search(remote: Remote, actor: Actor, query: FleetQuery) -> FleetPage:
     """One page of the fleet's matching instances; clusters that did not answer listed."""
-    names = await store.connected_clusters(remote.pool, query.after, query.clusters + 1)
+    names = await store.connected_clusters(
+        remote.pool, query.after, query.clusters + 1, remote.settings.tunnel_liveness_interval
+    )
     more = len(names) > query.clusters
     names = names[: query.clusters]
     limit = asyncio.Semaphore(remote.settings.fleet_fanout_concurrency)

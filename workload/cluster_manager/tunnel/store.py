@@ -55,18 +55,26 @@ DELETE FROM remote_cluster_tunnels WHERE unit_address IN (SELECT unit_address FR
 """
 EXPIRY_INTERVALS = 3
 
+# Only tunnels on units alive within the expiry (as SELECT_ROUTE): a dead unit's rows stay
+# until some unit expires them, and those clusters are not reachable.
 SELECT_CONNECTED = """
 SELECT c.name
-FROM remote_clusters c JOIN remote_cluster_tunnels t ON t.cluster_id = c.id
+FROM remote_clusters c
+JOIN remote_cluster_tunnels t ON t.cluster_id = c.id
+JOIN remote_cluster_tunnel_units u
+    ON u.unit_address = t.unit_address AND u.alive_at > now() - make_interval(secs => $3)
 WHERE c.status = 'ACTIVE' AND ($1::text IS NULL OR c.name > $1)
 ORDER BY c.name
 LIMIT $2
 """
 
 
-async def connected_clusters(pool: asyncpg.Pool, after: str | None, limit: int) -> list[str]:
-    """Names of clusters with a tunnel on some unit, in name order after ``after``."""
-    return [r["name"] for r in await pool.fetch(SELECT_CONNECTED, after, limit)]
+async def connected_clusters(
+    pool: asyncpg.Pool, after: str | None, limit: int, liveness_interval: float
+) -> list[str]:
+    """Names of clusters with a tunnel on a live unit, in name order after ``after``."""
+    rows = await pool.fetch(SELECT_CONNECTED, after, limit, expiry_seconds(liveness_interval))
+    return [r["name"] for r in rows]
 
 
 async def claim(pool: asyncpg.Pool, cluster_id: int, unit_address: str, session: str) -> bool:
