@@ -32,7 +32,7 @@ SELECT_APPLIED = "SELECT version FROM schema_migrations"
 INSERT_APPLIED = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
 
 
-def _json_text(value: object) -> str:
+def json_text(value: object) -> str:
     """JSON for a json/jsonb parameter: plain values and declared models (msgspec Structs)."""
     return _ENCODER.encode(value).decode()
 
@@ -83,7 +83,7 @@ def pool_sizes(workers: int) -> PoolSizes:
 async def _init_connection(connection: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await connection.set_type_codec(
-            type_name, encoder=_json_text, decoder=msgspec.json.decode, schema="pg_catalog"
+            type_name, encoder=json_text, decoder=msgspec.json.decode, schema="pg_catalog"
         )
 
 

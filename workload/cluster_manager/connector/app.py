@@ -11,6 +11,7 @@ from cluster_manager.connector.tunnel import routes as tunnel_routes
 from cluster_manager.db import pool_context
 from cluster_manager.envelope import error_middleware
 from cluster_manager.forwarding import forwarding_context
+from cluster_manager.heartbeat_writer import writer_context
 from cluster_manager.identity import identity_context
 from cluster_manager.metrics import pool_tracking, request_metrics
 from cluster_manager.notifications import notifications_context
@@ -36,6 +37,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(pool_context(settings, "connector"))
     app.cleanup_ctx.append(notifications_context(settings.database_dsn))
     app.cleanup_ctx.append(identity_context())
+    app.cleanup_ctx.append(writer_context())
     app.cleanup_ctx.append(pool_tracking("connector"))
     app.cleanup_ctx.append(forwarding_context(settings))
     app.cleanup_ctx.append(hub_context(settings))

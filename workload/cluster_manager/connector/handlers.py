@@ -19,6 +19,7 @@ from cluster_manager.envelope import empty_ok, sync_response
 from cluster_manager.errors import Forbidden
 from cluster_manager.fields import decode
 from cluster_manager.forwarding import FORWARDER
+from cluster_manager.heartbeat_writer import WRITER
 from cluster_manager.identity import IDENTITIES, ClusterIdentity
 from cluster_manager.mtls import peer_certificate
 from cluster_manager.settings import Settings
@@ -105,12 +106,12 @@ async def status(request: web.Request) -> web.Response:
     limits.clusters.check("all", "requests from clusters", "all clusters")
     body = await read_body(request, request.app[SETTINGS].max_heartbeat_bytes)
     heartbeat = heartbeats.parse_heartbeat(body)
-    pool = request.app[POOL]
-    if not await heartbeats.store_heartbeat(pool, identity.id, heartbeat):
+    writer = request.app[WRITER]  # with the heartbeats arriving meanwhile, in one statement
+    if not await writer.store(identity.id, heartbeat):
         # Removed (or removed and enrolled again) since it was cached: ask the database.
         request.app[IDENTITIES].evict(cert_fingerprint)
         identity = await _identify(request, cert_fingerprint)
-        if not await heartbeats.store_heartbeat(pool, identity.id, heartbeat):
+        if not await writer.store(identity.id, heartbeat):
             raise Forbidden("unknown cluster certificate")
     request.app[FORWARDER].submit(identity.name, heartbeat)  # queues only; never fails or waits
     return empty_ok()
