@@ -144,7 +144,7 @@ def sql_report(statements: Sequence[tuple[str, int]], heartbeats: int) -> list[s
     lines = [
         f"**SQL per accepted heartbeat (pg_stat_statements): {per['write']:.2f} writes, "
         f"{per['read']:.2f} reads, {per['other']:.2f} other** "
-        "(target: one write, no read).",
+        "(target: at most one write, no read).",
         "",
         "| calls | per heartbeat | kind | statement |",
         "|---|---|---|---|",
