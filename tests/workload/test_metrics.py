@@ -36,6 +36,7 @@ async def test_heartbeats_are_counted_by_outcome(server, cluster, pool, settings
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert delta("mcm_heartbeats_accepted_total") == 2
+    assert delta("mcm_heartbeat_write_statements_total") == 2  # one after the other: alone
     assert delta("mcm_heartbeats_refused_total", reason="invalid") == 1
     assert delta("mcm_heartbeats_refused_total", reason="unknown_certificate") == 1
     route = {"server": "connector", "method": "POST", "endpoint": STATUS}

@@ -35,6 +35,7 @@ from aiohttp import web
 
 from cluster_manager.db import POOL, json_text
 from cluster_manager.heartbeats import Heartbeat, metrics_summary, store_heartbeat
+from cluster_manager.metrics import HEARTBEAT_WRITES
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ class HeartbeatWriter:
     async def _write(self, burst: list[_Waiting]) -> None:
         beats = {w.cluster_id: w.heartbeat for w in burst}  # the newest of a cluster wins
         self.statements += 1
+        HEARTBEAT_WRITES.inc()
         try:
             try:
                 stored = await store_heartbeats(self.pool, beats)
@@ -185,6 +187,7 @@ class HeartbeatWriter:
                 stored = set()
                 for cluster_id, heartbeat in sorted(beats.items()):
                     self.statements += 1
+                    HEARTBEAT_WRITES.inc()
                     if await store_heartbeat(self.pool, cluster_id, heartbeat):
                         stored.add(cluster_id)
         except Exception as error:  # every waiting handler fails as its own write would

@@ -45,6 +45,11 @@ HTTP_DURATION = prometheus_client.Histogram(
     buckets=LATENCY_BUCKETS,
 )
 HEARTBEATS_ACCEPTED = prometheus_client.Counter("mcm_heartbeats_accepted", "Heartbeats stored.")
+HEARTBEAT_WRITES = prometheus_client.Counter(
+    "mcm_heartbeat_write_statements",
+    "SQL statements that stored heartbeats: the heartbeats of a burst share one, so accepted"
+    " heartbeats over this is the mean burst.",
+)
 HEARTBEATS_REFUSED = prometheus_client.Counter(
     "mcm_heartbeats_refused",
     "Heartbeats refused, by reason: no_certificate, unknown_certificate, rate_limited, invalid, "
