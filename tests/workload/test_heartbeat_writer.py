@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import msgspec
 import pytest
-from cluster_manager import clusters
+from cluster_manager import clusters, db
 from cluster_manager.heartbeat_writer import HeartbeatWriter
 from cluster_manager.heartbeats import parse_heartbeat
 from cluster_manager.seed import GIB, heartbeat, insert_cluster
@@ -154,3 +155,57 @@ async def test_lists_the_go_client_sends_as_null_are_stored_empty_in_a_burst(poo
             "storage_pool_usages": [],
             "instance_count": 0,
         }
+
+
+LOCK_CLUSTER = "UPDATE remote_clusters SET description = $2 WHERE id = $1"
+
+
+async def test_a_write_postgres_fails_to_break_a_deadlock_is_run_again(pool, fleet, database_dsn):
+    """A real deadlock: PostgreSQL fails the transaction that waited first (ours), once."""
+    a, b = fleet["a"], fleet["b"]
+    other = await asyncpg.connect(database_dsn)
+    holding = other.transaction()
+    await holding.start()
+    await other.execute(LOCK_CLUSTER, a, "other")  # the other side holds a
+    attempts = 0
+    other_wants_b: asyncio.Task[str] | None = None
+
+    async def write() -> str:
+        nonlocal attempts, other_wants_b
+        attempts += 1
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute(LOCK_CLUSTER, b, "ours")  # we hold b ...
+            if other_wants_b is None:
+                loop = asyncio.get_running_loop()
+                # ... and wait for a; a moment later the other side asks for b: a cycle.
+                loop.call_later(0.2, start_other)
+            await connection.execute(LOCK_CLUSTER, a, "ours")
+        return "written"
+
+    def start_other() -> None:
+        nonlocal other_wants_b
+        other_wants_b = asyncio.ensure_future(other.execute(LOCK_CLUSTER, b, "other"))
+        other_wants_b.add_done_callback(lambda _: asyncio.ensure_future(holding.commit()))
+
+    try:
+        assert await db.retry_on_deadlock(write) == "written"
+    finally:
+        await other.close()
+
+    assert attempts == 2
+    rows = await pool.fetch("SELECT description FROM remote_clusters WHERE id = ANY($1)", [a, b])
+    assert [r["description"] for r in rows] == ["ours", "ours"]
+
+
+async def test_a_deadlock_on_every_attempt_is_reported(pool):
+    attempts = 0
+
+    async def write() -> None:
+        nonlocal attempts
+        attempts += 1
+        # What asyncpg raises for SQLSTATE 40P01.
+        raise asyncpg.DeadlockDetectedError("deadlock detected")
+
+    with pytest.raises(asyncpg.DeadlockDetectedError):
+        await db.retry_on_deadlock(write)
+    assert attempts == db.DEADLOCK_ATTEMPTS

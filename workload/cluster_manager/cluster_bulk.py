@@ -13,6 +13,7 @@ import msgspec
 
 from cluster_manager import fields
 from cluster_manager.clusters import OwnThreshold
+from cluster_manager.db import retry_on_deadlock
 from cluster_manager.fields import NO_NUL_REGEX, Count
 
 MAX_BULK_NAMES = 500
@@ -109,7 +110,7 @@ def _names(names: list[str]) -> tuple[list[str], list[str]]:
 async def remove_clusters(pool: asyncpg.Pool, request: BulkRemove) -> BulkResult:
     """Remove every named cluster in one statement; one result per name."""
     names, valid = _names(request.names)
-    rows = await pool.fetch(DELETE_CLUSTERS, valid)
+    rows = await retry_on_deadlock(lambda: pool.fetch(DELETE_CLUSTERS, valid))
     return _results("remove", names, valid, rows)
 
 
@@ -117,12 +118,12 @@ async def set_thresholds(pool: asyncpg.Pool, request: BulkThresholds) -> BulkRes
     """Set the given thresholds of every named cluster in one statement; one result per name."""
     names, valid = _names(request.names)
     disk, memory = request.disk_threshold, request.memory_threshold
-    rows = await pool.fetch(
-        UPDATE_THRESHOLDS,
+    arguments = (
         valid,
         None if disk is msgspec.UNSET else disk,
         None if memory is msgspec.UNSET else memory,
         disk is not msgspec.UNSET,
         memory is not msgspec.UNSET,
     )
+    rows = await retry_on_deadlock(lambda: pool.fetch(UPDATE_THRESHOLDS, *arguments))
     return _results("set_thresholds", names, valid, rows)

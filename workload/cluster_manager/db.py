@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
+from typing import TypeVar
 
 import asyncpg
 import msgspec
@@ -17,6 +18,28 @@ logger = logging.getLogger(__name__)
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 _ENCODER = msgspec.json.Encoder()
+
+DEADLOCK_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+async def retry_on_deadlock(write: Callable[[], Awaitable[T]]) -> T:
+    """Run a many-row write again when PostgreSQL broke a deadlock by failing it.
+
+    The connector locks many clusters' rows at once (heartbeat_writer's bursts); an operator's
+    write over many clusters (fleet thresholds, bulk remove or thresholds) that meets one can
+    be the statement PostgreSQL fails to break the cycle. Each such write is one statement, all
+    or nothing, so running it again is safe; the operator sees no error for it.
+    """
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            return await write()
+        except asyncpg.DeadlockDetectedError:
+            if attempt == DEADLOCK_ATTEMPTS:
+                raise
+            logger.warning("a write over many clusters met a deadlock; running it again")
+    raise AssertionError("unreachable")
+
 
 # Any constant shared by every unit: pg_advisory_lock serialises migrations across processes.
 MIGRATION_LOCK_ID = 0x4D434D  # "MCM"

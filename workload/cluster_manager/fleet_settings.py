@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import asyncpg
 import msgspec
 
+from cluster_manager.db import retry_on_deadlock
 from cluster_manager.errors import BadRequest
 from cluster_manager.fields import Percent
 from cluster_manager.settings import Settings
@@ -134,10 +135,10 @@ async def update_settings(
     if all(value is msgspec.UNSET for value in given.values()):
         raise BadRequest(f"nothing to change: give any of {', '.join(EDITABLE_SETTINGS)}")
     values = [None if given[f] is msgspec.UNSET else given[f] for f in EDITABLE_SETTINGS]
-    await pool.execute(
-        UPSERT_SETTINGS,
+    arguments = (
         *values,
         given["stale_after_intervals"] is not msgspec.UNSET,
         given["token_expiry"] is not msgspec.UNSET,
     )
+    await retry_on_deadlock(lambda: pool.execute(UPSERT_SETTINGS, *arguments))
     return await get_settings(pool, settings)
