@@ -34,7 +34,12 @@ import asyncpg
 from aiohttp import web
 
 from cluster_manager.db import POOL, json_text
-from cluster_manager.heartbeats import Heartbeat, metrics_summary, store_heartbeat
+from cluster_manager.heartbeats import (
+    OVERWRITE_DETAILS,
+    Heartbeat,
+    metrics_summary,
+    store_heartbeat,
+)
 from cluster_manager.metrics import HEARTBEAT_WRITES
 
 logger = logging.getLogger(__name__)
@@ -44,7 +49,8 @@ MAX_BATCH = 64  # heartbeats in one statement; a full burst is written at once
 
 # STORE_HEARTBEAT (heartbeats.py) for many clusters: parameters are one array per column;
 # JSON goes as text (asyncpg's codec does not reach array elements) and is cast here.
-STORE_HEARTBEATS = """
+STORE_HEARTBEATS = (
+    """
 WITH input AS (
     SELECT * FROM unnest(
         $1::bigint[], $2::integer[], $3::float8[], $4::float8[], $5::float8[], $6::bigint[],
@@ -71,24 +77,10 @@ SELECT i.cluster_id, i.cpu_total_count, i.cpu_load_1, i.cpu_load_5, i.cpu_load_1
        i.storage_pool_usages::jsonb, i.server_metrics::jsonb, i.ui_url,
        c.name, c.status, c.joined_at, c.last_status_update_at
 FROM cluster c JOIN input i ON i.cluster_id = c.id
-ON CONFLICT (cluster_id) DO UPDATE SET
-    heartbeat_at = EXCLUDED.heartbeat_at,
-    cpu_total_count = EXCLUDED.cpu_total_count,
-    cpu_load_1 = EXCLUDED.cpu_load_1,
-    cpu_load_5 = EXCLUDED.cpu_load_5,
-    cpu_load_15 = EXCLUDED.cpu_load_15,
-    memory_total_amount = EXCLUDED.memory_total_amount,
-    memory_usage = EXCLUDED.memory_usage,
-    instance_count = EXCLUDED.instance_count,
-    member_count = EXCLUDED.member_count,
-    instance_statuses = EXCLUDED.instance_statuses,
-    member_statuses = EXCLUDED.member_statuses,
-    ceph_statuses = EXCLUDED.ceph_statuses,
-    storage_pool_usages = EXCLUDED.storage_pool_usages,
-    server_metrics = EXCLUDED.server_metrics,
-    ui_url = EXCLUDED.ui_url
-RETURNING cluster_id
-"""
+"""  # noqa: S608 - constants joined, no value
+    + OVERWRITE_DETAILS
+    + "RETURNING cluster_id\n"
+)
 
 
 class _Waiting(NamedTuple):

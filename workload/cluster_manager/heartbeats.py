@@ -23,21 +23,9 @@ MAX_URL = 2048
 # the heartbeat is refused, whatever a cache says. The details row (made when the cluster
 # joined, migration 0009) also takes the same heartbeat time, which the list sorts on and
 # judges staleness by; the insert is a fallback for a row that is missing.
-STORE_HEARTBEAT = """
-WITH cluster AS (
-    UPDATE remote_clusters SET last_status_update_at = now()
-    WHERE id = $1 AND status = 'ACTIVE'
-    RETURNING id, name, status, joined_at, last_status_update_at
-)
-INSERT INTO remote_cluster_details AS d (
-    cluster_id, cpu_total_count, cpu_load_1, cpu_load_5, cpu_load_15,
-    memory_total_amount, memory_usage, instance_count, member_count,
-    instance_statuses, member_statuses, ceph_statuses, storage_pool_usages,
-    server_metrics, ui_url, name, cluster_status, joined_at, heartbeat_at
-)
-SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, name, status,
-       joined_at, last_status_update_at
-FROM cluster
+# A heartbeat overwrites every heartbeat column of the cluster's details row (one place for
+# the single statement, the burst statement of heartbeat_writer and the seed).
+OVERWRITE_DETAILS = """
 ON CONFLICT (cluster_id) DO UPDATE SET
     heartbeat_at = EXCLUDED.heartbeat_at,
     cpu_total_count = EXCLUDED.cpu_total_count,
@@ -54,8 +42,27 @@ ON CONFLICT (cluster_id) DO UPDATE SET
     storage_pool_usages = EXCLUDED.storage_pool_usages,
     server_metrics = EXCLUDED.server_metrics,
     ui_url = EXCLUDED.ui_url
-RETURNING cluster_id
 """
+STORE_HEARTBEAT = (
+    """
+WITH cluster AS (
+    UPDATE remote_clusters SET last_status_update_at = now()
+    WHERE id = $1 AND status = 'ACTIVE'
+    RETURNING id, name, status, joined_at, last_status_update_at
+)
+INSERT INTO remote_cluster_details AS d (
+    cluster_id, cpu_total_count, cpu_load_1, cpu_load_5, cpu_load_15,
+    memory_total_amount, memory_usage, instance_count, member_count,
+    instance_statuses, member_statuses, ceph_statuses, storage_pool_usages,
+    server_metrics, ui_url, name, cluster_status, joined_at, heartbeat_at
+)
+SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, name, status,
+       joined_at, last_status_update_at
+FROM cluster
+"""  # noqa: S608 - constants joined, no value
+    + OVERWRITE_DETAILS
+    + "RETURNING cluster_id\n"
+)
 
 
 INT64_MAX = 2**63 - 1

@@ -11,7 +11,13 @@ from typing import Any
 
 import asyncpg
 
-from cluster_manager.heartbeats import Heartbeat, StatusCount, StoragePoolUsage, store_heartbeat
+from cluster_manager.heartbeats import (
+    OVERWRITE_DETAILS,
+    Heartbeat,
+    StatusCount,
+    StoragePoolUsage,
+    store_heartbeat,
+)
 
 GIB = 1024**3
 
@@ -45,7 +51,8 @@ SELECT $2 || lpad(i::text, 6, '0'), 'seeded cluster ' || i, 'seeded',
        now() - make_interval(secs => CASE WHEN i % 50 = 0 THEN 3600 ELSE i % 60 END)
 FROM generate_series(1, $1) AS i
 """
-INSERT_FLEET_DETAILS = """
+INSERT_FLEET_DETAILS = (
+    """
 INSERT INTO remote_cluster_details (
     cluster_id, cpu_total_count, cpu_load_1, cpu_load_5, cpu_load_15,
     memory_total_amount, memory_usage, instance_count, member_count,
@@ -94,23 +101,9 @@ SELECT c.id, 48, (c.id % 40) / 4.0, (c.id % 30) / 4.0, (c.id % 20) / 4.0,
        coalesce(c.disk_threshold, s.disk_threshold, 80)
 FROM remote_clusters c LEFT JOIN fleet_settings s ON true
 WHERE c.name LIKE $1 || '%'
-ON CONFLICT (cluster_id) DO UPDATE SET
-    cpu_total_count = EXCLUDED.cpu_total_count,
-    cpu_load_1 = EXCLUDED.cpu_load_1,
-    cpu_load_5 = EXCLUDED.cpu_load_5,
-    cpu_load_15 = EXCLUDED.cpu_load_15,
-    memory_total_amount = EXCLUDED.memory_total_amount,
-    memory_usage = EXCLUDED.memory_usage,
-    instance_count = EXCLUDED.instance_count,
-    member_count = EXCLUDED.member_count,
-    instance_statuses = EXCLUDED.instance_statuses,
-    member_statuses = EXCLUDED.member_statuses,
-    ceph_statuses = EXCLUDED.ceph_statuses,
-    storage_pool_usages = EXCLUDED.storage_pool_usages,
-    server_metrics = EXCLUDED.server_metrics,
-    ui_url = EXCLUDED.ui_url,
-    heartbeat_at = EXCLUDED.heartbeat_at
 """
+    + OVERWRITE_DETAILS
+)
 
 
 def heartbeat(
