@@ -10,11 +10,12 @@ schema, CPU per heartbeat written (PostgreSQL, and the client's asyncpg work)::
     client ms           0.106  0.067  0.047  0.031  0.021  0.012
 
 So under load the connector holds each heartbeat up to :data:`LINGER` for others, and writes
-them all with :data:`STORE_HEARTBEATS`; each handler still answers only after its own row is
-committed, and still learns whether its cluster exists (a removed cluster has no row to
-update: refused, as before). A heartbeat arriving when none came in the last
-:data:`LINGER` (a quiet fleet) is written at once with the single-row statement, so a small
-fleet's latency and cost do not change.
+them all with :data:`STORE_HEARTBEATS` (at once when every open connection that could still
+bring one is waiting already: a few clients sending back to back are not slowed down);
+each handler still answers only after its own row is committed, and still learns whether
+its cluster exists (a removed cluster has no row to update: refused, as before). A
+heartbeat arriving when none came in the last :data:`LINGER` (a quiet fleet) is written at
+once with the single-row statement, so a small fleet's latency and cost do not change.
 
 Each burst keeps the newest heartbeat of a cluster (a cluster never has two in flight; if one
 does, both answers are the newer's) and lists clusters by id. Two units writing bursts that
@@ -27,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple
 
 import asyncpg
@@ -136,6 +137,9 @@ class HeartbeatWriter:
         self._timer: asyncio.TimerHandle | None = None
         self._last_arrival = float("-inf")
         self._writes: set[asyncio.Task[None]] = set()
+        # How many heartbeats could arrive soon, waiting ones included (the server sets it:
+        # the connector's open connections that are not tunnels); None: unknown.
+        self.expected: Callable[[], int] | None = None
         self.statements = 0  # for tests and metrics: statements written so far
 
     async def store(self, cluster_id: int, heartbeat: Heartbeat) -> bool:
@@ -149,7 +153,12 @@ class HeartbeatWriter:
         now = loop.time()
         quiet = now - self._last_arrival > self.linger
         self._last_arrival = now
-        if quiet or len(self._waiting) >= self.max_batch or self.linger <= 0:
+        if (
+            quiet
+            or len(self._waiting) >= self.max_batch
+            or self.linger <= 0
+            or (self.expected is not None and len(self._waiting) >= self.expected())
+        ):
             self._flush()
         elif self._timer is None:
             self._timer = loop.call_later(self.linger, self._flush)

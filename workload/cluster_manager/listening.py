@@ -94,6 +94,11 @@ class ListeningSocket(socket.socket):
             " report"
         )
 
+    def open_connections(self) -> int:
+        """Connections accepted here and not closed yet (whatever stage they are at)."""
+        self._live = [s for s in self._live if s.fileno() != -1]
+        return len(self._live)
+
     def accept(self) -> tuple[socket.socket, Any]:
         """Accept one connection, or close it at once when the server is at its cap."""
         try:

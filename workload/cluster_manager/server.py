@@ -21,6 +21,7 @@ from aiohttp import web
 
 from cluster_manager import connection_age, db, listening, logs, mtls, ops, tunnel
 from cluster_manager.connector.app import create_app as create_connector_app
+from cluster_manager.heartbeat_writer import WRITER
 from cluster_manager.management.app import create_app as create_management_app
 from cluster_manager.notifications import NOTIFICATIONS, Notifications
 from cluster_manager.security_headers import add_security_headers
@@ -70,6 +71,7 @@ class BoundedTLSSite(web.TCPSite):
         self._max_age = max_age
         self._max_connections = max_connections
         self._name = name
+        self.listening_socket: listening.ListeningSocket | None = None  # once started
 
     async def start(self) -> None:
         """Listen, wrapping the protocol factory with the connection deadline."""
@@ -93,6 +95,7 @@ class BoundedTLSSite(web.TCPSite):
             self._max_connections,
             reuse_port=self._shared_port,
         )
+        self.listening_socket = sock
         self._server = await loop.create_server(
             protocol,
             sock=sock,
@@ -204,6 +207,11 @@ class Servers:
         )
         await site.start()
         self.connector_port = site.port
+        connections = site.listening_socket
+        assert connections is not None
+        # A burst is written as soon as every connection that could still bring a heartbeat
+        # (open on the connector, not a tunnel) is waiting on it.
+        connector_app[WRITER].expected = lambda: connections.open_connections() - hub.open_count()
         ops_runner = await self._runner(
             ops.create_app(settings, self.worker, self.ops_ports),
             tls=False,
