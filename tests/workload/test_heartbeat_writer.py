@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 
 import asyncpg
 import msgspec
 import pytest
-from cluster_manager import clusters, db
+from cluster_manager import clusters, db, listening
 from cluster_manager.heartbeat_writer import HeartbeatWriter
 from cluster_manager.heartbeats import parse_heartbeat
 from cluster_manager.seed import GIB, heartbeat, insert_cluster
@@ -209,3 +211,35 @@ async def test_a_deadlock_on_every_attempt_is_reported(pool):
     with pytest.raises(asyncpg.DeadlockDetectedError):
         await db.retry_on_deadlock(write)
     assert attempts == db.DEADLOCK_ATTEMPTS
+
+
+async def test_without_a_count_of_expected_heartbeats_a_burst_waits_its_linger(pool, fleet):
+    writer = HeartbeatWriter(pool, linger=30)
+    writer.expected = lambda: None  # too many connections open to count them cheaply
+    await writer.store(fleet["a"], heartbeat())  # alone: at once
+
+    waiting = [asyncio.ensure_future(writer.store(fleet[n], heartbeat())) for n in ("b", "c")]
+    await asyncio.sleep(0.2)
+
+    assert not any(w.done() for w in waiting)
+    await writer.close()
+    assert [w.result() for w in waiting] == [True, True]
+
+
+def test_open_connections_are_counted_only_while_few():
+    server = listening.listening_socket("127.0.0.1", 0, 16, "test", 100)
+    address = server.getsockname()
+    clients = [socket.create_connection(address) for _ in range(3)]
+    accepted = []
+    try:
+        while len(accepted) < 3:
+            select.select([server], [], [], 5)
+            accepted.append(server.accept()[0])
+
+        assert server.open_connections(at_most=8) == 3
+        accepted[0].close()  # as asyncio closes a finished connection
+        assert server.open_connections(at_most=8) == 2
+        assert server.open_connections(at_most=1) is None  # not walked: too many may be open
+    finally:
+        for sock in (*clients, *accepted, server):
+            sock.close()

@@ -138,8 +138,8 @@ class HeartbeatWriter:
         self._last_arrival = float("-inf")
         self._writes: set[asyncio.Task[None]] = set()
         # How many heartbeats could arrive soon, waiting ones included (the server sets it:
-        # the connector's open connections that are not tunnels); None: unknown.
-        self.expected: Callable[[], int] | None = None
+        # the connector's open connections that are not tunnels); it may answer None: unknown.
+        self.expected: Callable[[], int | None] | None = None
         self.statements = 0  # for tests and metrics: statements written so far
 
     async def store(self, cluster_id: int, heartbeat: Heartbeat) -> bool:
@@ -157,12 +157,16 @@ class HeartbeatWriter:
             quiet
             or len(self._waiting) >= self.max_batch
             or self.linger <= 0
-            or (self.expected is not None and len(self._waiting) >= self.expected())
+            or self._all_expected_are_waiting()
         ):
             self._flush()
         elif self._timer is None:
             self._timer = loop.call_later(self.linger, self._flush)
         return await answer
+
+    def _all_expected_are_waiting(self) -> bool:
+        expected = self.expected() if self.expected is not None else None
+        return expected is not None and len(self._waiting) >= expected
 
     def _flush(self) -> None:
         if self._timer is not None:

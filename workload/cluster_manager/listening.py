@@ -94,8 +94,14 @@ class ListeningSocket(socket.socket):
             " report"
         )
 
-    def open_connections(self) -> int:
-        """Connections accepted here and not closed yet (whatever stage they are at)."""
+    def open_connections(self, at_most: int) -> int | None:
+        """Connections accepted here and not closed yet (whatever stage they are at).
+
+        None when more than ``at_most`` may be open: counting walks them all, and a caller on
+        a hot path must not pay for every idle connection (or every tunnel) of a busy server.
+        """
+        if len(self._live) > at_most:  # an upper bound: closed ones leave at the next pruning
+            return None
         self._live = [s for s in self._live if s.fileno() != -1]
         return len(self._live)
 

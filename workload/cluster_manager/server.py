@@ -106,6 +106,22 @@ class BoundedTLSSite(web.TCPSite):
         self._bound_port = self._server.sockets[0].getsockname()[1]
 
 
+# Up to this many open connector connections (tunnels included) a burst may go early; beyond,
+# the linger alone decides: counting would cost every heartbeat a walk over them all.
+EARLY_BURST_CONNECTIONS = 256
+
+
+def _expected_heartbeats(
+    connections: listening.ListeningSocket, hub: tunnel.TunnelHub
+) -> int | None:
+    """Heartbeats that could still join a burst: the connector's open connections, tunnels aside.
+
+    None when too many are open to count cheaply (see :data:`EARLY_BURST_CONNECTIONS`).
+    """
+    open_now = connections.open_connections(EARLY_BURST_CONNECTIONS)
+    return None if open_now is None else open_now - hub.open_count()
+
+
 def _abort(handler: web.RequestHandler) -> None:
     transport = handler.transport
     if (
@@ -209,9 +225,7 @@ class Servers:
         self.connector_port = site.port
         connections = site.listening_socket
         assert connections is not None
-        # A burst is written as soon as every connection that could still bring a heartbeat
-        # (open on the connector, not a tunnel) is waiting on it.
-        connector_app[WRITER].expected = lambda: connections.open_connections() - hub.open_count()
+        connector_app[WRITER].expected = lambda: _expected_heartbeats(connections, hub)
         ops_runner = await self._runner(
             ops.create_app(settings, self.worker, self.ops_ports),
             tls=False,
