@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
@@ -377,3 +378,15 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {within} s")
         await asyncio.sleep(every)
+
+
+TUNNEL_ROWS = "SELECT count(*) FROM remote_cluster_tunnels"
+
+
+async def wait_for_tunnel_rows(pool: asyncpg.Pool, count: int, within: float = 15) -> None:
+    """Wait until the units have recorded exactly ``count`` tunnels (remote_cluster_tunnels)."""
+
+    async def recorded() -> bool:
+        return await pool.fetchval(TUNNEL_ROWS) == count
+
+    await wait_until(recorded, within=within)

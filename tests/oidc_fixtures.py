@@ -44,8 +44,8 @@ import aiohttp
 import pytest
 from cluster_manager.certificates import generate_self_signed
 from cluster_manager.dev_idp import IdpProcess, ensure_installed
-from cluster_manager.ports import unused_port
 from cluster_manager.settings import Settings
+from support import free_port
 
 IDP_DIR = Path(__file__).parent / "idp"
 USERS = {
@@ -68,11 +68,6 @@ USERS = {
         "groups": ["operators"],
     },
 }
-
-
-def free_port() -> int:
-    """A TCP port nobody holds, below the ephemeral range, never handed out before (see ports)."""
-    return unused_port()
 
 
 @dataclasses.dataclass

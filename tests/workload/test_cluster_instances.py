@@ -12,7 +12,7 @@ import os
 import pytest
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance, Member
 from conftest import free_port
-from e2e_fixtures import wait_until
+from e2e_fixtures import wait_for_tunnel_rows
 
 ROLE_GROUPS = {"oidc_operator_group": "operators", "oidc_viewer_group": "viewers"}
 WARNINGS = [
@@ -321,10 +321,7 @@ async def test_state_change_on_the_unit_without_the_tunnel(
     lxd = sample_lxd()
     await open_tunnel(cluster, lxd=lxd)
 
-    async def held() -> bool:
-        return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
-
-    await wait_until(held)
+    await wait_for_tunnel_rows(pool, 1)
     operator = await signed_in(unit_b.settings, "oscar")
 
     status, body = await answer(

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
-from e2e_fixtures import wait_until
+from e2e_fixtures import wait_for_tunnel_rows
 
 ROLE_GROUPS = {"oidc_operator_group": "operators", "oidc_viewer_group": "viewers"}
 
@@ -46,10 +46,7 @@ async def fleet(server, enrolled, open_tunnel, pool):
     tunnels["down"].lxd_down = True
     await enrolled(server, "dark")
 
-    async def all_held() -> bool:
-        return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == len(lxds)
-
-    await wait_until(all_held)
+    await wait_for_tunnel_rows(pool, len(lxds))
     return lxds, tunnels
 
 

@@ -14,7 +14,7 @@ import json
 import pytest
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from cluster_manager.fleet.tunnel import SimulatedTunnel
-from e2e_fixtures import create_token, unit_request, wait_until
+from e2e_fixtures import create_token, unit_request, wait_for_tunnel_rows
 
 
 @pytest.fixture
@@ -31,11 +31,7 @@ async def test_tunnel_through_traefik_answers_on_both_units(deployment, sign_in,
     await tunnel.connect()
     tunnel.start()
     try:
-
-        async def recorded() -> bool:
-            return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
-
-        await wait_until(recorded)
+        await wait_for_tunnel_rows(pool, 1)
         holder = await pool.fetchval("SELECT unit_address FROM remote_cluster_tunnels")
         answers = [
             await unit_request(
@@ -51,10 +47,7 @@ async def test_tunnel_through_traefik_answers_on_both_units(deployment, sign_in,
     finally:
         await tunnel.close()
 
-    async def released() -> bool:
-        return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 0
-
-    await wait_until(released)
+    await wait_for_tunnel_rows(pool, 0)
     closed_status, closed_body = await unit_request(
         deployment, admin, 1, "GET", "/1.0/remote-cluster/nat-1/lxd/instances"
     )

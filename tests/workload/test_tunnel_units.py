@@ -25,7 +25,7 @@ from cluster_manager.fleet.lxd import InMemoryLXD, Instance
 from cluster_manager.fleet.tunnel import SimulatedTunnel
 from cluster_manager.tunnel import TUNNELS, Tunnels, channel
 from conftest import free_port
-from e2e_fixtures import wait_until
+from e2e_fixtures import wait_for_tunnel_rows, wait_until
 from support import write_config
 
 
@@ -56,10 +56,7 @@ async def tunnel_on_a(two_units, pool):
     await tunnel.connect()
     tunnel.start()
 
-    async def recorded() -> bool:
-        return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
-
-    await wait_until(recorded)
+    await wait_for_tunnel_rows(pool, 1)
     yield tunnel
     await tunnel.close()
 
@@ -133,10 +130,7 @@ async def test_tunnel_closing_on_a_makes_b_answer_503(two_units, tunnel_on_a, po
     _, unit_b = two_units
     await tunnel_on_a.close()
 
-    async def released() -> bool:
-        return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 0
-
-    await wait_until(released)
+    await wait_for_tunnel_rows(pool, 0)
     with pytest.raises(ApiError) as refused:
         await tunnels_of(unit_b).request("far-1", "GET", "/1.0")
     assert refused.value.status == 503
@@ -299,11 +293,7 @@ async def test_a_dead_units_tunnels_stop_counting_as_connected(
     await tunnel.connect()
     tunnel.start()
     try:
-
-        async def recorded() -> bool:
-            return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
-
-        await wait_until(recorded)
+        await wait_for_tunnel_rows(pool, 1)
         first_seen = await pool.fetchval(UNIT_ALIVE, unit_a.settings.internal_address)
         await asyncio.sleep(6 * liveness)  # twice the expiry: a live unit keeps its rows
         assert await pool.fetchval(UNIT_ALIVE, unit_a.settings.internal_address) > first_seen
@@ -313,10 +303,7 @@ async def test_a_dead_units_tunnels_stop_counting_as_connected(
         unit_a.process.kill()  # dies without releasing anything, and is not restarted
         unit_a.process.wait(10)
 
-        async def expired() -> bool:
-            return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 0
-
-        await wait_until(expired, within=10)  # deleted by unit B
+        await wait_for_tunnel_rows(pool, 0, within=10)  # deleted by unit B
         assert await pool.fetchval(UNIT_ALIVE, unit_a.settings.internal_address) is None
         with pytest.raises(ApiError) as refused:
             await tunnels_of(unit_b).request("far-2", "GET", "/1.0")
@@ -335,10 +322,7 @@ async def test_a_unit_closes_a_tunnel_whose_row_is_gone(start_server, open_tunne
     await cluster.join(token.encode())
     tunnel = await open_tunnel(cluster)
 
-    async def recorded() -> bool:
-        return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
-
-    await wait_until(recorded)
+    await wait_for_tunnel_rows(pool, 1)
     await pool.execute("DELETE FROM remote_cluster_tunnels")  # e.g. expired by another unit
 
     async def closed() -> bool:

@@ -18,7 +18,7 @@ import pytest
 from cluster_manager import audit
 from cluster_manager.audit import Actor
 from cluster_manager.fleet.lxd import InMemoryLXD, Instance, Member
-from e2e_fixtures import wait_until
+from e2e_fixtures import wait_for_tunnel_rows, wait_until
 from oidc_fixtures import USERS
 from playwright.async_api import Page
 from ui_browser import (
@@ -86,10 +86,7 @@ async def fleet(server, enrolled, open_tunnel, pool):
     dark = await enrolled(server, "dark")
     await dark.heartbeat()
 
-    async def all_held() -> bool:
-        return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == len(lxds)
-
-    await wait_until(all_held)
+    await wait_for_tunnel_rows(pool, len(lxds))
     return lxds, tunnels
 
 

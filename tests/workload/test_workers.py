@@ -22,7 +22,7 @@ from cluster_manager.fleet.tunnel import SimulatedTunnel
 from cluster_manager.management.sessions import SESSION_COOKIE
 from cluster_manager.ports import unused_ports
 from cluster_manager.settings import Settings, SettingsError
-from e2e_fixtures import wait_until
+from e2e_fixtures import wait_for_tunnel_rows, wait_until
 from oidc_fixtures import client_ssl
 
 LISTENERS = """
@@ -208,11 +208,7 @@ async def test_tunnel_on_one_worker_serves_requests_arriving_on_either(
     await tunnel.connect()
     tunnel.start()
     try:
-
-        async def recorded() -> bool:
-            return await pool.fetchval("SELECT count(*) FROM remote_cluster_tunnels") == 1
-
-        await wait_until(recorded)
+        await wait_for_tunnel_rows(pool, 1)
         holder = await pool.fetchval("SELECT unit_address FROM remote_cluster_tunnels")
         own = {f"127.0.0.1:{settings.internal_port + k}" for k in (0, 1)}
         browser = await signed_in(settings)

@@ -50,10 +50,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
-    return unused_port()
-
-
 def _hosts() -> list[str]:
     hosts = ["127.0.0.1", "localhost", "::1"]
     with contextlib.suppress(OSError):
@@ -72,7 +68,7 @@ def prepare(state: Path, dsn: str, extra: dict[str, object] | None = None) -> Se
     ports = {}
     for key, default in DEFAULT_PORTS.items():
         port = getattr(previous, key) if previous else default
-        ports[key] = port if _port_free(port) else _free_port()
+        ports[key] = port if _port_free(port) else unused_port()
     hosts = _hosts()
     tls = state / "tls"
     for server in ("management", "connector"):

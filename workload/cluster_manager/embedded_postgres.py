@@ -92,10 +92,6 @@ def _others_can_enter(directory: Path) -> bool:
     return True
 
 
-def _free_port() -> int:
-    return unused_port()
-
-
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         # As PostgreSQL binds: a port in TIME_WAIT after our own stop is free to use.
@@ -253,7 +249,7 @@ class EmbeddedPostgres:
         port = int(port_file.read_text()) if port_file.exists() else 0
         for _attempt in range(PORT_ATTEMPTS):
             if not port or not _port_free(port):
-                port = _free_port()
+                port = unused_port()
                 port_file.write_text(str(port))
             self.port = port
             try:
